@@ -1,0 +1,913 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/quic-go/quic-go"
+)
+
+// Config configures a QUIC transport. Only Identity is required; every other
+// zero field means its default.
+type Config struct {
+	// Addr is the UDP address to listen on and dial from; peers reach the
+	// node at the address it binds. Empty means "127.0.0.1:0".
+	Addr string
+	// Identity is the node's certificate, key and trusted CAs. Required.
+	Identity *Identity
+	// MaxFrameSize bounds one frame, sent or received. Zero means 4 MiB.
+	MaxFrameSize int
+	// MaxQueueBytes bounds the bytes queued to one peer and not yet written
+	// to QUIC; Send waits while it is exceeded. Zero means 8 MiB.
+	MaxQueueBytes int
+	// KeepAlivePeriod is how often an idle connection is pinged. Zero means 1 s.
+	KeepAlivePeriod time.Duration
+	// MaxIdleTimeout closes a connection that has heard nothing for this
+	// long. Zero means 5 s.
+	MaxIdleTimeout time.Duration
+	// HandshakeTimeout bounds a dial including the TLS handshake. It is also
+	// the window in which two connections between the same pair count as a
+	// simultaneous dial, and the grace a losing duplicate is given to drain.
+	// Zero means 2 s.
+	HandshakeTimeout time.Duration
+	// MaxIncomingStreams bounds the streams a peer may have open to this
+	// node at once. Zero means 4096.
+	MaxIncomingStreams int64
+	// Logger receives connection events and refusals. Nil means silent.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:0"
+	}
+	if c.MaxFrameSize <= 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if c.KeepAlivePeriod <= 0 {
+		c.KeepAlivePeriod = time.Second
+	}
+	if c.MaxIdleTimeout <= 0 {
+		c.MaxIdleTimeout = 5 * time.Second
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 2 * time.Second
+	}
+	if c.MaxIncomingStreams <= 0 {
+		c.MaxIncomingStreams = 4096
+	}
+	return c
+}
+
+// Errors of the QUIC transport.
+var (
+	// ErrRaftKind means Send was asked to carry KindRaft, which only the
+	// StreamLayer carries.
+	ErrRaftKind = errors.New("transport: raft traffic goes through the stream layer")
+	// ErrRefused means the TLS handshake with a peer failed its checks.
+	ErrRefused = errors.New("transport: peer refused")
+)
+
+// errConnGone is internal: the connection picked for a send died or lost a
+// duplicate resolution; Send picks again.
+var errConnGone = errors.New("transport: connection gone")
+
+// Application and stream error codes sent to peers.
+const (
+	codeClosing       quic.ApplicationErrorCode = 0
+	codeDuplicate     quic.ApplicationErrorCode = 0x201
+	codeStreamDone    quic.StreamErrorCode      = 0
+	codeFrameTooLarge quic.StreamErrorCode      = 0x101
+	codeMalformed     quic.StreamErrorCode      = 0x102
+	codeNotAccepting  quic.StreamErrorCode      = 0x103
+)
+
+// QUIC is a Transport over QUIC with mutual TLS: one UDP socket, one
+// connection per peer, one long-lived stream per (peer, kind).
+type QUIC struct {
+	cfg      Config
+	id       string
+	udp      *net.UDPConn
+	tr       *quic.Transport
+	ln       *quic.Listener
+	qconf    *quic.Config
+	srvTLS   *tls.Config
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+	layer    *quicStreamLayer
+	handlers [256]atomic.Pointer[handlerBox]
+	refused  atomic.Uint64
+	resets   atomic.Uint64
+
+	gmu     sync.Mutex // guards gclosed and wg.Add
+	gclosed bool
+	wg      sync.WaitGroup
+
+	mu     sync.RWMutex
+	closed bool
+	conns  map[string]*peerConn // preferred connection per peer id
+	addrs  map[string]string    // last known address per peer id
+	all    map[*peerConn]struct{}
+	dials  map[string]*dialCall // by address
+	stats  map[string]*peerCounters
+}
+
+var _ Transport = (*QUIC)(nil)
+
+type handlerBox struct{ h Handler }
+
+type dialCall struct {
+	done chan struct{}
+	pc   *peerConn
+	err  error
+}
+
+// NewQUIC binds the UDP socket and starts accepting connections.
+func NewQUIC(cfg Config) (*QUIC, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Identity == nil {
+		return nil, errors.New("transport: Config.Identity is required")
+	}
+	resetKey, err := cfg.Identity.statelessResetKey()
+	if err != nil {
+		return nil, err
+	}
+	uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen address: %w", err)
+	}
+	udp, err := net.ListenUDP("udp", uaddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	key := quic.StatelessResetKey(*resetKey)
+	q := &QUIC{
+		cfg:   cfg,
+		id:    cfg.Identity.NodeID,
+		udp:   udp,
+		tr:    &quic.Transport{Conn: udp, StatelessResetKey: &key},
+		conns: make(map[string]*peerConn),
+		addrs: make(map[string]string),
+		all:   make(map[*peerConn]struct{}),
+		dials: make(map[string]*dialCall),
+		stats: make(map[string]*peerCounters),
+	}
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	q.qconf = &quic.Config{
+		HandshakeIdleTimeout:  cfg.HandshakeTimeout,
+		MaxIdleTimeout:        cfg.MaxIdleTimeout,
+		KeepAlivePeriod:       cfg.KeepAlivePeriod,
+		MaxIncomingStreams:    cfg.MaxIncomingStreams,
+		MaxIncomingUniStreams: -1,
+	}
+	q.srvTLS = &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{cfg.Identity.Cert},
+		NextProtos:   []string{ALPN},
+		// The certificate is requested, not required, so that a peer
+		// without one reaches VerifyConnection and is counted and logged
+		// like any other refusal.
+		ClientAuth: tls.RequestClientCert,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			id, err := cfg.Identity.verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, time.Now())
+			if err == nil && id == q.id {
+				err = fmt.Errorf("peer claims this node's id %q", id)
+			}
+			if err != nil {
+				return q.refuse("incoming", err)
+			}
+			return nil
+		},
+	}
+	q.layer = &quicStreamLayer{q: q, accept: make(chan net.Conn), closed: make(chan struct{})}
+	ln, err := q.tr.Listen(q.srvTLS, q.qconf)
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	q.ln = ln
+	q.spawn(q.acceptConns)
+	return q, nil
+}
+
+// ID returns the node id from the node's own certificate.
+func (q *QUIC) ID() string { return q.id }
+
+// Addr returns the bound UDP address, e.g. "127.0.0.1:41234".
+func (q *QUIC) Addr() string { return q.udp.LocalAddr().String() }
+
+// Handle sets the handler of frames of kind k.
+func (q *QUIC) Handle(k Kind, h Handler) {
+	if h == nil {
+		q.handlers[k].Store(nil)
+		return
+	}
+	q.handlers[k].Store(&handlerBox{h})
+}
+
+// StreamLayer returns the Raft stream layer of this node.
+func (q *QUIC) StreamLayer() raft.StreamLayer { return q.layer }
+
+// Refused counts peers refused at the TLS handshake (no certificate, one
+// from another CA, expired, no node id, or not the node id expected).
+func (q *QUIC) Refused() uint64 { return q.refused.Load() }
+
+// StreamsReset counts incoming streams reset for an oversized or malformed
+// frame.
+func (q *QUIC) StreamsReset() uint64 { return q.resets.Load() }
+
+func (q *QUIC) refuse(dir string, err error) error {
+	q.refused.Add(1)
+	q.log(slog.LevelWarn, "transport: peer refused", "dir", dir, "err", err)
+	return fmt.Errorf("%w: %v", ErrRefused, err)
+}
+
+func (q *QUIC) log(level slog.Level, msg string, args ...any) {
+	if q.cfg.Logger != nil {
+		q.cfg.Logger.Log(context.Background(), level, msg, append([]any{"node", q.id}, args...)...)
+	}
+}
+
+// spawn runs f in a goroutine that Close waits for. It returns false, and
+// does not run f, once Close has begun.
+func (q *QUIC) spawn(f func()) bool {
+	q.gmu.Lock()
+	defer q.gmu.Unlock()
+	if q.gclosed {
+		return false
+	}
+	q.wg.Add(1)
+	go func() {
+		defer q.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (q *QUIC) counters(peer string) *peerCounters {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := q.stats[peer]
+	if c == nil {
+		c = new(peerCounters)
+		q.stats[peer] = c
+	}
+	return c
+}
+
+// Stats returns the counters of every peer this node has been connected to.
+func (q *QUIC) Stats() []PeerStats {
+	q.mu.RLock()
+	out := make([]PeerStats, 0, len(q.stats))
+	for id, c := range q.stats {
+		s := c.snapshot(id)
+		if pc := q.conns[id]; pc != nil {
+			s.QueuedBytes = int(pc.queuedBytes())
+		}
+		out = append(out, s)
+	}
+	q.mu.RUnlock()
+	sortStats(out)
+	return out
+}
+
+// Send queues frame to the peer on its stream of kind k, dialling the peer
+// first if there is no connection to it. A frame queued on a connection that
+// then fails is lost (delivery is at most once); the next Send redials.
+func (q *QUIC) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
+	if len(frame) > q.cfg.MaxFrameSize {
+		return &FrameSizeError{Size: uint64(len(frame)), Max: q.cfg.MaxFrameSize}
+	}
+	if k == KindRaft {
+		return ErrRaftKind
+	}
+	for range 3 {
+		pc, err := q.connFor(ctx, to)
+		if err != nil {
+			return err
+		}
+		err = pc.enqueue(ctx, k, frame)
+		if err != errConnGone {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %s: connection keeps failing", ErrUnreachable, to.ID)
+}
+
+// connFor returns a live connection to the peer, dialling when needed.
+func (q *QUIC) connFor(ctx context.Context, to Peer) (*peerConn, error) {
+	if to.ID == q.id || (to.Addr != "" && to.Addr == q.Addr()) {
+		return nil, fmt.Errorf("%w: %s is this node", ErrUnreachable, to.ID+to.Addr)
+	}
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		return nil, ErrClosed
+	}
+	addr := to.Addr
+	if to.ID != "" {
+		if pc := q.conns[to.ID]; pc != nil && pc.usable() && (addr == "" || addr == pc.addr) {
+			q.mu.RUnlock()
+			return pc, nil
+		}
+		if addr == "" {
+			addr = q.addrs[to.ID]
+		}
+	} else {
+		for _, pc := range q.conns {
+			if pc.addr == addr && pc.usable() {
+				q.mu.RUnlock()
+				return pc, nil
+			}
+		}
+	}
+	q.mu.RUnlock()
+	if addr == "" {
+		return nil, fmt.Errorf("%w: no address for %q", ErrUnreachable, to.ID)
+	}
+	pc, err := q.dial(ctx, addr, to.ID)
+	if err != nil {
+		return nil, err
+	}
+	if to.ID != "" && pc.peer != to.ID {
+		return nil, fmt.Errorf("%w: %s is %q, want %q", ErrPeerIdentity, addr, pc.peer, to.ID)
+	}
+	return pc, nil
+}
+
+// dial connects to addr once for all concurrent callers, and returns the
+// preferred connection to whoever answered there.
+func (q *QUIC) dial(ctx context.Context, addr, wantID string) (*peerConn, error) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil, ErrClosed
+	}
+	call := q.dials[addr]
+	if call == nil {
+		call = &dialCall{done: make(chan struct{})}
+		q.dials[addr] = call
+		if !q.spawn(func() { q.runDial(call, addr, wantID) }) {
+			delete(q.dials, addr)
+			q.mu.Unlock()
+			return nil, ErrClosed
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.pc, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (q *QUIC) runDial(call *dialCall, addr, wantID string) {
+	defer func() {
+		q.mu.Lock()
+		delete(q.dials, addr)
+		q.mu.Unlock()
+		close(call.done)
+	}()
+	uaddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		call.err = fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
+		return
+	}
+	var mismatch atomic.Pointer[string]
+	conf := q.srvTLS.Clone()
+	conf.ClientAuth = tls.NoClientCert
+	// The server's name is not checked (nodes are known by id, not by
+	// host name); VerifyConnection checks its chain and id instead.
+	conf.InsecureSkipVerify = true
+	conf.ServerName = "troupe"
+	conf.VerifyConnection = func(cs tls.ConnectionState) error {
+		id, err := q.cfg.Identity.verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, time.Now())
+		if err == nil && wantID != "" && id != wantID {
+			mismatch.Store(&id)
+			err = fmt.Errorf("%w: %s is %q, want %q", ErrPeerIdentity, addr, id, wantID)
+		}
+		if err != nil {
+			return q.refuse("outgoing", err)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(q.ctx, q.cfg.HandshakeTimeout)
+	defer cancel()
+	conn, err := q.tr.Dial(ctx, uaddr, conf, q.qconf)
+	if err != nil {
+		if got := mismatch.Load(); got != nil {
+			call.err = fmt.Errorf("%w: %s is %q, want %q", ErrPeerIdentity, addr, *got, wantID)
+		} else if q.ctx.Err() != nil {
+			call.err = ErrClosed
+		} else {
+			call.err = fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
+		}
+		return
+	}
+	peer, err := NodeIDOf(conn.ConnectionState().TLS.PeerCertificates[0])
+	if err != nil { // verified in VerifyConnection; cannot happen
+		conn.CloseWithError(codeClosing, "no node id")
+		call.err = fmt.Errorf("%w: %v", ErrRefused, err)
+		return
+	}
+	call.pc, call.err = q.install(conn, peer, q.id)
+}
+
+func (q *QUIC) acceptConns() {
+	for {
+		conn, err := q.ln.Accept(q.ctx)
+		if err != nil {
+			return
+		}
+		certs := conn.ConnectionState().TLS.PeerCertificates
+		if len(certs) == 0 { // refused in VerifyConnection; cannot happen
+			conn.CloseWithError(codeClosing, "no certificate")
+			continue
+		}
+		peer, err := NodeIDOf(certs[0])
+		if err != nil {
+			conn.CloseWithError(codeClosing, "no node id")
+			continue
+		}
+		q.install(conn, peer, peer)
+	}
+}
+
+// install registers a new connection to peer, dialled by dialer, resolving
+// a duplicate: see newWins. It returns the preferred connection to peer.
+func (q *QUIC) install(conn *quic.Conn, peer, dialer string) (*peerConn, error) {
+	pc := &peerConn{
+		q:       q,
+		conn:    conn,
+		peer:    peer,
+		addr:    conn.RemoteAddr().String(),
+		dialer:  dialer,
+		est:     time.Now(),
+		stats:   q.counters(peer),
+		writers: make(map[Kind]*streamWriter),
+		retireC: make(chan struct{}),
+	}
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		conn.CloseWithError(codeClosing, "node closing")
+		return nil, ErrClosed
+	}
+	old := q.conns[peer]
+	loser := pc
+	if old == nil || !old.usable() || q.newWins(old, pc) {
+		q.conns[peer] = pc
+		loser = old
+	}
+	winner := q.conns[peer]
+	q.addrs[peer] = pc.addr
+	q.all[pc] = struct{}{}
+	q.mu.Unlock()
+	q.log(slog.LevelDebug, "transport: connected", "peer", peer, "addr", pc.addr, "dialer", dialer)
+	if !q.spawn(pc.watch) || !q.spawn(pc.acceptStreams) {
+		conn.CloseWithError(codeClosing, "node closing")
+	}
+	if loser != nil {
+		loser.retire()
+	}
+	return winner, nil
+}
+
+// newWins decides between two connections to the same peer, the same way on
+// both ends. A connection older than the handshake timeout loses to a new
+// one: the peer dialled again because it lost the old one (it restarted).
+// Two young connections are a simultaneous dial: the one dialled by the
+// lower node id wins; two dialled by the same node: the newer wins.
+func (q *QUIC) newWins(old, new *peerConn) bool {
+	if new.est.Sub(old.est) > q.cfg.HandshakeTimeout || old.dialer == new.dialer {
+		return true
+	}
+	return new.dialer == min(q.id, new.peer)
+}
+
+// Close sends CONNECTION_CLOSE to every peer, closes the UDP socket and
+// waits for every goroutine the transport started, including handler calls
+// in progress.
+func (q *QUIC) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	conns := make([]*peerConn, 0, len(q.all))
+	for pc := range q.all {
+		conns = append(conns, pc)
+	}
+	q.mu.Unlock()
+	q.gmu.Lock()
+	q.gclosed = true
+	q.gmu.Unlock()
+	q.cancel()
+	q.layer.Close()
+	for _, pc := range conns {
+		pc.conn.CloseWithError(codeClosing, "node closing")
+	}
+	q.ln.Close()
+	q.tr.Close() // does not close a socket it did not open
+	err := q.udp.Close()
+	q.wg.Wait()
+	return err
+}
+
+// crash stops the node without telling its peers, as a killed process
+// would: no CONNECTION_CLOSE is sent. Tests use it to restart a node.
+func (q *QUIC) crash() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.gmu.Lock()
+	q.gclosed = true
+	q.gmu.Unlock()
+	q.udp.Close()
+	q.cancel()
+	q.layer.Close()
+	q.tr.Close() // drops every connection without sending anything
+	q.wg.Wait()
+}
+
+// peerConn is one QUIC connection to a peer with its stream writers.
+type peerConn struct {
+	q       *QUIC
+	conn    *quic.Conn
+	peer    string
+	addr    string
+	dialer  string
+	est     time.Time
+	stats   *peerCounters
+	retireC chan struct{} // closed on retire
+	retired atomic.Bool
+	dead    atomic.Bool
+
+	mu      sync.Mutex
+	queued  int           // bytes in writers' buffers
+	space   chan struct{} // closed when bytes leave the queue; nil if no waiter
+	writers map[Kind]*streamWriter
+}
+
+func (pc *peerConn) usable() bool { return !pc.dead.Load() && !pc.retired.Load() }
+
+func (pc *peerConn) queuedBytes() int {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.queued
+}
+
+// wakeWaitersLocked lets Sends waiting for space look again.
+func (pc *peerConn) wakeWaitersLocked() {
+	if pc.space != nil {
+		close(pc.space)
+		pc.space = nil
+	}
+}
+
+// enqueue frames payload into the writer of kind k, waiting for space.
+func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte) error {
+	n := len(payload) + frameHeaderLen
+	pc.mu.Lock()
+	for {
+		if !pc.usable() {
+			pc.mu.Unlock()
+			return errConnGone
+		}
+		if pc.queued == 0 || pc.queued+n <= pc.q.cfg.MaxQueueBytes {
+			break
+		}
+		if pc.space == nil {
+			pc.space = make(chan struct{})
+		}
+		space := pc.space
+		pc.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-pc.q.ctx.Done():
+			return ErrClosed
+		}
+		pc.mu.Lock()
+	}
+	w := pc.writers[k]
+	if w == nil {
+		w = &streamWriter{pc: pc, kind: k, wake: make(chan struct{}, 1)}
+		if !pc.q.spawn(w.run) {
+			pc.mu.Unlock()
+			return ErrClosed
+		}
+		pc.writers[k] = w
+	}
+	w.buf = appendFrame(w.buf, payload)
+	w.frames++
+	pc.queued += n
+	pc.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// retire stops new sends on a connection that lost a duplicate resolution.
+// Its writers flush what they hold and finish their streams; incoming
+// streams are still read. After the handshake timeout, enough for the peer
+// to have switched too, the connection is closed.
+func (pc *peerConn) retire() {
+	if pc.retired.Swap(true) {
+		return
+	}
+	close(pc.retireC)
+	pc.mu.Lock()
+	pc.wakeWaitersLocked()
+	pc.mu.Unlock()
+	pc.q.log(slog.LevelDebug, "transport: duplicate connection retired", "peer", pc.peer, "dialer", pc.dialer)
+	pc.q.spawn(func() {
+		t := time.NewTimer(pc.q.cfg.HandshakeTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			pc.conn.CloseWithError(codeDuplicate, "duplicate connection")
+		case <-pc.conn.Context().Done():
+		case <-pc.q.ctx.Done():
+		}
+	})
+}
+
+// watch waits for the connection to end and forgets it.
+func (pc *peerConn) watch() {
+	<-pc.conn.Context().Done()
+	pc.dead.Store(true)
+	pc.mu.Lock()
+	pc.wakeWaitersLocked()
+	pc.mu.Unlock()
+	q := pc.q
+	q.mu.Lock()
+	if q.conns[pc.peer] == pc {
+		delete(q.conns, pc.peer)
+	}
+	delete(q.all, pc)
+	q.mu.Unlock()
+	q.log(slog.LevelDebug, "transport: disconnected", "peer", pc.peer, "err", context.Cause(pc.conn.Context()))
+}
+
+// acceptStreams serves the streams the peer opens.
+func (pc *peerConn) acceptStreams() {
+	for {
+		s, err := pc.conn.AcceptStream(pc.conn.Context())
+		if err != nil {
+			return
+		}
+		if !pc.q.spawn(func() { pc.serveStream(s) }) {
+			s.CancelRead(codeNotAccepting)
+			s.CancelWrite(codeNotAccepting)
+			return
+		}
+	}
+}
+
+// serveStream reads the kind byte of an incoming stream, then hands a Raft
+// stream to the stream layer or reads frames until the stream ends.
+func (pc *peerConn) serveStream(s *quic.Stream) {
+	var kb [1]byte
+	if _, err := io.ReadFull(s, kb[:]); err != nil {
+		s.CancelRead(codeMalformed)
+		s.CancelWrite(codeMalformed)
+		return
+	}
+	k := Kind(kb[0])
+	if k == KindRaft {
+		pc.q.layer.handOver(pc, s)
+		return
+	}
+	s.Close() // frame streams are one-way: finish our direction now
+	q := pc.q
+	fr := newFrameReader(bufio.NewReaderSize(s, 64<<10), q.cfg.MaxFrameSize)
+	for {
+		f, err := fr.next()
+		if err != nil {
+			var code quic.StreamErrorCode
+			switch {
+			case errors.Is(err, ErrFrameTooLarge):
+				code = codeFrameTooLarge
+			case errors.Is(err, ErrMalformedFrame):
+				code = codeMalformed
+			default: // io.EOF: the peer finished the stream; or the conn ended
+				s.CancelRead(codeStreamDone)
+				return
+			}
+			s.CancelRead(code)
+			q.resets.Add(1)
+			q.log(slog.LevelWarn, "transport: stream reset", "peer", pc.peer, "kind", k, "err", err)
+			return
+		}
+		pc.stats.framesReceived.Add(1)
+		pc.stats.bytesReceived.Add(uint64(len(f)))
+		if b := q.handlers[k].Load(); b != nil {
+			b.h.HandleFrame(pc.peer, f)
+		} else {
+			pc.stats.framesDropped.Add(1)
+		}
+	}
+}
+
+// streamWriter owns the outgoing stream of one kind on one connection. Send
+// appends framed bytes to buf; the writer swaps buf out and writes it in one
+// call, so frames queued while a write is in progress go out together.
+type streamWriter struct {
+	pc   *peerConn
+	kind Kind
+	wake chan struct{} // capacity 1
+
+	// guarded by pc.mu
+	buf    []byte
+	frames int
+}
+
+func (w *streamWriter) run() {
+	pc := w.pc
+	ctx := pc.conn.Context()
+	s, err := pc.conn.OpenStreamSync(ctx)
+	if err == nil {
+		_, err = s.Write([]byte{byte(w.kind)})
+	}
+	if err != nil {
+		w.fail(err)
+		return
+	}
+	var spare []byte
+	for {
+		retiring := false
+		select {
+		case <-w.wake:
+		case <-pc.retireC:
+			retiring = true
+		case <-ctx.Done():
+			w.fail(context.Cause(ctx))
+			return
+		}
+		pc.mu.Lock()
+		out, frames := w.buf, w.frames
+		w.buf, w.frames = spare[:0], 0
+		pc.mu.Unlock()
+		if len(out) > 0 {
+			_, err := s.Write(out)
+			pc.mu.Lock()
+			pc.queued -= len(out)
+			pc.wakeWaitersLocked()
+			pc.mu.Unlock()
+			if err != nil {
+				pc.stats.framesDropped.Add(uint64(frames))
+				s.CancelWrite(codeStreamDone)
+				w.fail(err)
+				return
+			}
+			pc.stats.framesSent.Add(uint64(frames))
+			pc.stats.bytesSent.Add(uint64(len(out) - frames*frameHeaderLen))
+		}
+		spare = out
+		if retiring {
+			// Sends stopped before retireC closed; what they queued went
+			// out above.
+			s.Close()
+			return
+		}
+	}
+}
+
+// fail drops what the writer holds and removes it, so a later Send on a
+// still-usable connection opens a fresh stream.
+func (w *streamWriter) fail(err error) {
+	pc := w.pc
+	pc.mu.Lock()
+	if pc.writers[w.kind] == w {
+		delete(pc.writers, w.kind)
+	}
+	pc.stats.framesDropped.Add(uint64(w.frames))
+	pc.queued -= len(w.buf)
+	w.buf, w.frames = nil, 0
+	pc.wakeWaitersLocked()
+	pc.mu.Unlock()
+	if pc.conn.Context().Err() == nil {
+		pc.q.log(slog.LevelWarn, "transport: stream failed", "peer", pc.peer, "kind", w.kind, "err", err)
+	}
+}
+
+// quicStreamLayer is the raft.StreamLayer of a QUIC node: Dial opens a
+// stream tagged KindRaft on the connection to the peer; Accept returns the
+// ones peers open.
+type quicStreamLayer struct {
+	q      *QUIC
+	accept chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *quicStreamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.accept:
+		return c, nil
+	case <-l.closed:
+		return nil, ErrClosed
+	}
+}
+
+func (l *quicStreamLayer) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *quicStreamLayer) Addr() net.Addr { return l.q.udp.LocalAddr() }
+
+// Dial opens a Raft stream to the node at address. Zero timeout means the
+// handshake timeout.
+func (l *quicStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = l.q.cfg.HandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(l.q.ctx, timeout)
+	defer cancel()
+	var err error
+	for range 3 {
+		var pc *peerConn
+		pc, err = l.q.connFor(ctx, Peer{Addr: string(address)})
+		if err != nil {
+			return nil, err
+		}
+		var s *quic.Stream
+		s, err = pc.conn.OpenStreamSync(ctx)
+		if err == nil {
+			_, err = s.Write([]byte{byte(KindRaft)})
+			if err == nil {
+				return &streamConn{s: s, local: l.Addr(), remote: pc.conn.RemoteAddr()}, nil
+			}
+			s.CancelRead(codeStreamDone)
+			s.CancelWrite(codeStreamDone)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("%w: raft stream to %s: %v", ErrUnreachable, address, err)
+}
+
+// handOver gives an incoming Raft stream to Accept, or refuses it.
+func (l *quicStreamLayer) handOver(pc *peerConn, s *quic.Stream) {
+	c := &streamConn{s: s, local: l.Addr(), remote: pc.conn.RemoteAddr()}
+	select {
+	case l.accept <- c:
+	case <-l.closed:
+		c.abort(codeNotAccepting)
+	case <-pc.conn.Context().Done():
+	}
+}
+
+// streamConn is a QUIC stream as a net.Conn. Close finishes the write side
+// and cancels the read side, so the stream is fully closed at once and does
+// not count against the peer's incoming-stream limit.
+type streamConn struct {
+	s             *quic.Stream
+	local, remote net.Addr
+	once          sync.Once
+}
+
+func (c *streamConn) Read(p []byte) (int, error)         { return c.s.Read(p) }
+func (c *streamConn) Write(p []byte) (int, error)        { return c.s.Write(p) }
+func (c *streamConn) LocalAddr() net.Addr                { return c.local }
+func (c *streamConn) RemoteAddr() net.Addr               { return c.remote }
+func (c *streamConn) SetDeadline(t time.Time) error      { return c.s.SetDeadline(t) }
+func (c *streamConn) SetReadDeadline(t time.Time) error  { return c.s.SetReadDeadline(t) }
+func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDeadline(t) }
+
+func (c *streamConn) Close() error {
+	c.once.Do(func() {
+		c.s.Close()
+		c.s.CancelRead(codeStreamDone)
+	})
+	return nil
+}
+
+func (c *streamConn) abort(code quic.StreamErrorCode) {
+	c.once.Do(func() {
+		c.s.CancelWrite(code)
+		c.s.CancelRead(code)
+	})
+}
