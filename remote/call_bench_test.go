@@ -1,0 +1,80 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func (a *benchActor) Len(ctx context.Context, p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkCall measures round trips through two Endpoints (or one, for
+// "local") with one 32-byte argument: rt/s, and p50-µs with one caller.
+func BenchmarkCall(b *testing.B) {
+	for _, tr := range []string{"local", "mem", "quic"} {
+		for _, inflight := range []int{1, 64} {
+			b.Run(fmt.Sprintf("%s/inflight=%d", tr, inflight), func(b *testing.B) {
+				benchCall(b, tr, inflight)
+			})
+		}
+	}
+}
+
+func benchCall(b *testing.B, tr string, inflight int) {
+	c := newBenchCluster(b, tr == "quic")
+	ref := c.reg.place("bench", "Bench", "n2", 1)
+	caller := c.nodes[0]
+	if tr == "local" {
+		caller = c.nodes[1]
+	}
+	ctx := context.Background()
+	call := func() time.Duration {
+		start := time.Now()
+		var n int
+		if err := caller.Call(ctx, ref, "Len", CallOptions{}, benchArg).Decode(ctx, &n); err != nil || n != 32 {
+			b.Fatalf("Len = %d, %v", n, err)
+		}
+		return time.Since(start)
+	}
+	call() // connect and activate
+	b.ReportAllocs()
+	b.ResetTimer()
+	if inflight == 1 {
+		lat := make([]time.Duration, 0, b.N)
+		for range b.N {
+			lat = append(lat, call())
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	} else {
+		var left atomic.Int64
+		left.Store(int64(b.N))
+		var wg sync.WaitGroup
+		for range inflight {
+			wg.Go(func() {
+				for left.Add(-1) >= 0 {
+					call()
+				}
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
+}
+
+// newBenchCluster starts two nodes registering "Bench"; it works for
+// benchmarks, which newClusterOn's *testing.T signature does not.
+func newBenchCluster(b *testing.B, quic bool) *cluster {
+	b.Helper()
+	return newClusterTB(b, quic, 2, func(ts *Types, i int) {
+		if _, err := Register(ts, "Bench", func() *benchActor { return &benchActor{} }); err != nil {
+			b.Fatal(err)
+		}
+	}, nil)
+}

@@ -1,0 +1,390 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Call is one call in flight: it completes exactly once, with the raw
+// msgpack result or an error. The root wraps it in a typed future.
+type Call struct {
+	e        *Endpoint
+	ctx      context.Context
+	ref      Ref
+	method   string
+	flags    Flags
+	args     []byte // encoded argument array, kept for a retry
+	deadline int64
+
+	// Guarded by e.mu while the call is pending.
+	id      uint64
+	loc     Location
+	retried bool
+	stop    func() bool // stops the ctx watcher
+
+	state  atomic.Bool // completed
+	done   chan struct{}
+	result []byte
+	err    error
+	mu     sync.Mutex
+	cbs    []func()
+}
+
+// Done is closed when the call completes.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Result returns the raw msgpack result and the error; both are final only
+// once Done is closed.
+func (c *Call) Result() ([]byte, error) {
+	select {
+	case <-c.done:
+		return c.result, c.err
+	default:
+		return nil, errors.New("remote: call still pending")
+	}
+}
+
+// Wait waits for the call or for ctx, and returns the raw result.
+func (c *Call) Wait(ctx context.Context) ([]byte, error) {
+	select {
+	case <-c.done:
+		return c.result, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Decode waits for the call and decodes its result into v (a pointer).
+func (c *Call) Decode(ctx context.Context, v any) error {
+	raw, err := c.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if err := Unmarshal(raw, v); err != nil {
+		return &Error{Code: CodeBadArgs, Actor: c.ref.ID, Method: c.method,
+			Message: fmt.Sprintf("result did not decode into %T: %v", v, err), cause: err}
+	}
+	return nil
+}
+
+// OnDone runs f once the call completes: at once if it has, otherwise on the
+// goroutine that completes it. f must not block.
+func (c *Call) OnDone(f func()) {
+	c.mu.Lock()
+	if !c.state.Load() {
+		c.cbs = append(c.cbs, f)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	f()
+}
+
+// finish completes the call once; later calls are ignored.
+func (c *Call) finish(result []byte, err error) {
+	c.mu.Lock()
+	if c.state.Load() {
+		c.mu.Unlock()
+		return
+	}
+	if stop := c.stop; stop != nil {
+		stop()
+	}
+	if err != nil {
+		c.fillError(err)
+	}
+	c.result, c.err = result, err
+	c.state.Store(true)
+	cbs := c.cbs
+	c.cbs = nil
+	c.mu.Unlock()
+	close(c.done)
+	for _, f := range cbs {
+		f()
+	}
+}
+
+// fillError names the call's actor and method in err when it has none.
+func (c *Call) fillError(err error) {
+	var re *Error
+	if errors.As(err, &re) {
+		if re.Actor == "" {
+			re.Actor = c.ref.ID
+		}
+		if re.Method == "" {
+			re.Method = c.method
+		}
+	}
+}
+
+// Call calls method on the actor ref names, with args encoded as msgpack,
+// and returns at once with the pending Call (sending may wait for room in the
+// transport's queue). ctx's deadline travels with the request; when ctx is
+// done first the callee's ctx is cancelled and the Call completes with an
+// error matching ctx.Err() and ErrDeadline or ErrCanceled. On ErrNotOwner,
+// or when the host is unreachable at send time, the call is retried once
+// after the Resolver refreshes the location; see CallOptions for retries
+// after delivery.
+func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOptions, args ...any) *Call {
+	c := &Call{e: e, ctx: ctx, ref: ref, method: method, done: make(chan struct{})}
+	if opts.Idempotent {
+		c.flags |= FlagIdempotent
+	}
+	if ctx == nil {
+		c.finish(nil, &Error{Code: CodeInternal, Message: "nil context"})
+		return c
+	}
+	var err error
+	if c.args, err = AppendArgs(make([]byte, 0, 48), args...); err != nil {
+		c.finish(nil, err)
+		return c
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.deadline = dl.UnixNano()
+	}
+	if ctx.Done() == nil {
+		c.flags |= FlagNoCancel
+	}
+	if ctx.Err() != nil {
+		c.finish(nil, ctxError(ctx))
+		return c
+	}
+	loc, ok := e.resolve(ref)
+	if !ok {
+		c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
+		return c
+	}
+	e.start(c, loc)
+	return c
+}
+
+// Tell sends a one-way call: no reply, no sender. It returns once the frame
+// is queued (or handed to the local actor). An unreachable host is retried
+// once after a refresh; nothing is retried after the frame left.
+func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) error {
+	if ctx == nil {
+		return &Error{Code: CodeInternal, Actor: ref.ID, Method: method, Message: "nil context"}
+	}
+	if e.isClosed() {
+		return ErrClosed
+	}
+	enc, err := AppendArgs(nil, args...)
+	if err != nil {
+		return err
+	}
+	loc, ok := e.resolve(ref)
+	if !ok {
+		return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
+	}
+	q := Request{Target: ref.ID, Method: method, Flags: FlagOneWay}
+	if dl, ok := ctx.Deadline(); ok {
+		q.Deadline = dl.UnixNano()
+	}
+	for attempt := 0; ; attempt++ {
+		q.ID = e.nextID.Add(1)
+		q.Epoch = loc.Epoch
+		if loc.Node == e.self {
+			q.Args = enc
+			err = e.serveLocal(&q)
+		} else {
+			buf := getBuf()
+			*buf = append(AppendRequestHeader((*buf)[:0], &q), enc...)
+			err = e.send(ctx, loc, *buf)
+			putBuf(buf)
+		}
+		if err == nil || attempt > 0 || !errors.Is(err, transport.ErrUnreachable) || e.cfg.Resolver == nil {
+			break
+		}
+		if loc, err = e.cfg.Resolver.Refresh(ctx, ref.ID, loc); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		var re *Error
+		if !errors.As(err, &re) {
+			re = unavailable(loc.Node, err)
+		}
+		re.Actor, re.Method = ref.ID, method
+		return re
+	}
+	return nil
+}
+
+// resolve finds where ref lives: the Resolver first, the ref's hint second.
+func (e *Endpoint) resolve(ref Ref) (Location, bool) {
+	if r := e.cfg.Resolver; r != nil {
+		if loc, ok := r.Lookup(ref.ID); ok {
+			return loc, true
+		}
+	}
+	if ref.Node != "" {
+		return Location{Node: ref.Node, Epoch: ref.Epoch}, true
+	}
+	return Location{}, false
+}
+
+// start registers c as pending under a fresh id and sends its request to loc.
+func (e *Endpoint) start(c *Call, loc Location) {
+	e.mu.Lock()
+	if e.isClosed() {
+		e.mu.Unlock()
+		c.finish(nil, unavailable(loc.Node, ErrClosed))
+		return
+	}
+	c.id = e.nextID.Add(1)
+	c.loc = loc
+	id := c.id
+	e.pending[id] = c
+	e.mu.Unlock()
+	if c.flags&FlagNoCancel == 0 {
+		c.mu.Lock()
+		if c.stop == nil && !c.state.Load() {
+			c.stop = context.AfterFunc(c.ctx, func() { e.onCallCtxDone(c) })
+		}
+		c.mu.Unlock()
+	}
+
+	q := Request{ID: id, Target: c.ref.ID, Epoch: loc.Epoch, Method: c.method,
+		Flags: c.flags, Deadline: c.deadline, Sender: e.self}
+	var err error
+	if loc.Node == e.self {
+		// Same node: no frame, but the arguments are the encoded copy, and
+		// the reply comes back as a frame, so values never alias.
+		q.Args = c.args
+		err = e.serveLocal(&q)
+	} else {
+		// The transport copies the frame: reuse a pooled buffer.
+		buf := getBuf()
+		*buf = append(AppendRequestHeader((*buf)[:0], &q), c.args...)
+		err = e.send(c.ctx, loc, *buf)
+		putBuf(buf)
+	}
+	if err == nil {
+		return
+	}
+	if !e.take(c, id) {
+		return // completed meanwhile (ctx, Close)
+	}
+	if c.ctx.Err() != nil {
+		c.finish(nil, ctxError(c.ctx))
+		return
+	}
+	cause := unavailable(loc.Node, err)
+	if errors.Is(err, transport.ErrUnreachable) { // not delivered: safe to retry
+		e.retry(c, cause)
+		return
+	}
+	c.finish(nil, cause)
+}
+
+// take removes c from the pending map if it is still pending under id.
+func (e *Endpoint) take(c *Call, id uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.pending[id] != c {
+		return false
+	}
+	delete(e.pending, id)
+	return true
+}
+
+// retry refreshes c's location and sends it again, once; otherwise c
+// completes with cause.
+func (e *Endpoint) retry(c *Call, cause *Error) {
+	r := e.cfg.Resolver
+	if r == nil || c.retried {
+		c.finish(nil, cause)
+		return
+	}
+	c.retried = true
+	stale := c.loc
+	ok := e.goTracked(func() {
+		ctx, cancel := context.WithCancel(c.ctx)
+		defer cancel()
+		stop := context.AfterFunc(e.ctx, cancel)
+		defer stop()
+		loc, err := r.Refresh(ctx, c.ref.ID, stale)
+		switch {
+		case c.ctx.Err() != nil:
+			c.finish(nil, ctxError(c.ctx))
+		case err != nil:
+			e.log("refresh failed", "actor", c.ref.ID, "method", c.method, "err", err)
+			c.finish(nil, cause)
+		default:
+			e.start(c, loc)
+		}
+	})
+	if !ok {
+		c.finish(nil, unavailable(c.loc.Node, ErrClosed))
+	}
+}
+
+// onCallCtxDone runs when a pending call's ctx is done: it completes the
+// call and tells the callee to cancel.
+func (e *Endpoint) onCallCtxDone(c *Call) {
+	e.mu.Lock()
+	id, loc := c.id, c.loc
+	if e.pending[id] != c {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.pending, id)
+	e.mu.Unlock()
+	c.finish(nil, ctxError(c.ctx))
+	e.goTracked(func() {
+		if err := e.send(e.ctx, loc, AppendCancel(nil, id)); err != nil {
+			e.log("cancel not sent", "actor", c.ref.ID, "method", c.method, "err", err)
+		}
+	})
+}
+
+// onReply completes the pending call the reply answers. Replies from a node
+// other than the one the request went to are ignored.
+func (e *Endpoint) onReply(from string, p *Reply) {
+	e.mu.Lock()
+	c := e.pending[p.ID]
+	if c == nil || c.loc.Node != from {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.pending, p.ID)
+	e.mu.Unlock()
+	if p.Err != nil {
+		if p.Err.Code == CodeNotOwner {
+			e.retry(c, p.Err)
+			return
+		}
+		c.finish(nil, p.Err)
+		return
+	}
+	c.finish(p.Result, nil)
+}
+
+// NodeFailed tells the endpoint that node is gone (the registry marked it
+// failed, or its connection broke for good). Calls pending on it that are
+// idempotent are retried once after a refresh; the others complete with
+// ErrUnavailable, since they may have run (at-most-once).
+func (e *Endpoint) NodeFailed(node string) {
+	e.mu.Lock()
+	var calls []*Call
+	for id, c := range e.pending {
+		if c.loc.Node == node {
+			delete(e.pending, id)
+			calls = append(calls, c)
+		}
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		cause := unavailable(node, errors.New("node failed after the request was sent"))
+		if c.flags&FlagIdempotent != 0 {
+			e.retry(c, cause)
+		} else {
+			c.finish(nil, cause)
+		}
+	}
+}

@@ -1,0 +1,270 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/troupe-dev/troupe/actor"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Location is where the registry says an actor lives.
+type Location struct {
+	Node  string // node id
+	Addr  string // node address ("" when the transport already knows the node)
+	Epoch uint64 // placement epoch; bumps each time the actor is (re)placed
+}
+
+// Resolver is the caller's view of the placement registry. The root wires it
+// to the local Raft replica.
+type Resolver interface {
+	// Lookup returns where actor id lives, from local state (no network).
+	Lookup(id string) (Location, bool)
+	// Refresh waits until the local state knows a location of id other than
+	// stale (a higher epoch), or ctx is done. It returns an error wrapping
+	// ErrNotFound when id no longer exists.
+	Refresh(ctx context.Context, id string, stale Location) (Location, error)
+}
+
+// Owner is the callee's view of the placement registry.
+type Owner interface {
+	// Owns reports whether this node hosts actor id at epoch (0: at its
+	// current epoch) and, if so, the actor's registered type name. It returns
+	// an error wrapping ErrNotOwner or ErrNotFound otherwise.
+	Owns(id string, epoch uint64) (typeName string, err error)
+}
+
+// OwnerFunc adapts a function to Owner.
+type OwnerFunc func(id string, epoch uint64) (string, error)
+
+// Owns calls f(id, epoch).
+func (f OwnerFunc) Owns(id string, epoch uint64) (string, error) { return f(id, epoch) }
+
+// Config configures an Endpoint. Transport and Types are required; every
+// other zero field means its default.
+type Config struct {
+	// Transport carries KindCalls frames. Required. The Endpoint installs
+	// its handler for KindCalls; it does not close the transport.
+	Transport transport.Transport
+	// Types is the node's type registry. Required.
+	Types *Types
+	// Resolver locates actors for calls. Nil means calls go to the node
+	// named by the Ref's hint and are never retried.
+	Resolver Resolver
+	// Owner checks ownership of incoming calls. Nil means this node serves
+	// no actor: every request gets ErrNotFound.
+	Owner Owner
+	// MailboxSize bounds the calls queued per actor; a call beyond it fails
+	// with ErrBackpressure. Zero means 1024.
+	MailboxSize int
+	// Restart is the local supervision of hosted actors by the actor
+	// engine: a method that panics fails its call with ErrPanicked and the
+	// actor is restarted with a fresh instance from its producer, within
+	// MaxRestarts per Window and with Backoff; past that the actor stops.
+	// Its Strategy is ignored (always OneForOne). The zero value is the
+	// engine's default: restart always, at most 3 restarts in 5s, no backoff.
+	Restart actor.Supervisor
+	// OnPanic is called after a method panicked and its caller got
+	// ErrPanicked, on the engine's goroutine; it must not block. Nil means
+	// no hook.
+	OnPanic func(ref Ref, method string, p *PanicError)
+	// OnStop is called when the engine stopped a hosted actor because it
+	// failed past its restart intensity (the cluster supervisor may then
+	// re-place it); calls to it fail with ErrUnavailable until it is
+	// re-placed or deactivated. It runs on the engine's goroutine and must
+	// not block. Nil means no hook.
+	OnStop func(ref Ref, reason error)
+	// Logger receives call failures. Nil means silent.
+	Logger *slog.Logger
+}
+
+// CallOptions qualify one call.
+type CallOptions struct {
+	// Idempotent allows one retry even after the request may have been
+	// delivered (the host failed after the send). Without it a call is
+	// retried only when it certainly was not delivered.
+	Idempotent bool
+}
+
+// Endpoint is one node's remote-object engine: the client that sends calls
+// and matches replies, and the server that checks ownership, activates
+// instances, runs one call at a time per actor and replies.
+type Endpoint struct {
+	cfg      Config
+	self     string
+	tr       transport.Transport
+	sys      *actor.System
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+	nextID   atomic.Uint64
+	lifeMu   sync.Mutex // guards closed and wg.Add
+	closed   bool
+	wg       sync.WaitGroup
+	mu       sync.Mutex // guards pending, actors, inflight
+	pending  map[uint64]*Call
+	actors   map[string]*activation
+	inflight map[inflightKey]context.CancelFunc
+}
+
+type inflightKey struct {
+	from string
+	id   uint64
+}
+
+// New starts an Endpoint and installs its KindCalls handler on the transport.
+func New(cfg Config) (*Endpoint, error) {
+	if cfg.Transport == nil {
+		return nil, errors.New("remote: Config.Transport is required")
+	}
+	if cfg.Types == nil {
+		return nil, errors.New("remote: Config.Types is required")
+	}
+	if cfg.MailboxSize <= 0 {
+		cfg.MailboxSize = 1024
+	}
+	e := &Endpoint{}
+	sup := cfg.Restart
+	sup.Strategy = actor.OneForOne
+	sys, err := actor.New(actor.Config{Name: cfg.Transport.ID(), MailboxSize: cfg.MailboxSize,
+		Supervisor: sup, Logger: cfg.Logger, OnDeadLetter: e.onDeadLetter})
+	if err != nil {
+		return nil, fmt.Errorf("remote: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	*e = Endpoint{
+		cfg:      cfg,
+		self:     cfg.Transport.ID(),
+		tr:       cfg.Transport,
+		sys:      sys,
+		ctx:      ctx,
+		cancel:   cancel,
+		pending:  make(map[uint64]*Call),
+		actors:   make(map[string]*activation),
+		inflight: make(map[inflightKey]context.CancelFunc),
+	}
+	cfg.Transport.Handle(transport.KindCalls, transport.HandlerFunc(e.handleFrame))
+	return e, nil
+}
+
+// Node returns this endpoint's node id.
+func (e *Endpoint) Node() string { return e.self }
+
+// Close fails every pending call with ErrClosed, cancels the ctx of every
+// running method, stops every hosted actor (queued calls are dropped) and
+// waits for every goroutine the Endpoint and its engine started (methods
+// must honour ctx for Close to return promptly). Later calls fail
+// with ErrClosed and incoming frames are dropped.
+func (e *Endpoint) Close() error {
+	e.lifeMu.Lock()
+	if e.closed {
+		e.lifeMu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.lifeMu.Unlock()
+	e.cancel()
+	e.mu.Lock()
+	calls := make([]*Call, 0, len(e.pending))
+	for id, c := range e.pending {
+		delete(e.pending, id)
+		calls = append(calls, c)
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		c.finish(nil, &Error{Code: CodeUnavailable, Message: "endpoint closed", cause: ErrClosed})
+	}
+	e.sys.Close()
+	e.wg.Wait()
+	return nil
+}
+
+// goTracked runs f on a goroutine that Close waits for; false when closed.
+func (e *Endpoint) goTracked(f func()) bool {
+	e.lifeMu.Lock()
+	if e.closed {
+		e.lifeMu.Unlock()
+		return false
+	}
+	e.wg.Add(1)
+	e.lifeMu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (e *Endpoint) isClosed() bool {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	return e.closed
+}
+
+// handleFrame is the transport's KindCalls handler. It never blocks for
+// long: requests are queued on the actor, replies complete calls.
+func (e *Endpoint) handleFrame(from string, frame []byte) {
+	if e.isClosed() {
+		return
+	}
+	var env Envelope
+	if err := DecodeEnvelope(frame, &env); err != nil {
+		e.log("dropped malformed frame", "peer", from, "err", err)
+		return
+	}
+	switch env.Type {
+	case FrameRequest:
+		e.serve(from, &env.Request)
+	case FrameReply:
+		e.onReply(from, &env.Reply)
+	case FrameCancel:
+		e.onCancel(from, env.CancelID)
+	}
+}
+
+func (e *Endpoint) log(msg string, args ...any) {
+	if l := e.cfg.Logger; l != nil {
+		l.Debug("remote: "+msg, append([]any{"node", e.self}, args...)...)
+	}
+}
+
+// send delivers frame to node, or straight to this endpoint when node is self.
+// The local path decodes the frame like a remote one, so arguments and
+// results pass through the codec either way.
+func (e *Endpoint) send(ctx context.Context, to Location, frame []byte) error {
+	if to.Node == e.self {
+		if e.isClosed() {
+			return ErrClosed
+		}
+		e.handleFrame(e.self, frame)
+		return nil
+	}
+	return e.tr.Send(ctx, transport.Peer{ID: to.Node, Addr: to.Addr}, transport.KindCalls, frame)
+}
+
+// serveLocal hands a request from this node to its own server side.
+func (e *Endpoint) serveLocal(q *Request) error {
+	if e.isClosed() {
+		return ErrClosed
+	}
+	e.serve(e.self, q)
+	return nil
+}
+
+// ctxError converts a done ctx into a call error that matches both the
+// context error and the remote sentinel.
+func ctxError(ctx context.Context) *Error {
+	err := ctx.Err()
+	code := CodeCanceled
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = CodeDeadline
+	}
+	return &Error{Code: code, Message: err.Error(), cause: err}
+}
+
+func unavailable(node string, cause error) *Error {
+	return &Error{Code: CodeUnavailable, Node: node, Message: fmt.Sprint(cause), cause: cause}
+}

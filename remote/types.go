@@ -1,0 +1,346 @@
+package remote
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"sync"
+)
+
+// Types is one node's registry of actor types. Only types added here can be
+// instantiated, and only their callable methods can be reached from the wire.
+// It is safe for concurrent use; the zero value is not usable, call NewTypes.
+type Types struct {
+	mu sync.RWMutex
+	m  map[string]*Type
+}
+
+// NewTypes returns an empty registry.
+func NewTypes() *Types { return &Types{m: make(map[string]*Type)} }
+
+// Add registers t under its name. A name can be registered once.
+func (ts *Types) Add(t *Type) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if _, ok := ts.m[t.name]; ok {
+		return fmt.Errorf("%w: %q", ErrDuplicateType, t.name)
+	}
+	ts.m[t.name] = t
+	return nil
+}
+
+// Lookup returns the type registered under name.
+func (ts *Types) Lookup(name string) (*Type, bool) {
+	ts.mu.RLock()
+	t, ok := ts.m[name]
+	ts.mu.RUnlock()
+	return t, ok
+}
+
+// Names returns the registered type names, sorted.
+func (ts *Types) Names() []string {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	names := make([]string, 0, len(ts.m))
+	for n := range ts.m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Register builds the Type of *T and adds it to ts.
+func Register[T any](ts *Types, name string, newFn func() *T) (*Type, error) {
+	t, err := NewType(name, newFn)
+	if err != nil {
+		return nil, err
+	}
+	if err := ts.Add(t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Type is a registered actor type: its name, its producer and its method
+// table, built once by reflection.
+type Type struct {
+	name    string
+	rtype   reflect.Type // *T
+	newFn   func() reflect.Value
+	methods map[string]*method
+	skipped map[string]string // exported method -> why it is not callable
+}
+
+var (
+	ctxType = reflect.TypeFor[context.Context]()
+	errType = reflect.TypeFor[error]()
+)
+
+// NewType builds the method table of *T. Callable methods are the exported
+// methods of *T shaped
+//
+//	func (x *T) M([ctx context.Context,] args...) ([R,] [error])
+//
+// with ctx optional and first, zero or more msgpack-encodable arguments (not
+// variadic, no chan, func or unsafe.Pointer, no context.Context but the
+// first), and at most one result beside an optional trailing error. Other
+// exported methods are skipped: they are unreachable, and a call to one fails
+// with ErrUnknownMethod naming the reason.
+func NewType[T any](name string, newFn func() *T) (*Type, error) {
+	if name == "" {
+		return nil, fmt.Errorf("%w: empty name", ErrBadType)
+	}
+	if newFn == nil {
+		return nil, fmt.Errorf("%w: %q: nil producer", ErrBadType, name)
+	}
+	rt := reflect.TypeFor[*T]()
+	t := &Type{
+		name:    name,
+		rtype:   rt,
+		methods: make(map[string]*method),
+		skipped: make(map[string]string),
+		newFn: func() reflect.Value {
+			p := newFn()
+			if p == nil {
+				return reflect.Value{}
+			}
+			return reflect.ValueOf(p)
+		},
+	}
+	for i := range rt.NumMethod() {
+		m := rt.Method(i)
+		mm, why := buildMethod(name, m)
+		if why != "" {
+			t.skipped[m.Name] = why
+			continue
+		}
+		t.methods[m.Name] = mm
+	}
+	return t, nil
+}
+
+func buildMethod(typeName string, m reflect.Method) (*method, string) {
+	ft := m.Type // receiver first
+	if ft.IsVariadic() {
+		return nil, "variadic methods are not callable"
+	}
+	mm := &method{name: m.Name, full: typeName + "." + m.Name, fn: m.Func}
+	first := 1
+	if ft.NumIn() > 1 && ft.In(1) == ctxType {
+		mm.hasCtx = true
+		first = 2
+	}
+	for i := first; i < ft.NumIn(); i++ {
+		in := ft.In(i)
+		if in == ctxType {
+			return nil, "context.Context must be the first argument"
+		}
+		if !encodable(in) {
+			return nil, fmt.Sprintf("argument %d (%s) cannot be encoded", i-first, in)
+		}
+		mm.in = append(mm.in, in)
+	}
+	switch ft.NumOut() {
+	case 0:
+	case 1:
+		if ft.Out(0) == errType {
+			mm.hasErr = true
+		} else {
+			mm.result = ft.Out(0)
+		}
+	case 2:
+		if ft.Out(1) != errType {
+			return nil, "the second result must be error"
+		}
+		mm.result, mm.hasErr = ft.Out(0), true
+	default:
+		return nil, "more than two results"
+	}
+	if mm.result != nil && (!encodable(mm.result) || mm.result == errType) {
+		return nil, fmt.Sprintf("result (%s) cannot be encoded", mm.result)
+	}
+	return mm, ""
+}
+
+// encodable reports whether values of t can plausibly travel as msgpack.
+func encodable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Uintptr:
+		return false
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return encodable(t.Elem())
+	case reflect.Map:
+		return encodable(t.Key()) && encodable(t.Elem())
+	}
+	return true
+}
+
+// Name returns the registered name.
+func (t *Type) Name() string { return t.name }
+
+// Methods returns the names of the callable methods, sorted.
+func (t *Type) Methods() []string {
+	names := make([]string, 0, len(t.methods))
+	for n := range t.methods {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Skipped returns the exported methods that are not callable, each with the
+// reason.
+func (t *Type) Skipped() map[string]string {
+	out := make(map[string]string, len(t.skipped))
+	for k, v := range t.skipped {
+		out[k] = v
+	}
+	return out
+}
+
+// New calls the producer and returns a fresh instance. A producer that
+// returns nil gives an error.
+func (t *Type) New() (*Object, error) {
+	v := t.newFn()
+	if !v.IsValid() {
+		return nil, fmt.Errorf("%w: %q: producer returned nil", ErrBadType, t.name)
+	}
+	return &Object{typ: t, recv: v}, nil
+}
+
+// method is one entry of a method table.
+type method struct {
+	name   string
+	full   string // "Type.Method", for error messages
+	fn     reflect.Value
+	hasCtx bool
+	in     []reflect.Type
+	result reflect.Type // nil when the method returns no value
+	hasErr bool
+}
+
+// Object is one instance of a registered type together with its method
+// table. Invoke is not safe for concurrent use on one Object: the runtime
+// runs one call at a time per actor.
+type Object struct {
+	typ  *Type
+	recv reflect.Value
+}
+
+// Type returns the object's type.
+func (o *Object) Type() *Type { return o.typ }
+
+// Value returns the underlying *T.
+func (o *Object) Value() any { return o.recv.Interface() }
+
+// PanicError is the local cause (errors.As through Unwrap) of a CodePanicked
+// *Error returned by Invoke: the panic value and the stack where it happened.
+// It does not cross the wire.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
+
+// Invoke runs method name with the msgpack-encoded argument array args and
+// appends the encoded result (nil when the method returns no value) to dst.
+// Failures are *Error values with Actor and Node left empty for the caller to
+// fill: CodeUnknownMethod, CodeBadArgs (naming the argument index and type),
+// CodeApplication (the method's own error), CodePanicked (the panic, with a
+// *PanicError cause) and CodeInternal (the result did not encode). On
+// failure the returned slice is dst unchanged.
+func (o *Object) Invoke(ctx context.Context, dst []byte, name string, args []byte) ([]byte, error) {
+	return o.invoke(ctx, dst, name, args, true)
+}
+
+// invoke is Invoke; with catch false a panic propagates to the caller (the
+// actor engine, which recovers it and supervises).
+func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byte, catch bool) (out []byte, err error) {
+	m := o.typ.methods[name]
+	if m == nil {
+		msg := "no callable method " + o.typ.name + "." + name
+		if why, ok := o.typ.skipped[name]; ok {
+			msg += ": " + why
+		}
+		return dst, &Error{Code: CodeUnknownMethod, Method: name, Message: msg}
+	}
+	var inBuf [4]reflect.Value
+	ins := append(inBuf[:0], o.recv)
+	if m.hasCtx {
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		ins = append(ins, reflect.ValueOf(&ctx).Elem())
+	}
+	ins, err = m.decodeArgs(ins, args)
+	if err != nil {
+		return dst, err
+	}
+	if catch {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			pe := &PanicError{Value: p, Stack: debug.Stack()}
+			out, err = dst, &Error{Code: CodePanicked, Method: name,
+				Message: fmt.Sprintf("%s: %v", m.full, p), cause: pe}
+		}()
+	}
+	outs := m.fn.Call(ins)
+	if m.hasErr {
+		if e := outs[len(outs)-1]; !e.IsNil() {
+			ae := e.Interface().(error)
+			return dst, &Error{Code: CodeApplication, Method: name, Message: ae.Error(), cause: ae}
+		}
+	}
+	if m.result == nil {
+		return append(dst, mpNil), nil
+	}
+	out, encErr := appendValue(dst, outs[0])
+	if encErr != nil {
+		return dst, &Error{Code: CodeInternal, Method: name,
+			Message: fmt.Sprintf("%s: result (%s) did not encode: %v", m.full, m.result, encErr)}
+	}
+	return out, nil
+}
+
+// decodeArgs appends to ins one decoded value per argument in args.
+func (m *method) decodeArgs(ins []reflect.Value, args []byte) ([]reflect.Value, error) {
+	r := reader{b: args}
+	n := r.arrayHeader()
+	if r.err != nil {
+		return ins, m.badArgs("arguments are not a msgpack array")
+	}
+	if n != len(m.in) {
+		return ins, m.badArgs(fmt.Sprintf("want %d argument%s, got %d", len(m.in), plural(len(m.in)), n))
+	}
+	if n == 0 {
+		return ins, nil
+	}
+	d := getDecoder(args[r.off:])
+	defer putDecoder(d)
+	for i, t := range m.in {
+		v := reflect.New(t).Elem()
+		if err := d.dec.DecodeValue(v); err != nil {
+			return ins, m.badArgs(fmt.Sprintf("argument %d (%s): %v", i, t, err))
+		}
+		ins = append(ins, v)
+	}
+	return ins, nil
+}
+
+func (m *method) badArgs(msg string) *Error {
+	return &Error{Code: CodeBadArgs, Method: m.name, Message: m.full + ": " + msg}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
