@@ -1,0 +1,198 @@
+package placement
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// A command is one Raft log entry: a type byte, a version byte, then the
+// msgpack body of that type. Unknown types and versions are refused with an
+// error, never a panic.
+type cmdType uint8
+
+const (
+	cmdJoin    cmdType = 1  // member joined or rejoined (upsert, alive)
+	cmdTypes   cmdType = 2  // member hosts more types
+	cmdFailed  cmdType = 3  // member failed: mark and re-place its actors
+	cmdAlive   cmdType = 4  // failed member heard from again
+	cmdLeave   cmdType = 5  // member leaves: re-place its actors, mark left
+	cmdSpawn   cmdType = 6  // place an actor (get-if-exists by id)
+	cmdStop    cmdType = 7  // stop an actor
+	cmdRestart cmdType = 8  // restart a crashed actor by its policy
+	cmdRead    cmdType = 9  // read an entry through the log (linearizable)
+	cmdEnd     cmdType = 10 // first type decodeCommand refuses
+	// cmdBatch is a log entry holding up to maxBatch encoded commands,
+	// applied in order; it never nests.
+	cmdBatch cmdType = 10
+)
+
+// maxBatch bounds the commands in one batch entry. The epoch of a placement
+// is index*maxBatch + its position in the entry, so epochs are unique and
+// ordered as the log orders the commands.
+const maxBatch = 1024
+
+func encodeBatch(cmds [][]byte) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(byte(cmdBatch))
+	buf.WriteByte(cmdVersion)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := enc.Encode(cmds); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeBatch(b []byte) ([][]byte, error) {
+	if len(b) < 2 || cmdType(b[0]) != cmdBatch {
+		return nil, fmt.Errorf("%w: not a batch", ErrBadCommand)
+	}
+	if b[1] != cmdVersion {
+		return nil, fmt.Errorf("%w: batch version %d", ErrUnknownVersion, b[1])
+	}
+	var cmds [][]byte
+	r := bytes.NewReader(b[2:])
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(r)
+	if err := dec.Decode(&cmds); err != nil {
+		return nil, fmt.Errorf("%w: batch: %v", ErrBadCommand, err)
+	}
+	if r.Len() != 0 || len(cmds) > maxBatch {
+		return nil, fmt.Errorf("%w: batch of %d commands, %d trailing bytes", ErrBadCommand, len(cmds), r.Len())
+	}
+	return cmds, nil
+}
+
+const cmdVersion = 1
+
+// command is the union of every command body; each type uses a subset.
+type command struct {
+	Type   cmdType      `msgpack:"-"`
+	Node   string       `msgpack:"n,omitempty"` // member id, or caller for spawn
+	Addr   string       `msgpack:"a,omitempty"`
+	Types  []string     `msgpack:"t,omitempty"`
+	Spawn  SpawnRequest `msgpack:"s,omitempty"`
+	ID     string       `msgpack:"i,omitempty"` // actor id for stop/restart
+	Epoch  uint64       `msgpack:"e,omitempty"` // expected epoch; 0 = any
+	Reason string       `msgpack:"r,omitempty"`
+	// Origin, Inc and Seq identify a client request for exactly-once
+	// retries: the proposing node, its incarnation (the log index of its
+	// latest join) and a per-incarnation counter. Seq 0 means no dedup.
+	Origin string `msgpack:"o,omitempty"`
+	Inc    uint64 `msgpack:"u,omitempty"`
+	Seq    uint64 `msgpack:"q,omitempty"`
+}
+
+func encodeCommand(c command) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(64)
+	buf.WriteByte(byte(c.Type))
+	buf.WriteByte(cmdVersion)
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	if err := enc.Encode(&c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeCommand(b []byte) (command, error) {
+	var c command
+	if len(b) < 2 {
+		return c, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
+	}
+	t := cmdType(b[0])
+	if t == 0 || t >= cmdEnd {
+		return c, fmt.Errorf("%w: unknown type %d", ErrBadCommand, b[0])
+	}
+	if b[1] != cmdVersion {
+		return c, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, b[0], b[1])
+	}
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	r := bytes.NewReader(b[2:])
+	dec.Reset(r)
+	if err := dec.Decode(&c); err != nil {
+		return command{}, fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	if r.Len() != 0 {
+		return command{}, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, r.Len())
+	}
+	c.Type = t
+	return c, nil
+}
+
+// result is what Apply returns for one command, and what the leader sends
+// back to a forwarding node.
+type result struct {
+	Placement Placement `msgpack:"p,omitempty"`
+	Existed   bool      `msgpack:"x,omitempty"` // spawn found an active actor of that id
+	Index     uint64    `msgpack:"n,omitempty"` // log index of the command
+	Err       error     `msgpack:"-"`
+	WireErr   *wireErr  `msgpack:"e,omitempty"`
+}
+
+// wireErr carries an error across the network: a code for the sentinels,
+// the SpawnError fields, and the text of anything else.
+type wireErr struct {
+	Code uint8  `msgpack:"c"`
+	ID   string `msgpack:"i,omitempty"`
+	Type string `msgpack:"t,omitempty"`
+	Node string `msgpack:"n,omitempty"`
+	Msg  string `msgpack:"m,omitempty"`
+	Span bool   `msgpack:"s,omitempty"` // was a *SpawnError
+}
+
+// errCodes lists the sentinels that keep their identity on the wire; the
+// code is the index + 1. Append only.
+var errCodes = []error{
+	ErrUnknownType, ErrTypeNotHosted, ErrInvalidPolicy, ErrInvalidRequest,
+	ErrNoCandidate, ErrNodeNotAlive, ErrNotFound, ErrStaleEpoch, ErrNotOwner,
+	ErrNoLease, ErrBadCommand, ErrUnknownVersion, ErrBadSnapshot,
+	ErrIdentityMismatch, ErrNotLeader, ErrNoLeader, ErrClosed, ErrNotMember,
+	ErrUnknownOutcome, ErrStaleRequest,
+}
+
+func toWire(err error) *wireErr {
+	if err == nil {
+		return nil
+	}
+	w := &wireErr{Msg: err.Error()}
+	var se *SpawnError
+	if errors.As(err, &se) {
+		w.Span, w.ID, w.Type, w.Node = true, se.ID, se.Type, se.Node
+		err = se.Err
+	}
+	for i, s := range errCodes {
+		if errors.Is(err, s) {
+			w.Code = uint8(i + 1)
+			break
+		}
+	}
+	return w
+}
+
+func fromWire(w *wireErr) error {
+	if w == nil {
+		return nil
+	}
+	var err error
+	if w.Code >= 1 && int(w.Code) <= len(errCodes) {
+		err = errCodes[w.Code-1]
+	} else {
+		err = errors.New(w.Msg)
+	}
+	if w.Span {
+		return &SpawnError{ID: w.ID, Type: w.Type, Node: w.Node, Err: err}
+	}
+	if w.Code != 0 && w.Msg != err.Error() {
+		return fmt.Errorf("%w: %s", err, w.Msg)
+	}
+	return err
+}

@@ -1,0 +1,102 @@
+package placement
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+)
+
+// fsm adapts machine to raft.FSM and fans its events out to subscribers.
+type fsm struct {
+	m *machine
+
+	subMu sync.Mutex
+	subs  map[*Subscription]struct{}
+
+	waiters   atomic.Int64 // WaitNewer calls in progress
+	changedMu sync.Mutex
+	changed   chan struct{} // closed and replaced after an apply while waiters > 0
+}
+
+// changes returns a channel closed at the next apply or restore.
+func (f *fsm) changes() <-chan struct{} {
+	f.changedMu.Lock()
+	defer f.changedMu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return f.changed
+}
+
+func (f *fsm) wake() {
+	if f.waiters.Load() == 0 {
+		return
+	}
+	f.changedMu.Lock()
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
+	f.changedMu.Unlock()
+}
+
+var _ raft.FSM = (*fsm)(nil)
+
+func newFSM() *fsm {
+	return &fsm{m: newMachine(), subs: make(map[*Subscription]struct{})}
+}
+
+// Apply applies one committed command and returns its result.
+func (f *fsm) Apply(l *raft.Log) any {
+	res, evs := f.m.applyEntry(l.Index, l.Data)
+	if len(evs) > 0 {
+		f.publish(evs)
+	}
+	f.wake()
+	return res
+}
+
+func (f *fsm) publish(evs []Event) {
+	f.subMu.Lock()
+	for s := range f.subs {
+		s.push(evs)
+	}
+	f.subMu.Unlock()
+}
+
+// Snapshot captures the state; Raft calls it on the FSM goroutine.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	b, err := encodeSnapshot(f.m.capture())
+	if err != nil {
+		return nil, err
+	}
+	return fsmSnapshot(b), nil
+}
+
+// Restore replaces the state with a snapshot, or refuses it with an error
+// (ErrBadSnapshot) and keeps the state it had.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := decodeSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.m.restore(b)
+	f.publish([]Event{{Kind: Reset, Index: b.Index}})
+	f.wake()
+	return nil
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s fsmSnapshot) Release() {}

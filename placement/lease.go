@@ -1,0 +1,190 @@
+package placement
+
+// Leases and single activation: Owns, and the ping/pong that renews a
+// node's lease with the leader. The timing argument is in docs/placement.md.
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"time"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Owns reports whether this node may serve actor id for a caller that
+// resolved it at epoch: the replica must place it here, active, at epoch or
+// later (ErrNotOwner otherwise), and the node must hold a lease from the
+// leader (ErrNoLease). It allocates nothing.
+func (r *Registry) Owns(id string, epoch uint64) (Placement, error) {
+	// Read the applied index before the entry: the entry then reflects at
+	// least that index, and the lease is judged at that index. Judging it
+	// after would let an entry read just before an apply pass with a lease
+	// that only that apply satisfied.
+	applied := r.fsm.m.applied.Load()
+	p, ok := r.fsm.m.lookup(id)
+	if !ok || p.State != Active || p.Node != r.id || p.Epoch < epoch {
+		return p, ErrNotOwner
+	}
+	if int64(time.Since(r.base)) >= r.leaseUntil(applied) {
+		return p, ErrNoLease
+	}
+	return p, nil
+}
+
+// HasLease reports whether this node heard the leader (or, as leader, a
+// quorum) within LeaseTimeout and has applied what the leader had committed
+// then.
+func (r *Registry) HasLease() bool {
+	return int64(time.Since(r.base)) < r.leaseUntil(r.fsm.m.applied.Load())
+}
+
+// leaseUntil is the latest end of a lease grant satisfied by a replica at
+// applied (ns since base), or 0.
+func (r *Registry) leaseUntil(applied uint64) int64 {
+	var until int64
+	for g := r.lease.Load(); g != nil; g = g.prev {
+		if applied >= g.index {
+			until = max(until, g.until)
+		}
+	}
+	return until
+}
+
+func (r *Registry) grantLease(until time.Duration, index uint64) {
+	for {
+		cur := r.lease.Load()
+		now := int64(time.Since(r.base))
+		applied := r.fsm.m.applied.Load()
+		all := []grant{{until: int64(until), index: index}}
+		for g := cur; g != nil; g = g.prev {
+			all = append(all, grant{until: g.until, index: g.index})
+		}
+		// Keep the grants still able to give a lease: not expired, not
+		// dominated by one that lasts as long and needs no more applied.
+		// Of the satisfied ones only the longest matters.
+		var keep []grant
+		var best grant
+		for i, g := range all {
+			if g.until <= now {
+				continue
+			}
+			if g.index <= applied {
+				best.until = max(best.until, g.until)
+				continue
+			}
+			dominated := false
+			for j, o := range all {
+				if j != i && o.until >= g.until && o.index <= g.index && (o.until != g.until || o.index != g.index || j < i) {
+					dominated = true
+					break
+				}
+			}
+			if !dominated {
+				keep = append(keep, g)
+			}
+		}
+		slices.SortFunc(keep, func(a, b grant) int { return cmp.Compare(b.until, a.until) })
+		keep = keep[:min(len(keep), 3)]
+		if best.until > 0 {
+			keep = append(keep, best)
+		}
+		var head *grant
+		for i := len(keep) - 1; i >= 0; i-- {
+			head = &grant{until: keep[i].until, index: keep[i].index, prev: head}
+		}
+		if r.lease.CompareAndSwap(cur, head) {
+			return
+		}
+	}
+}
+
+// handlePing runs on the leader: record liveness, and grant a lease no
+// longer than the leader's own.
+func (r *Registry) handlePing(from string, c *ctrl) {
+	if !r.IsLeader() {
+		return
+	}
+	r.heard(from)
+	left := r.leaseUntil(r.fsm.m.applied.Load()) - int64(time.Since(r.base))
+	if left <= 0 {
+		return
+	}
+	// The leader's own applied index: with its lease it has applied every
+	// entry of earlier terms (barrier), so this covers every re-placement
+	// committed before this pong. (Raft's LastIndex would not do: no-op and
+	// configuration entries never reach the FSM's applied index.)
+	b, err := encodeCtrl(&ctrl{Type: msgPong, Req: c.Req, Lease: left, Index: r.fsm.m.applied.Load()})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.LeaseTimeout/4)
+	defer cancel()
+	_ = r.tr.Send(ctx, transport.Peer{ID: from}, transport.KindControl, b)
+}
+
+// handlePong extends this node's lease: it starts when the ping was sent
+// and lasts no longer than LeaseTimeout nor the leader's own lease.
+func (r *Registry) handlePong(c *ctrl) {
+	r.pendMu.Lock()
+	sent, ok := r.pingSent[c.Req]
+	delete(r.pingSent, c.Req)
+	r.pendMu.Unlock()
+	if !ok {
+		return
+	}
+	left := min(time.Duration(c.Lease), r.cfg.LeaseTimeout)
+	r.grantLease(sent+left, c.Index)
+}
+
+// leaseLoop renews the lease four times per LeaseTimeout: the leader by
+// confirming it still leads a quorum, the others by pinging the leader.
+func (r *Registry) leaseLoop() {
+	every := r.cfg.LeaseTimeout / 4
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var barrierTerm uint64 // the term in which this node's replica caught up as leader
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		now := time.Since(r.base)
+		if r.IsLeader() {
+			// A new leader's replica may still be applying entries of
+			// earlier terms: no lease (for itself or others) until a
+			// barrier shows it has applied every entry before its term.
+			if term := r.raft.CurrentTerm(); term != barrierTerm {
+				if r.raft.Barrier(r.cfg.LeaseTimeout).Error() != nil {
+					continue
+				}
+				barrierTerm = term
+			}
+			if r.raft.VerifyLeader().Error() == nil {
+				r.grantLease(now+r.cfg.LeaseTimeout, 0)
+			}
+			continue
+		}
+		addr, lid := r.raft.LeaderWithID()
+		if lid == "" {
+			continue
+		}
+		id := r.reqID.Add(1)
+		r.pendMu.Lock()
+		for k, s := range r.pingSent {
+			if now-s > r.cfg.LeaseTimeout {
+				delete(r.pingSent, k)
+			}
+		}
+		r.pingSent[id] = now
+		r.pendMu.Unlock()
+		b, err := encodeCtrl(&ctrl{Type: msgPing, Req: id})
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(r.ctx, every)
+		_ = r.tr.Send(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, transport.KindControl, b)
+		cancel()
+	}
+}

@@ -1,0 +1,508 @@
+package placement
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// machine is the deterministic state machine: members and the actor
+// directory. Only apply and restore mutate it, from one goroutine (Raft's FSM
+// goroutine, or a test); readers use lookup (lock-free) and members (read
+// lock). Every decision in apply depends only on the state, the command and
+// the log index, so all replicas agree.
+type machine struct {
+	actors  sync.Map      // id -> *Placement; values are never mutated once stored
+	count   atomic.Int64  // entries in actors
+	applied atomic.Uint64 // index of the last applied entry
+
+	mu      sync.RWMutex // guards members and byNode for readers
+	members map[string]*Member
+	byNode  map[string]map[string]struct{} // node -> ids of its active actors
+
+	sessions map[string]*session // origin node -> its recent request results
+}
+
+// sessionWindow is how many recent results each node's session keeps for
+// exactly-once retries.
+const sessionWindow = 1024
+
+// session remembers the results of a node's recent requests so that a
+// retried request (same Origin, Inc, Seq) returns the first result instead
+// of applying twice.
+type session struct {
+	Inc        uint64            `msgpack:"u"`
+	Order      []uint64          `msgpack:"o"` // seqs in apply order, oldest first
+	Results    map[uint64]result `msgpack:"r"`
+	EvictedMax uint64            `msgpack:"e"` // largest seq dropped from the window
+}
+
+func newMachine() *machine {
+	return &machine{
+		members:  make(map[string]*Member),
+		byNode:   make(map[string]map[string]struct{}),
+		sessions: make(map[string]*session),
+	}
+}
+
+func (m *machine) lookup(id string) (Placement, bool) {
+	v, ok := m.actors.Load(id)
+	if !ok {
+		return Placement{}, false
+	}
+	return *v.(*Placement), true
+}
+
+func (m *machine) member(id string) (Member, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	mb, ok := m.members[id]
+	if !ok {
+		return Member{}, false
+	}
+	c := *mb
+	c.Types = slices.Clone(mb.Types)
+	return c, true
+}
+
+func (m *machine) memberList() []Member {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]Member, 0, len(m.members))
+	for _, mb := range m.members {
+		c := *mb
+		c.Types = slices.Clone(mb.Types)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (m *machine) actorsOn(node string) []Placement {
+	m.mu.RLock()
+	ids := make([]string, 0, len(m.byNode[node]))
+	for id := range m.byNode[node] {
+		ids = append(ids, id)
+	}
+	m.mu.RUnlock()
+	slices.Sort(ids)
+	out := make([]Placement, 0, len(ids))
+	for _, id := range ids {
+		if p, ok := m.lookup(id); ok && p.State == Active && p.Node == node {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// apply decodes and applies one log entry holding a single command. A
+// malformed entry is refused with an error in the result and changes nothing
+// (every replica refuses it alike).
+func (m *machine) apply(index uint64, data []byte) (result, []Event) {
+	defer m.applied.Store(index) // after the effects: HasLease relies on it
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var evs []Event
+	res := m.applyOne(index, 0, data, &evs)
+	return res, evs
+}
+
+// applyEntry applies one log entry: a single command (result) or a batch
+// ([]result, one per command, in order).
+func (m *machine) applyEntry(index uint64, data []byte) (any, []Event) {
+	if len(data) == 0 || cmdType(data[0]) != cmdBatch {
+		return m.apply(index, data)
+	}
+	defer m.applied.Store(index)
+	cmds, err := decodeBatch(data)
+	if err != nil {
+		return result{Index: index, Err: err}, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var evs []Event
+	out := make([]result, len(cmds))
+	for pos, c := range cmds {
+		out[pos] = m.applyOne(index, uint64(pos), c, &evs)
+	}
+	return out, evs
+}
+
+// applyOne applies the command at position pos of entry index; m.mu is held.
+func (m *machine) applyOne(index, pos uint64, data []byte, evs *[]Event) result {
+	c, err := decodeCommand(data)
+	if err != nil {
+		return result{Index: index, Err: err}
+	}
+	var sess *session
+	if c.Seq != 0 && c.Origin != "" {
+		sess = m.sessions[c.Origin]
+		switch {
+		case sess == nil || c.Inc > sess.Inc:
+			sess = &session{Inc: c.Inc, Results: make(map[uint64]result)}
+			m.sessions[c.Origin] = sess
+		case c.Inc < sess.Inc:
+			return result{Index: index, Err: fmt.Errorf("%w: from an old incarnation of %s", ErrStaleRequest, c.Origin)}
+		}
+		if prev, ok := sess.Results[c.Seq]; ok {
+			prev.Err = fromWire(prev.WireErr)
+			prev.WireErr = nil
+			return prev // a retry: the first outcome stands
+		}
+		if c.Seq <= sess.EvictedMax {
+			return result{Index: index, Err: fmt.Errorf("%w: request %d is older than the dedup window", ErrStaleRequest, c.Seq)}
+		}
+	}
+	a := applier{m: m, index: index, epoch: index*maxBatch + pos, events: *evs}
+	res := a.run(c)
+	*evs = a.events
+	res.Index = index
+	if sess != nil {
+		keep := res
+		keep.WireErr, keep.Err = toWire(res.Err), nil
+		sess.Results[c.Seq] = keep
+		sess.Order = append(sess.Order, c.Seq)
+		if len(sess.Order) > sessionWindow {
+			old := sess.Order[0]
+			sess.Order = sess.Order[1:]
+			delete(sess.Results, old)
+			sess.EvictedMax = max(sess.EvictedMax, old)
+		}
+	}
+	return res
+}
+
+type applier struct {
+	m      *machine
+	index  uint64 // Raft log index of the entry
+	epoch  uint64 // index*maxBatch + position in the entry: unique, log-ordered
+	events []Event
+}
+
+func (a *applier) emit(e Event) {
+	e.Index = a.index
+	a.events = append(a.events, e)
+}
+
+func (a *applier) run(c command) result {
+	switch c.Type {
+	case cmdJoin:
+		return a.join(c)
+	case cmdTypes:
+		return a.addTypes(c)
+	case cmdFailed:
+		return a.memberDown(c.Node, Failed)
+	case cmdLeave:
+		return a.memberDown(c.Node, Left)
+	case cmdAlive:
+		return a.alive(c)
+	case cmdSpawn:
+		return a.spawn(c)
+	case cmdStop:
+		return a.stop(c)
+	case cmdRestart:
+		return a.restart(c)
+	case cmdRead:
+		p, ok := a.m.lookup(c.ID)
+		if !ok {
+			return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
+		}
+		return result{Placement: p}
+	}
+	return result{Err: ErrBadCommand}
+}
+
+func mergeTypes(have, add []string) []string {
+	out := slices.Clone(have)
+	for _, t := range add {
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (a *applier) join(c command) result {
+	if c.Node == "" {
+		return result{Err: fmt.Errorf("%w: empty node id", ErrInvalidRequest)}
+	}
+	mb := a.m.members[c.Node]
+	if mb == nil {
+		mb = &Member{ID: c.Node}
+		a.m.members[c.Node] = mb
+	}
+	mb.Addr = c.Addr
+	mb.Status = Alive
+	mb.Types = mergeTypes(mb.Types, c.Types)
+	a.emit(Event{Kind: MemberJoined, Member: a.snap(mb)})
+	return result{}
+}
+
+func (a *applier) addTypes(c command) result {
+	mb := a.m.members[c.Node]
+	if mb == nil {
+		return result{Err: &SpawnError{Node: c.Node, Err: ErrNotMember}}
+	}
+	mb.Types = mergeTypes(mb.Types, c.Types)
+	a.emit(Event{Kind: MemberJoined, Member: a.snap(mb)})
+	return result{}
+}
+
+func (a *applier) alive(c command) result {
+	mb := a.m.members[c.Node]
+	if mb == nil {
+		return result{Err: &SpawnError{Node: c.Node, Err: ErrNotMember}}
+	}
+	if mb.Status == Failed {
+		mb.Status = Alive
+		a.emit(Event{Kind: MemberAlive, Member: a.snap(mb)})
+	}
+	return result{}
+}
+
+// memberDown marks a member failed or left and re-places its actors.
+func (a *applier) memberDown(node string, st MemberStatus) result {
+	mb := a.m.members[node]
+	if mb == nil {
+		return result{Err: &SpawnError{Node: node, Err: ErrNotMember}}
+	}
+	if mb.Status == st || mb.Status == Left {
+		return result{}
+	}
+	mb.Status = st
+	kind := MemberFailed
+	reason := "node " + node + " failed"
+	if st == Left {
+		kind, reason = MemberLeft, "node "+node+" left"
+	}
+	a.emit(Event{Kind: kind, Member: a.snap(mb)})
+	ids := make([]string, 0, len(a.m.byNode[node]))
+	for id := range a.m.byNode[node] {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // determinism: least-loaded depends on order
+	for _, id := range ids {
+		p, _ := a.m.lookup(id)
+		a.replace(p, reason, st == Failed)
+	}
+	return result{}
+}
+
+// replace moves p to a new node (or the same one) with a new epoch under its
+// restart policy, or stops it when the budget is spent or no node fits.
+// countRestart says whether this uses the budget (a leave does not).
+func (a *applier) replace(p Placement, reason string, countRestart bool) Placement {
+	prev := p
+	if countRestart {
+		if p.Policy.MaxRestarts == 0 || (p.Policy.MaxRestarts > 0 && p.Restarts >= p.Policy.MaxRestarts) {
+			return a.stopActor(p, reason+"; restart budget spent")
+		}
+		p.Restarts++
+	}
+	node, err := a.choose(p.ID, p.Type, p.Strategy, p.Node, p.Node, true)
+	if err != nil {
+		return a.stopActor(prev, reason+"; "+err.Error())
+	}
+	a.unlink(prev)
+	p.Node, p.Epoch = node, a.epoch
+	a.store(p)
+	a.emit(Event{Kind: ActorReplaced, Actor: p, Prev: prev})
+	return p
+}
+
+func (a *applier) stopActor(p Placement, reason string) Placement {
+	prev := p
+	a.unlink(p)
+	p.State, p.Reason = Stopped, reason
+	a.store(p)
+	a.emit(Event{Kind: ActorStopped, Actor: p, Prev: prev})
+	return p
+}
+
+func (a *applier) store(p Placement) {
+	if _, loaded := a.m.actors.Swap(p.ID, &p); !loaded {
+		a.m.count.Add(1)
+	}
+	if p.State == Active {
+		set := a.m.byNode[p.Node]
+		if set == nil {
+			set = make(map[string]struct{})
+			a.m.byNode[p.Node] = set
+		}
+		set[p.ID] = struct{}{}
+		if mb := a.m.members[p.Node]; mb != nil {
+			mb.Load = len(set)
+		}
+	}
+}
+
+func (a *applier) unlink(p Placement) {
+	if set := a.m.byNode[p.Node]; set != nil {
+		delete(set, p.ID)
+		if mb := a.m.members[p.Node]; mb != nil {
+			mb.Load = len(set)
+		}
+	}
+}
+
+func (a *applier) snap(mb *Member) Member {
+	c := *mb
+	c.Types = slices.Clone(mb.Types)
+	return c
+}
+
+// choose picks a node for actor id of type typ. given is the OnNode target,
+// caller the Local target. With fallback (a re-placement, where both are the
+// old node) a dead or unfit target falls back to LeastLoaded.
+func (a *applier) choose(id, typ string, s Strategy, given, caller string, fallback bool) (string, error) {
+	var cands []*Member
+	known := false
+	for _, mb := range a.m.members {
+		if mb.hosts(typ) {
+			known = true
+			if mb.Status == Alive {
+				cands = append(cands, mb)
+			}
+		}
+	}
+	if !known {
+		return "", &SpawnError{ID: id, Type: typ, Err: ErrUnknownType}
+	}
+	slices.SortFunc(cands, func(x, y *Member) int { return cmp.Compare(x.ID, y.ID) })
+	pinned := func(node string) (string, error) {
+		mb := a.m.members[node]
+		if mb == nil || mb.Status != Alive {
+			return "", &SpawnError{ID: id, Type: typ, Node: node, Err: ErrNodeNotAlive}
+		}
+		if !mb.hosts(typ) {
+			return "", &SpawnError{ID: id, Type: typ, Node: node, Err: ErrTypeNotHosted}
+		}
+		return node, nil
+	}
+	switch s {
+	case OnNode:
+		n, err := pinned(given)
+		if err == nil || !fallback { // a spawn: no fallback
+			return n, err
+		}
+	case Local:
+		n, err := pinned(caller)
+		if err == nil || !fallback {
+			return n, err
+		}
+	}
+	if len(cands) == 0 {
+		return "", &SpawnError{ID: id, Type: typ, Err: ErrNoCandidate}
+	}
+	switch s {
+	case Random:
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], a.epoch)
+		h := fnv.New64a()
+		h.Write(b[:])
+		h.Write([]byte(id))
+		return cands[h.Sum64()%uint64(len(cands))].ID, nil
+	case HashID:
+		best, bestH := "", uint64(0)
+		for _, mb := range cands {
+			h := fnv.New64a()
+			h.Write([]byte(id))
+			h.Write([]byte{0})
+			h.Write([]byte(mb.ID))
+			if v := h.Sum64(); best == "" || v > bestH {
+				best, bestH = mb.ID, v
+			}
+		}
+		return best, nil
+	}
+	best := cands[0]
+	for _, mb := range cands[1:] {
+		if mb.Load < best.Load {
+			best = mb
+		}
+	}
+	return best.ID, nil
+}
+
+func (a *applier) spawn(c command) result {
+	req := c.Spawn
+	fail := func(err error) result {
+		return result{Err: &SpawnError{ID: req.ID, Type: req.Type, Node: req.Node, Err: err}}
+	}
+	if req.Type == "" || strings.HasPrefix(req.ID, "~") || req.Strategy >= strategyEnd {
+		return fail(ErrInvalidRequest)
+	}
+	if !req.Policy.valid() {
+		return fail(ErrInvalidPolicy)
+	}
+	if req.ID != "" {
+		if p, ok := a.m.lookup(req.ID); ok && p.State == Active {
+			if p.Type != req.Type {
+				return fail(fmt.Errorf("%w: id in use by type %s", ErrInvalidRequest, p.Type))
+			}
+			return result{Placement: p, Existed: true}
+		}
+	}
+	id := req.ID
+	if id == "" {
+		id = "~" + strconv.FormatUint(a.epoch, 10)
+	}
+	given := req.Node
+	node, err := a.choose(id, req.Type, req.Strategy, given, c.Node, false)
+	if err != nil {
+		var se *SpawnError
+		if errors.As(err, &se) {
+			se.ID = req.ID // not the id a refused unnamed spawn would have had
+		}
+		return result{Err: err}
+	}
+	p := Placement{ID: id, Type: req.Type, Node: node, Epoch: a.epoch, Strategy: req.Strategy, Policy: req.Policy}
+	a.store(p)
+	a.emit(Event{Kind: ActorPlaced, Actor: p})
+	return result{Placement: p}
+}
+
+func (a *applier) stop(c command) result {
+	p, ok := a.m.lookup(c.ID)
+	if !ok {
+		return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
+	}
+	if c.Epoch != 0 && c.Epoch != p.Epoch {
+		return result{Placement: p, Err: &SpawnError{ID: c.ID, Err: ErrStaleEpoch}}
+	}
+	if p.State == Stopped {
+		return result{Placement: p}
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "stopped"
+	}
+	return result{Placement: a.stopActor(p, reason)}
+}
+
+func (a *applier) restart(c command) result {
+	p, ok := a.m.lookup(c.ID)
+	if !ok {
+		return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
+	}
+	if p.State == Stopped {
+		return result{Placement: p}
+	}
+	if c.Epoch != 0 && c.Epoch != p.Epoch {
+		// Already restarted by someone else: nothing to do.
+		return result{Placement: p, Err: &SpawnError{ID: c.ID, Err: ErrStaleEpoch}}
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "crashed"
+	}
+	return result{Placement: a.replace(p, reason, true)}
+}

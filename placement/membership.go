@@ -1,0 +1,289 @@
+package placement
+
+// Membership: joining, leaving, the leader's failure detector and the
+// voter set.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Leave leaves the cluster gracefully: the node's actors are re-placed and
+// it is marked left, leadership moves away if it leads, and it is removed
+// from the Raft configuration. Call Close afterwards.
+func (r *Registry) Leave(ctx context.Context) error {
+	if _, err := r.propose(ctx, command{Type: cmdLeave, Node: r.id}, true); err != nil {
+		return err
+	}
+	for {
+		if r.IsLeader() {
+			if len(r.Voters()) <= 1 {
+				return nil // the last voter: nobody to hand over to
+			}
+			if err := r.wait(ctx, r.raft.LeadershipTransfer()); err != nil {
+				r.log.Warn("leadership transfer", "err", err)
+			}
+		}
+		addr, lid := r.raft.LeaderWithID()
+		if lid != "" && string(lid) != r.id {
+			rep, err := r.call(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, &ctrl{Type: msgRemove})
+			if err == nil && rep.Res != nil && rep.Res.Err == nil {
+				return nil
+			}
+			if err == nil && rep.Res != nil && !errors.Is(rep.Res.Err, ErrNotLeader) {
+				return rep.Res.Err
+			}
+		}
+		if err := r.pause(ctx, r.cfg.HeartbeatTimeout/4); err != nil {
+			return err
+		}
+	}
+}
+
+// register makes this node a recorded member (joining Raft if needed) and
+// waits until its own replica has applied that.
+func (r *Registry) register(ctx context.Context) error {
+	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types}
+	next := 0
+	for {
+		var res *result
+		var err error
+		addr, lid := r.raft.LeaderWithID()
+		switch {
+		case r.IsLeader():
+			res, err = r.handleJoin(ctx, r.id, msg)
+		case lid != "":
+			res, err = r.callResult(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, msg)
+		case len(r.cfg.Join) > 0:
+			j := r.cfg.Join[next%len(r.cfg.Join)]
+			next++
+			res, err = r.callResult(ctx, transport.Peer{Addr: j}, msg)
+		default:
+			err = ErrNoLeader
+		}
+		if err == nil && res.Err == nil {
+			r.inc.Store(res.Index)
+			return r.waitApplied(ctx, res.Index)
+		}
+		if err == nil {
+			err = res.Err
+		}
+		if errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrClosed) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("placement: join: %w (last error: %v)", ctx.Err(), err)
+		}
+		r.log.Debug("join retry", "err", err)
+		if err := r.pause(ctx, r.cfg.HeartbeatTimeout/4); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *Registry) waitApplied(ctx context.Context, index uint64) error {
+	for r.fsm.m.applied.Load() < index {
+		if err := r.pause(ctx, 2*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinFrom handles a join received from peer `from`: the leader admits it,
+// a follower forwards it to the leader on the joiner's behalf.
+func (r *Registry) joinFrom(ctx context.Context, from string, c *ctrl) (*result, error) {
+	origin := from
+	if c.Origin != "" {
+		// Forwarded by a follower: trust it only if that follower is a member.
+		if _, ok := r.fsm.m.member(from); !ok {
+			return nil, fmt.Errorf("%w: %s forwarded a join but is not a member", ErrNotMember, from)
+		}
+		origin = c.Origin
+	}
+	if c.Node != origin {
+		return nil, &SpawnError{Node: c.Node, Err: ErrIdentityMismatch}
+	}
+	if r.IsLeader() {
+		return r.handleJoin(ctx, origin, c)
+	}
+	addr, lid := r.raft.LeaderWithID()
+	if lid == "" || string(lid) == r.id {
+		return nil, ErrNoLeader
+	}
+	fwd := *c
+	fwd.Origin = origin
+	return r.callResult(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, &fwd)
+}
+
+// handleJoin runs on the leader: add the node to the Raft configuration
+// (voter while there are fewer than Voters, else non-voter; an address
+// change updates it) and record it as an alive member.
+func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*result, error) {
+	if c.Node != origin {
+		return nil, &SpawnError{Node: c.Node, Err: ErrIdentityMismatch}
+	}
+	cf := r.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	voters := 0
+	var have *raft.Server
+	for i, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if string(s.ID) == origin {
+			have = &cf.Configuration().Servers[i]
+		}
+	}
+	id, addr := raft.ServerID(origin), raft.ServerAddress(c.Addr)
+	var f raft.IndexFuture
+	switch {
+	case have == nil && voters < r.cfg.Voters, have != nil && have.Suffrage == raft.Voter && have.Address != addr:
+		f = r.raft.AddVoter(id, addr, 0, r.attemptTimeout())
+	case have == nil, have.Address != addr:
+		f = r.raft.AddNonvoter(id, addr, 0, r.attemptTimeout())
+	}
+	if f != nil {
+		if err := r.wait(ctx, f); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return nil, ErrNotLeader
+			}
+			return nil, err
+		}
+	}
+	r.heard(origin)
+	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types})
+	if err != nil {
+		return nil, err
+	}
+	return r.applyLocal(data)
+}
+
+func (r *Registry) heard(id string) {
+	r.hbMu.Lock()
+	r.lastHeard[id] = time.Now()
+	r.hbMu.Unlock()
+}
+
+// monitorLoop is the leader's failure detector: a member not heard for
+// FailTimeout is marked failed (its actors re-placed in the same entry), a
+// failed member heard again is marked alive, and voters are kept at Voters
+// by promoting alive non-voters and demoting failed voters.
+func (r *Registry) monitorLoop() {
+	t := time.NewTicker(r.cfg.FailTimeout / 16)
+	defer t.Stop()
+	var term uint64
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		if !r.IsLeader() {
+			term = 0
+			continue
+		}
+		now := time.Now()
+		members := r.fsm.m.memberList()
+		if cur := r.raft.CurrentTerm(); cur != term {
+			// New leadership: every lease from an older leader ends within
+			// LeaseTimeout of now, so waiting grace is safe for all.
+			term = cur
+			r.hbMu.Lock()
+			for _, mb := range members {
+				r.lastHeard[mb.ID] = now.Add(r.grace - r.cfg.FailTimeout)
+			}
+			r.hbMu.Unlock()
+		}
+		for _, mb := range members {
+			if mb.ID == r.id {
+				continue
+			}
+			r.hbMu.Lock()
+			last, ok := r.lastHeard[mb.ID]
+			if !ok {
+				last = now
+				r.lastHeard[mb.ID] = now
+			}
+			r.hbMu.Unlock()
+			silent := now.Sub(last)
+			var c command
+			switch {
+			case mb.Status == Alive && silent > r.cfg.FailTimeout:
+				c = command{Type: cmdFailed, Node: mb.ID}
+				r.log.Warn("member failed", "peer", mb.ID, "silent", silent)
+			case mb.Status == Failed && silent < r.cfg.LeaseTimeout:
+				c = command{Type: cmdAlive, Node: mb.ID}
+			default:
+				continue
+			}
+			data, _ := encodeCommand(c)
+			if _, err := r.applyLocal(data); err != nil {
+				r.log.Warn("mark member", "peer", mb.ID, "err", err)
+			}
+		}
+		r.reconcileVoters()
+	}
+}
+
+func (r *Registry) reconcileVoters() {
+	cf := r.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	var alive, failed, spare []raft.Server
+	for _, s := range cf.Configuration().Servers {
+		mb, ok := r.fsm.m.member(string(s.ID))
+		up := !ok || mb.Status == Alive
+		switch {
+		case s.Suffrage == raft.Voter && up:
+			alive = append(alive, s)
+		case s.Suffrage == raft.Voter:
+			failed = append(failed, s)
+		case s.Suffrage == raft.Nonvoter && ok && mb.Status == Alive:
+			spare = append(spare, s)
+		}
+	}
+	timeout := r.attemptTimeout()
+	if len(alive) < r.cfg.Voters && len(spare) > 0 {
+		s := spare[0]
+		if err := r.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
+			r.log.Warn("promote", "peer", string(s.ID), "err", err)
+			return
+		}
+		r.log.Info("promoted non-voter", "peer", string(s.ID))
+		alive = append(alive, s)
+	}
+	if len(failed) > 0 && len(alive) >= r.cfg.Voters {
+		s := failed[0]
+		if err := r.raft.DemoteVoter(s.ID, 0, timeout).Error(); err != nil {
+			r.log.Warn("demote", "peer", string(s.ID), "err", err)
+		}
+	}
+}
+
+// Voters returns the ids of the Raft voters in this replica's latest
+// configuration, sorted.
+func (r *Registry) Voters() []string {
+	cf := r.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == raft.Voter {
+			out = append(out, string(s.ID))
+		}
+	}
+	slices.Sort(out)
+	return out
+}

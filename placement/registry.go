@@ -1,0 +1,621 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Config configures a Registry. The zero value is not enough: Transport is
+// required; every other field has a default.
+type Config struct {
+	// Transport carries Raft (its StreamLayer) and the registry's control
+	// frames (KindControl). Required. The Registry does not close it.
+	Transport transport.Transport
+	// DataDir holds the Raft log (raft-boltdb, fsync on) and snapshots. Empty
+	// means in-memory stores: nothing survives Close.
+	DataDir string
+	// Join lists addresses of existing members. Empty means this node
+	// bootstraps a new cluster, unless DataDir already holds one.
+	Join []string
+	// Voters is how many members vote in Raft; later members are non-voters
+	// that still hold a full replica. Zero means 3.
+	Voters int
+	// Types are the actor types this node hosts from the start; HostTypes
+	// adds more later.
+	Types []string
+	// HeartbeatTimeout is Raft's heartbeat and election timeout. Zero means
+	// 200ms, fit for a LAN.
+	HeartbeatTimeout time.Duration
+	// FailTimeout is how long the leader waits without hearing a node before
+	// it marks it failed and re-places its actors. Zero means 800ms.
+	FailTimeout time.Duration
+	// LeaseTimeout is how long a node may serve its actors after it last
+	// heard the leader; it must be below FailTimeout. Zero means 3/8 of
+	// FailTimeout.
+	LeaseTimeout time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot. Zero
+	// means 8192.
+	SnapshotThreshold uint64
+	// Logger receives the registry's and Raft's warnings. Nil means silent.
+	Logger *slog.Logger
+}
+
+// Registry is one node's replica of the placement registry and its client.
+type Registry struct {
+	cfg    Config
+	tr     transport.Transport
+	id     string
+	addr   string
+	fsm    *fsm
+	raft   *raft.Raft
+	nt     *raft.NetworkTransport
+	bolt   *raftboltdb.BoltStore
+	log    *slog.Logger
+	base   time.Time // monotonic origin of lease times
+	grace  time.Duration
+	lease  atomic.Pointer[grant]
+	reqID  atomic.Uint64 // control request ids
+	inc    atomic.Uint64 // incarnation: log index of this node's latest join
+	seq    atomic.Uint64 // exactly-once sequence of this incarnation's writes
+	closed atomic.Bool
+
+	applyQ chan applyReq // leader: commands for batchLoop
+	fwdQ   chan fwdReq   // others: commands for fwdLoop
+
+	pendMu   sync.Mutex
+	pending  map[uint64]chan *ctrl
+	pingSent map[uint64]time.Duration
+
+	hbMu      sync.Mutex
+	lastHeard map[string]time.Time // leader: last ping from each member
+
+	goMu      sync.Mutex
+	goClosed  bool
+	wg        sync.WaitGroup
+	done      chan struct{}   // closed by Close
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// grant is a lease: valid until `until` (ns since base) once the replica
+// has applied index. Grants form a short immutable chain (see grantLease),
+// so a new grant waiting for the replica to catch up does not cut a lease
+// an older, satisfied grant still gives.
+type grant struct {
+	until int64
+	index uint64
+	prev  *grant
+}
+
+func (c Config) withDefaults() Config {
+	if c.Voters <= 0 {
+		c.Voters = 3
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 200 * time.Millisecond
+	}
+	if c.FailTimeout <= 0 {
+		c.FailTimeout = 800 * time.Millisecond
+	}
+	if c.LeaseTimeout <= 0 {
+		c.LeaseTimeout = c.FailTimeout * 3 / 8
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	return c
+}
+
+// New starts this node's replica and blocks until the node is a recorded
+// member: it bootstraps a cluster (no Join, no state in DataDir), or
+// restarts from DataDir, or joins through Join, then registers its address
+// and types with the leader.
+func New(ctx context.Context, cfg Config) (*Registry, error) {
+	if cfg.Transport == nil {
+		return nil, fmt.Errorf("%w: Config.Transport is nil", ErrInvalidRequest)
+	}
+	cfg = cfg.withDefaults()
+	if cfg.LeaseTimeout >= cfg.FailTimeout {
+		return nil, fmt.Errorf("%w: LeaseTimeout %v must be below FailTimeout %v", ErrInvalidRequest, cfg.LeaseTimeout, cfg.FailTimeout)
+	}
+	r := &Registry{
+		cfg:       cfg,
+		tr:        cfg.Transport,
+		id:        cfg.Transport.ID(),
+		addr:      cfg.Transport.Addr(),
+		fsm:       newFSM(),
+		log:       cfg.Logger,
+		base:      time.Now(),
+		pending:   make(map[uint64]chan *ctrl),
+		pingSent:  make(map[uint64]time.Duration),
+		lastHeard: make(map[string]time.Time),
+		done:      make(chan struct{}),
+		applyQ:    make(chan applyReq, 1024),
+		fwdQ:      make(chan fwdReq, 1024),
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	// Leases granted by earlier leaders end at most LeaseTimeout after a new
+	// leader's election; grace waits that plus a quarter of the slack to
+	// FailTimeout as the margin for clock drift and scheduling.
+	r.grace = cfg.LeaseTimeout + (cfg.FailTimeout-cfg.LeaseTimeout)/4
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.log = r.log.With("node", r.id)
+	if err := r.startRaft(); err != nil {
+		r.cancel()
+		r.shutdownStores()
+		return nil, err
+	}
+	r.tr.Handle(transport.KindControl, transport.HandlerFunc(r.handleFrame))
+	r.goFunc(r.batchLoop)
+	r.goFunc(r.fwdLoop)
+	r.goFunc(r.leaseLoop)
+	r.goFunc(r.monitorLoop)
+	if err := r.register(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Registry) hclogger() hclog.Logger {
+	if r.cfg.Logger == nil {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{r.log}})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (r *Registry) startRaft() error {
+	hl := r.hclogger()
+	var (
+		logs   raft.LogStore
+		stable raft.StableStore
+		snaps  raft.SnapshotStore
+	)
+	if r.cfg.DataDir == "" {
+		s := raft.NewInmemStore()
+		logs, stable, snaps = s, s, raft.NewInmemSnapshotStore()
+	} else {
+		if err := os.MkdirAll(r.cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("placement: data dir: %w", err)
+		}
+		b, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(r.cfg.DataDir, "raft.db")})
+		if err != nil {
+			return fmt.Errorf("placement: raft log: %w", err)
+		}
+		r.bolt = b
+		cache, err := raft.NewLogCache(1024, b)
+		if err != nil {
+			return err
+		}
+		logs, stable = cache, b
+		fs, err := raft.NewFileSnapshotStoreWithLogger(r.cfg.DataDir, 2, hl)
+		if err != nil {
+			return fmt.Errorf("placement: snapshot store: %w", err)
+		}
+		snaps = fs
+	}
+	has, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return fmt.Errorf("placement: raft state: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(r.id)
+	rc.HeartbeatTimeout = r.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = r.cfg.HeartbeatTimeout
+	rc.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout / 2
+	rc.CommitTimeout = 5 * time.Millisecond
+	rc.MaxAppendEntries = 1024
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = r.cfg.SnapshotThreshold
+	rc.TrailingLogs = max(1024, r.cfg.SnapshotThreshold/2)
+	rc.Logger = hl
+	r.nt = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  r.tr.StreamLayer(),
+		MaxPool: 4,
+		Timeout: 2 * time.Second,
+		Logger:  hl,
+	})
+	ra, err := raft.NewRaft(rc, r.fsm, logs, stable, snaps, r.nt)
+	if err != nil {
+		r.nt.Close()
+		return fmt.Errorf("placement: start raft: %w", err)
+	}
+	r.raft = ra
+	if !has && len(r.cfg.Join) == 0 {
+		err := ra.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(r.id), Address: raft.ServerAddress(r.addr),
+		}}}).Error()
+		if err != nil {
+			ra.Shutdown()
+			r.nt.Close()
+			return fmt.Errorf("placement: bootstrap: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *Registry) shutdownStores() {
+	if r.bolt != nil {
+		r.bolt.Close()
+	}
+}
+
+// goFunc runs f on a goroutine that Close waits for; after Close it does
+// nothing.
+func (r *Registry) goFunc(f func()) bool {
+	r.goMu.Lock()
+	defer r.goMu.Unlock()
+	if r.goClosed {
+		return false
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close stops this replica abruptly (no leave: the cluster will see it fail)
+// and waits for every goroutine it started. It does not close the
+// transport, but Raft closes the transport's StreamLayer, so a transport
+// serves one Registry in its life.
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		close(r.done)
+		r.cancel()
+		r.tr.Handle(transport.KindControl, transport.HandlerFunc(func(string, []byte) {}))
+		r.goMu.Lock()
+		r.goClosed = true
+		r.goMu.Unlock()
+		if r.raft != nil {
+			r.closeErr = r.raft.Shutdown().Error()
+		}
+		r.nt.Close()
+		r.wg.Wait()
+		r.shutdownStores()
+		r.fsm.subMu.Lock()
+		subs := make([]*Subscription, 0, len(r.fsm.subs))
+		for s := range r.fsm.subs {
+			subs = append(subs, s)
+		}
+		r.fsm.subMu.Unlock()
+		for _, s := range subs {
+			s.Close()
+		}
+	})
+	return r.closeErr
+}
+
+// ID is this node's id (its transport identity).
+func (r *Registry) ID() string { return r.id }
+
+// Leader returns the id of the leader this replica knows, or "".
+func (r *Registry) Leader() string {
+	_, id := r.raft.LeaderWithID()
+	return string(id)
+}
+
+// IsLeader reports whether this node is the Raft leader.
+func (r *Registry) IsLeader() bool { return r.raft.State() == raft.Leader }
+
+// Lookup returns the directory entry of id from the local replica: a map
+// read, no network, no lock.
+func (r *Registry) Lookup(id string) (Placement, bool) { return r.fsm.m.lookup(id) }
+
+// Members returns the members, sorted by id, from the local replica.
+func (r *Registry) Members() []Member { return r.fsm.m.memberList() }
+
+// Member returns one member from the local replica.
+func (r *Registry) Member(id string) (Member, bool) { return r.fsm.m.member(id) }
+
+// ActorsOn returns the active actors placed on node, sorted by id.
+func (r *Registry) ActorsOn(node string) []Placement { return r.fsm.m.actorsOn(node) }
+
+// AppliedIndex is the log index of the last entry this replica applied.
+func (r *Registry) AppliedIndex() uint64 { return r.fsm.m.applied.Load() }
+
+// Subscribe streams every change this replica applies from now on. Read
+// the current state first (ActorsOn, Members), then follow the events; a
+// Reset event means the replica was replaced by a snapshot.
+func (r *Registry) Subscribe() *Subscription {
+	s := r.fsm.subscribe()
+	if r.closed.Load() {
+		s.Close()
+	}
+	return s
+}
+
+// Spawn places a registered actor (or returns the active one of that id).
+// Refusals are *SpawnError wrapping ErrUnknownType, ErrTypeNotHosted,
+// ErrNodeNotAlive, ErrNoCandidate, ErrInvalidPolicy or ErrInvalidRequest.
+func (r *Registry) Spawn(ctx context.Context, req SpawnRequest) (Placement, error) {
+	res, err := r.propose(ctx, command{Type: cmdSpawn, Node: r.id, Spawn: req}, req.ID != "")
+	return res.Placement, err
+}
+
+// Stop stops actor id for reason. Stopping a stopped actor is a no-op.
+func (r *Registry) Stop(ctx context.Context, id, reason string) error {
+	_, err := r.propose(ctx, command{Type: cmdStop, ID: id, Reason: reason}, true)
+	return err
+}
+
+// ReportFailure tells the registry that actor id, placed at epoch, crashed
+// past its local budget. The registry restarts it by its policy (new epoch,
+// maybe another node; the host waits Policy.Backoff before activating) or
+// stops it when the budget is spent, and returns the new entry. ErrStaleEpoch
+// means it was already re-placed; the returned Placement is current.
+func (r *Registry) ReportFailure(ctx context.Context, id string, epoch uint64, reason string) (Placement, error) {
+	res, err := r.propose(ctx, command{Type: cmdRestart, ID: id, Epoch: epoch, Reason: reason}, true)
+	return res.Placement, err
+}
+
+// Resolve reads the entry of id through the leader's log: linearizable,
+// unlike Lookup, at the cost of a Raft round. ErrNotFound if absent.
+func (r *Registry) Resolve(ctx context.Context, id string) (Placement, error) {
+	res, err := r.propose(ctx, command{Type: cmdRead, ID: id}, true)
+	return res.Placement, err
+}
+
+// WaitNewer waits until the local replica places id at an epoch above
+// epoch and returns that entry, for a caller whose location went stale
+// (ErrNotOwner from the old node). A stopped actor gives ErrNotFound with
+// its entry; an id the replica does not know yet is waited for.
+func (r *Registry) WaitNewer(ctx context.Context, id string, epoch uint64) (Placement, error) {
+	r.fsm.waiters.Add(1)
+	defer r.fsm.waiters.Add(-1)
+	for {
+		ch := r.fsm.changes()
+		p, ok := r.fsm.m.lookup(id)
+		switch {
+		case ok && p.State == Stopped:
+			return p, &SpawnError{ID: id, Type: p.Type, Err: fmt.Errorf("%w: stopped: %s", ErrNotFound, p.Reason)}
+		case ok && p.Epoch > epoch:
+			return p, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return p, ctx.Err()
+		case <-r.done:
+			return p, ErrClosed
+		}
+	}
+}
+
+// HostTypes adds actor types this node can host, e.g. registered after
+// start.
+func (r *Registry) HostTypes(ctx context.Context, types ...string) error {
+	_, err := r.propose(ctx, command{Type: cmdTypes, Node: r.id, Types: types}, true)
+	return err
+}
+
+// Snapshot forces a Raft snapshot of the registry now.
+func (r *Registry) Snapshot(ctx context.Context) error {
+	f := r.raft.Snapshot()
+	return r.wait(ctx, f)
+}
+
+func (r *Registry) wait(ctx context.Context, f raft.Future) error {
+	ch := make(chan error, 1)
+	if !r.goFunc(func() { ch <- f.Error() }) {
+		return ErrClosed
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pause waits d, or returns early with ctx's error or ErrClosed.
+func (r *Registry) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.done:
+		return ErrClosed
+	}
+}
+
+func (r *Registry) callResult(ctx context.Context, to transport.Peer, msg *ctrl) (*result, error) {
+	rep, err := r.call(ctx, to, msg)
+	if err != nil {
+		return nil, err
+	}
+	if rep.Res == nil {
+		return nil, fmt.Errorf("%w: reply without result", ErrBadCommand)
+	}
+	return rep.Res, nil
+}
+
+// attemptTimeout bounds one forwarded request; a leader silent that long is
+// presumed lost.
+func (r *Registry) attemptTimeout() time.Duration {
+	return 2*r.cfg.HeartbeatTimeout + r.cfg.FailTimeout
+}
+
+// call sends msg with a fresh request id and waits for the reply.
+func (r *Registry) call(ctx context.Context, to transport.Peer, msg *ctrl) (*ctrl, error) {
+	id := r.reqID.Add(1)
+	m := *msg
+	m.Req = id
+	b, err := encodeCtrl(&m)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan *ctrl, 1)
+	r.pendMu.Lock()
+	r.pending[id] = ch
+	r.pendMu.Unlock()
+	defer func() {
+		r.pendMu.Lock()
+		delete(r.pending, id)
+		r.pendMu.Unlock()
+	}()
+	if err := r.tr.Send(ctx, to, transport.KindControl, b); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(r.attemptTimeout())
+	defer t.Stop()
+	select {
+	case rep := <-ch:
+		return rep, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.done:
+		return nil, ErrClosed
+	case <-t.C:
+		return nil, errAttemptTimeout
+	}
+}
+
+var errAttemptTimeout = errors.New("placement: no reply from the leader")
+
+func (r *Registry) reply(to string, req uint64, res *result) {
+	r.replyCtrl(to, &ctrl{Type: msgResult, Req: req, Res: res})
+}
+
+func (r *Registry) replyCtrl(to string, c *ctrl) {
+	b, err := encodeCtrl(c)
+	if err != nil {
+		r.log.Warn("encode reply", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.attemptTimeout())
+	defer cancel()
+	if err := r.tr.Send(ctx, transport.Peer{ID: to}, transport.KindControl, b); err != nil {
+		r.log.Debug("send reply", "peer", to, "err", err)
+	}
+}
+
+// propose applies c through the leader, forwarding it if this node does not
+// lead, and retries while no leader is known or the one asked has stepped
+// down. Once this node is registered every write carries (origin,
+// incarnation, seq) and the state machine applies it at most once, so a
+// retry after an unknown outcome is safe; before that only writes marked
+// idempotent are retried.
+func (r *Registry) propose(ctx context.Context, c command, idempotent bool) (result, error) {
+	if inc := r.inc.Load(); inc != 0 {
+		c.Origin, c.Inc, c.Seq = r.id, inc, r.seq.Add(1)
+		idempotent = true
+	}
+	data, err := encodeCommand(c)
+	if err != nil {
+		return result{}, err
+	}
+	for {
+		if r.closed.Load() {
+			return result{}, ErrClosed
+		}
+		var res *result
+		var err error
+		addr, lid := r.raft.LeaderWithID()
+		switch {
+		case r.IsLeader():
+			res, err = r.applyLocal(data)
+		case lid != "":
+			res, err = r.forward(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, data)
+		default:
+			err = ErrNoLeader
+		}
+		if err == nil {
+			err = res.Err
+			if !errors.Is(err, ErrNotLeader) && !(idempotent && errors.Is(err, ErrUnknownOutcome)) {
+				return *res, err
+			}
+		}
+		if ctx.Err() != nil {
+			return result{}, fmt.Errorf("placement: %w (last error: %v)", ctx.Err(), err)
+		}
+		if errors.Is(err, ErrClosed) || (errors.Is(err, ErrUnknownOutcome) && !idempotent) {
+			return result{}, err
+		}
+		if err := r.pause(ctx, r.cfg.HeartbeatTimeout/10); err != nil {
+			return result{}, err
+		}
+	}
+}
+
+// handleFrame receives control frames. Replies and pings are handled
+// inline; requests that block run on their own goroutine.
+func (r *Registry) handleFrame(from string, frame []byte) {
+	c, err := decodeCtrl(frame)
+	if err != nil {
+		r.log.Warn("bad control frame", "peer", from, "err", err)
+		return
+	}
+	switch c.Type {
+	case msgResult:
+		r.pendMu.Lock()
+		ch := r.pending[c.Req]
+		r.pendMu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- c:
+			default:
+			}
+		}
+	case msgPong:
+		r.handlePong(c)
+	case msgPing:
+		r.handlePing(from, c)
+	case msgPropose:
+		r.goFunc(func() { r.replyCtrl(from, r.handlePropose(c)) })
+	case msgJoin, msgRemove:
+		r.goFunc(func() { r.reply(from, c.Req, r.handleRequest(from, c)) })
+	}
+}
+
+func (r *Registry) handleRequest(from string, c *ctrl) *result {
+	ctx, cancel := context.WithTimeout(r.ctx, r.attemptTimeout())
+	defer cancel()
+	switch c.Type {
+	case msgJoin:
+		res, err := r.joinFrom(ctx, from, c)
+		if err != nil {
+			return &result{Err: err}
+		}
+		return res
+	case msgRemove:
+		if !r.IsLeader() {
+			return &result{Err: ErrNotLeader}
+		}
+		if err := r.raft.RemoveServer(raft.ServerID(from), 0, r.attemptTimeout()).Error(); err != nil {
+			return &result{Err: fmt.Errorf("%w: %v", ErrUnknownOutcome, err)}
+		}
+		return &result{}
+	}
+	return &result{Err: ErrBadCommand}
+}
