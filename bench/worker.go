@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Bench is the actor type of the cluster scenarios, registered on every
+// node of the cluster.
+type Bench struct {
+	node string
+	n    int64
+}
+
+// Echo returns its argument.
+func (b *Bench) Echo(p []byte) []byte { return p }
+
+// Inc counts a one-way message.
+func (b *Bench) Inc(_ []byte) { b.n++ }
+
+// Count returns how many Inc the instance has handled.
+func (b *Bench) Count() int64 { return b.n }
+
+// Where returns the id of the node hosting the instance.
+func (b *Bench) Where() string { return b.node }
+
+// Heap collects garbage and returns the live heap of the hosting process.
+func (b *Bench) Heap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+func register(n *troupe.Node) error {
+	id := n.ID()
+	return troupe.Register(n, "Bench", func() *Bench { return &Bench{node: id} })
+}
+
+// Timeouts of every node of the cluster scenarios: the defaults, written
+// out so the failover figure can be read against them.
+const (
+	heartbeatTimeout = 200 * time.Millisecond
+	failTimeout      = 800 * time.Millisecond
+	mailboxSize      = 1 << 16
+)
+
+// tlsFiles are the PEM files of one node in the cluster's directory.
+func tlsFiles(dir, name string) troupe.TLS {
+	return troupe.TLS{
+		CAFile:   filepath.Join(dir, "ca.pem"),
+		CertFile: filepath.Join(dir, name+".pem"),
+		KeyFile:  filepath.Join(dir, name+"-key.pem"),
+	}
+}
+
+func nodeConfig(dir, name string, join []string, verbose bool) troupe.Config {
+	var logger *slog.Logger
+	if verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return troupe.Config{
+		Logger:           logger,
+		Name:             name,
+		Addr:             "127.0.0.1:0",
+		Join:             join,
+		TLS:              tlsFiles(dir, name),
+		HeartbeatTimeout: heartbeatTimeout,
+		FailTimeout:      failTimeout,
+		MailboxSize:      mailboxSize,
+	}
+}
+
+// Environment of a worker process.
+const (
+	envName = "TROUPE_BENCH_NAME" // node id
+	envJoin = "TROUPE_BENCH_JOIN" // address of a member
+	envDir  = "TROUPE_BENCH_DIR"  // directory with ca.pem, NAME.pem, NAME-key.pem
+	envLog  = "TROUPE_BENCH_LOG"  // "1": log warnings to stderr
+)
+
+// workerMain runs one node of the cluster scenarios in this process: it
+// joins, registers Bench, prints "READY addr" on stdout and serves until its
+// stdin closes (the suite ended it or died) or it gets SIGINT/SIGTERM.
+func workerMain() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	name, join, dir := os.Getenv(envName), os.Getenv(envJoin), os.Getenv(envDir)
+	if name == "" || join == "" || dir == "" {
+		fmt.Fprintln(os.Stderr, "bench worker: missing environment")
+		return 2
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	n, err := troupe.Start(sctx, nodeConfig(dir, name, []string{join}, os.Getenv(envLog) == "1"))
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
+		return 1
+	}
+	defer n.Close()
+	if err := register(n); err != nil {
+		fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
+		return 1
+	}
+	fmt.Printf("READY %s\n", n.Addr())
+	eof := make(chan struct{})
+	// This goroutine blocks on stdin until the process ends; os.Exit is
+	// its owner.
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-eof:
+	case <-ctx.Done():
+	}
+	return 0
+}
+
+// worker is a worker process as the suite sees it.
+type worker struct {
+	name  string
+	addr  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	ready bool          // it printed READY (set by startWorker)
+	done  chan struct{} // closed once the process was reaped
+}
+
+// cluster is the multi-process cluster of the cluster scenarios: a node in
+// this process ("main") and worker processes, all sharing one CA whose files
+// live in a temporary directory.
+type cluster struct {
+	e    *env
+	dir  string
+	ca   *transport.CA
+	main *troupe.Node
+
+	mu      sync.Mutex
+	workers []*worker
+	wg      sync.WaitGroup
+}
+
+// startCluster starts main and the workers w1 and w2: three voters.
+func startCluster(ctx context.Context, e *env) (*cluster, error) {
+	dir, err := os.MkdirTemp("", "troupe-bench-")
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{e: e, dir: dir}
+	ok := false
+	defer func() {
+		if !ok {
+			c.close()
+		}
+	}()
+	if c.ca, err = transport.NewCA("troupe-bench", 0); err != nil {
+		return nil, err
+	}
+	if err := c.ca.WriteFiles(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")); err != nil {
+		return nil, err
+	}
+	if err := c.issue("main"); err != nil {
+		return nil, err
+	}
+	e.logf("      cluster: starting node main in this process")
+	if c.main, err = troupe.Start(ctx, nodeConfig(dir, "main", nil, e.o.verbose)); err != nil {
+		return nil, fmt.Errorf("start main: %w", err)
+	}
+	if err := register(c.main); err != nil {
+		return nil, err
+	}
+	for _, name := range []string{"w1", "w2"} {
+		if _, err := c.startWorker(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return c, nil
+}
+
+func (c *cluster) issue(name string) error {
+	f := tlsFiles(c.dir, name)
+	return c.ca.IssueFiles(name, 0, f.CertFile, f.KeyFile)
+}
+
+// startWorker starts a worker process that joins through main, and waits
+// until it has registered Bench.
+func (c *cluster) startWorker(ctx context.Context, name string) (*worker, error) {
+	if err := c.issue(name); err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), workerEnv+"=1", envName+"="+name, envJoin+"="+c.main.Addr(), envDir+"="+c.dir)
+	if c.e.o.verbose {
+		cmd.Env = append(cmd.Env, envLog+"=1")
+	}
+	cmd.SysProcAttr = procAttr()
+	cmd.Stderr = prefixWriter{c.e, name}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	c.e.logf("      cluster: starting worker process %s", name)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	w := &worker{name: name, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	ready := make(chan string, 1)
+	c.mu.Lock()
+	c.workers = append(c.workers, w)
+	c.mu.Unlock()
+	c.wg.Go(func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+				select {
+				case ready <- addr:
+				default:
+				}
+			}
+		}
+		cmd.Wait()
+		close(w.done)
+	})
+	select {
+	case w.addr = <-ready:
+		w.ready = true
+		return w, nil
+	case <-w.done:
+		return nil, fmt.Errorf("worker %s exited before it was ready: %v", name, cmd.ProcessState)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("worker %s not ready: %w", name, ctx.Err())
+	}
+}
+
+// kill sends SIGKILL to w and waits until it is reaped.
+func (c *cluster) kill(w *worker) error {
+	if err := w.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	<-w.done
+	return nil
+}
+
+// close ends every worker (stdin closed, then SIGKILL after 5s; at once
+// for a worker still starting, which does not read stdin yet), closes main
+// and removes the directory.
+func (c *cluster) close() {
+	c.mu.Lock()
+	ws := c.workers
+	c.workers = nil
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.stdin.Close()
+		if !w.ready {
+			w.cmd.Process.Kill()
+		}
+	}
+	for _, w := range ws {
+		select {
+		case <-w.done:
+		case <-time.After(5 * time.Second):
+			c.kill(w)
+		}
+	}
+	c.wg.Wait()
+	if c.main != nil {
+		c.main.Close()
+	}
+	os.RemoveAll(c.dir)
+}
+
+// prefixWriter copies a worker's stderr to the progress output, line by
+// line, prefixed with the worker's name.
+type prefixWriter struct {
+	e    *env
+	name string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	for line := range strings.Lines(string(b)) {
+		p.e.logf("      [%s] %s", p.name, strings.TrimRight(line, "\n"))
+	}
+	return len(b), nil
+}

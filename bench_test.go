@@ -1,0 +1,159 @@
+package troupe
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Sink is the actor of the benchmarks.
+type Sink struct{ n int }
+
+// Take counts one 32-byte payload.
+func (s *Sink) Take(_ []byte) int { s.n++; return s.n }
+
+// Count returns how many payloads were taken.
+func (s *Sink) Count() int { return s.n }
+
+// benchNodes starts n nodes over QUIC on loopback with Sink registered and
+// returns them with a Ref to a Sink on the last one, bound to the first.
+func benchNodes(b *testing.B, n int) ([]*Node, Ref) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var nodes []*Node
+	b.Cleanup(func() {
+		for _, nd := range nodes {
+			nd.Close()
+		}
+	})
+	for i := range n {
+		// A long FailTimeout (lease 1.9s): the benchmarks saturate a shared
+		// 2-core machine, and they measure calls, not failure detection.
+		cfg := Config{Name: fmt.Sprintf("b%d", i+1), MailboxSize: 2 * tellWindow, FailTimeout: 5 * time.Second}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Addr()}
+		}
+		nd, err := Start(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = append(nodes, nd)
+		if err := Register(nd, "Sink", func() *Sink { return &Sink{} }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	r, err := nodes[0].Spawn(ctx, "Sink", OnNode(nodes[n-1].ID()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Call[int](ctx, r, "Count").Await(ctx); err != nil { // activate, connect
+		b.Fatal(err)
+	}
+	return nodes, r
+}
+
+var payload = make([]byte, 32)
+
+// BenchmarkRemoteCall: round trips from one node to an actor on another,
+// over QUIC on loopback, with 1 or 64 calls in flight.
+func BenchmarkRemoteCall(b *testing.B) {
+	for _, inflight := range []int{1, 64} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			_, r := benchNodes(b, 2)
+			ctx := context.Background()
+			lat := make([]time.Duration, 0, b.N)
+			var mu sync.Mutex
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := (b.N + inflight - 1) / inflight
+			for w := range inflight {
+				calls := min(per, b.N-w*per)
+				wg.Go(func() {
+					local := make([]time.Duration, 0, max(calls, 0))
+					for range calls {
+						t0 := time.Now()
+						if _, err := Call[int](ctx, r, "Take", payload).Await(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+						local = append(local, time.Since(t0))
+					}
+					mu.Lock()
+					lat = append(lat, local...)
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
+			if len(lat) > 0 {
+				slices.Sort(lat)
+				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+			}
+		})
+	}
+}
+
+// tellWindow is how many one-way sends the Tell benchmark lets run ahead of
+// the actor before it waits for a round trip (flow control: mailboxes are
+// bounded, and a full one drops one-way messages).
+const tellWindow = 4 << 10
+
+// BenchmarkRemoteTell: one-way sends from one node to an actor on another
+// over QUIC; every tellWindow sends the sender waits for one round trip, so
+// at most that many are queued; the clock stops once the actor has taken
+// every message.
+func BenchmarkRemoteTell(b *testing.B) {
+	_, r := benchNodes(b, 2)
+	ctx := context.Background()
+	before, err := Call[int](ctx, r, "Count").Await(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := Tell(ctx, r, "Take", payload); err != nil {
+			b.Fatal(err)
+		}
+		if i%tellWindow == tellWindow-1 {
+			if _, err := Call[int](ctx, r, "Count").Await(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	got, err := Call[int](ctx, r, "Count").Await(ctx) // ordered after every Tell
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got-before != b.N {
+		b.Fatalf("actor took %d of %d messages", got-before, b.N)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkLocalCall: round trips through a Ref to an actor on the same
+// node, one caller; arguments and results still pass through the codec.
+func BenchmarkLocalCall(b *testing.B) {
+	nodes, _ := benchNodes(b, 1)
+	ctx := context.Background()
+	r, err := nodes[0].Spawn(ctx, "Sink", Local())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := Call[int](ctx, r, "Take", payload).Await(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
+}

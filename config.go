@@ -1,0 +1,143 @@
+package troupe
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/troupe-dev/troupe/actor"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// Config configures a Node. The zero value is a complete single-node
+// cluster in this process: an in-memory Raft store, QUIC on an ephemeral
+// loopback port and a throw-away development CA shared by every node of the
+// process. Setting Addr, Join, DataDir and TLS makes a production node.
+type Config struct {
+	// Name is the node id. With TLS files it must match the certificate's
+	// node id (empty means take it from the certificate); with a Transport
+	// it must match Transport.ID(). Zero means a generated "node-" + 8 hex
+	// digits.
+	Name string
+	// Addr is the UDP address the node listens on and peers dial. Zero means
+	// "127.0.0.1:0". A non-loopback Addr requires TLS: the development CA is
+	// refused there.
+	Addr string
+	// Join lists addresses of existing members to join through. Zero means
+	// this node bootstraps a new cluster (unless DataDir holds one).
+	Join []string
+	// DataDir holds the Raft log and snapshots. Zero means in-memory stores:
+	// nothing survives Close.
+	DataDir string
+	// TLS is the node's identity in the cluster. Zero means the process-wide
+	// development CA, allowed only on a loopback Addr.
+	TLS TLS
+	// Transport, when set, is used as is instead of QUIC (for tests:
+	// transport.Mem); Addr and TLS are then ignored and the node does not
+	// close it. Zero means QUIC with mutual TLS.
+	Transport transport.Transport
+	// Logger receives the runtime's warnings and events. Zero means silent.
+	Logger *slog.Logger
+	// HeartbeatTimeout is Raft's heartbeat and election timeout. Zero means
+	// 200ms.
+	HeartbeatTimeout time.Duration
+	// FailTimeout is how long the leader waits without hearing a node before
+	// it marks it failed and re-places its actors. Zero means 800ms.
+	FailTimeout time.Duration
+	// LeaseTimeout is how long a node serves its actors after it last heard
+	// the leader; it must be below FailTimeout. Zero means 3/8 of FailTimeout.
+	LeaseTimeout time.Duration
+	// Voters is how many members vote in Raft; later ones are non-voters
+	// with a full replica. Zero means 3.
+	Voters int
+	// MailboxSize bounds the calls queued per hosted actor; a call beyond it
+	// fails with ErrBackpressure. Zero means 1024.
+	MailboxSize int
+	// Restart is the local supervision of hosted actors: a panicking actor
+	// is restarted in place with a fresh instance within MaxRestarts per
+	// Window (with Backoff); past that budget the node reports the failure
+	// to the registry, which restarts it by its cluster RestartPolicy. Its
+	// Strategy is ignored. Zero means 3 restarts in 5s, no backoff.
+	Restart actor.Supervisor
+}
+
+// TLS names the node's certificate, key and cluster CA. Either the three
+// files or Identity; zero means the development CA (loopback only).
+type TLS struct {
+	// CAFile, CertFile and KeyFile are PEM files as written by
+	// transport.CA.WriteFiles and IssueFiles. Zero means unset.
+	CAFile, CertFile, KeyFile string
+	// Identity is an identity already in memory; it wins over the files.
+	// Zero means unset.
+	Identity *transport.Identity
+}
+
+func (t TLS) isZero() bool {
+	return t.Identity == nil && t.CAFile == "" && t.CertFile == "" && t.KeyFile == ""
+}
+
+// ErrDevCAOnNetwork is returned by Start for a non-loopback Addr without TLS:
+// a production address never falls back to the throw-away development CA.
+var ErrDevCAOnNetwork = errors.New("troupe: a non-loopback Addr requires TLS files (the development CA is loopback-only)")
+
+// devCA is the process-wide development CA, made on first use, so that
+// several nodes started in one process with zero TLS trust each other.
+var devCA = sync.OnceValues(transport.NewDevCA)
+
+// isLoopback reports whether addr's host is a loopback address or
+// "localhost". An empty host (":7000") listens on every interface: not
+// loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// identity returns the node's TLS identity per cfg.
+func (cfg *Config) identity() (*transport.Identity, error) {
+	switch {
+	case cfg.TLS.Identity != nil:
+		return cfg.TLS.Identity, nil
+	case !cfg.TLS.isZero():
+		if cfg.TLS.CAFile == "" || cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "" {
+			return nil, errors.New("troupe: TLS needs CAFile, CertFile and KeyFile together")
+		}
+		id, err := transport.LoadIdentity(cfg.TLS.CAFile, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("troupe: %w", err)
+		}
+		return id, nil
+	}
+	if !isLoopback(cfg.Addr) {
+		return nil, fmt.Errorf("%w: Addr %q", ErrDevCAOnNetwork, cfg.Addr)
+	}
+	ca, err := devCA()
+	if err != nil {
+		return nil, fmt.Errorf("troupe: development CA: %w", err)
+	}
+	if cfg.Name == "" {
+		cfg.Name = generatedName()
+	}
+	id, err := ca.Issue(cfg.Name, 0)
+	if err != nil {
+		return nil, fmt.Errorf("troupe: %w", err)
+	}
+	return id, nil
+}
+
+func generatedName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "node-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,462 @@
+package troupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/remote"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// registerTimeout bounds the registry write of Register, which has no ctx
+// of its own.
+const registerTimeout = 30 * time.Second
+
+// ownerWait bounds how long a host waits for its replica to catch up with a
+// caller that resolved a newer placement, before answering ErrNotOwner.
+const ownerWait = 2 * time.Second
+
+// Node is one member of a troupe cluster embedded in this process: its
+// transport, its replica of the placement registry and its remote-object
+// endpoint. All methods are safe for concurrent use.
+type Node struct {
+	cfg     Config
+	id      string
+	tr      transport.Transport
+	ownTr   bool
+	reg     *placement.Registry
+	ep      *remote.Endpoint
+	types   *remote.Types
+	sub     *placement.Subscription
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+	closing atomic.Bool
+	closed  chan struct{}
+
+	lifeMu sync.Mutex // guards goroutine starts against Close
+	wg     sync.WaitGroup
+	down   bool
+
+	addrs   sync.Map // node id -> transport address
+	locals  sync.Map // ephemeral actor id -> type name
+	localN  atomic.Uint64
+	backoff sync.Map // actor id -> *backoffGate
+
+	watchMu  sync.Mutex
+	watchers map[string]map[*watcher]struct{}
+}
+
+type backoffGate struct {
+	epoch     uint64
+	notBefore time.Time
+}
+
+var (
+	_ remote.Resolver = (*resolver)(nil)
+	_ remote.Owner    = (*owner)(nil)
+)
+
+// Start starts a node per cfg and returns once it is a member of its
+// cluster: it bootstraps one (no Join), rejoins from DataDir, or joins
+// through Join. ctx bounds the start only.
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if ctx == nil {
+		return nil, errors.New("troupe: nil context")
+	}
+	n := &Node{cfg: cfg, closed: make(chan struct{}), watchers: make(map[string]map[*watcher]struct{})}
+	tr := cfg.Transport
+	if tr == nil {
+		if cfg.Addr == "" {
+			cfg.Addr = "127.0.0.1:0"
+		}
+		id, err := cfg.identity()
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Name != "" && cfg.Name != id.NodeID {
+			return nil, fmt.Errorf("troupe: Config.Name %q does not match the certificate's node id %q", cfg.Name, id.NodeID)
+		}
+		q, err := transport.NewQUIC(transport.Config{Addr: cfg.Addr, Identity: id, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("troupe: %w", err)
+		}
+		tr, n.ownTr = q, true
+	} else if cfg.Name != "" && cfg.Name != tr.ID() {
+		return nil, fmt.Errorf("troupe: Config.Name %q does not match Transport.ID() %q", cfg.Name, tr.ID())
+	}
+	n.tr, n.id = tr, tr.ID()
+	cfg.Name = n.id
+	n.cfg = cfg
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	reg, err := placement.New(ctx, placement.Config{
+		Transport:        tr,
+		DataDir:          cfg.DataDir,
+		Join:             cfg.Join,
+		Voters:           cfg.Voters,
+		HeartbeatTimeout: cfg.HeartbeatTimeout,
+		FailTimeout:      cfg.FailTimeout,
+		LeaseTimeout:     cfg.LeaseTimeout,
+		Logger:           cfg.Logger,
+	})
+	if err != nil {
+		n.cancel()
+		if n.ownTr {
+			tr.Close()
+		}
+		return nil, fmt.Errorf("troupe: start %s: %w", n.id, err)
+	}
+	n.reg = reg
+	if err := waitLease(ctx, reg); err != nil {
+		reg.Close()
+		n.cancel()
+		if n.ownTr {
+			tr.Close()
+		}
+		return nil, fmt.Errorf("troupe: start %s: %w", n.id, err)
+	}
+	n.sub = reg.Subscribe()
+	for _, m := range reg.Members() {
+		n.addrs.Store(m.ID, m.Addr)
+	}
+	n.types = remote.NewTypes()
+	ep, err := remote.New(remote.Config{
+		Transport:   tr,
+		Types:       n.types,
+		Resolver:    (*resolver)(n),
+		Owner:       (*owner)(n),
+		MailboxSize: cfg.MailboxSize,
+		Restart:     cfg.Restart,
+		OnPanic:     n.onPanic,
+		OnStop:      n.onStop,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		n.sub.Close()
+		reg.Close()
+		n.cancel()
+		if n.ownTr {
+			tr.Close()
+		}
+		return nil, fmt.Errorf("troupe: %w", err)
+	}
+	n.ep = ep
+	n.goTracked(n.followRegistry)
+	liveNodes.add(n)
+	n.log("node started", "addr", tr.Addr())
+	return n, nil
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.id }
+
+// Addr returns the address peers dial to reach this node (give it to Join).
+func (n *Node) Addr() string { return n.tr.Addr() }
+
+// Members returns the ids of the cluster's alive members, sorted, from this
+// node's replica.
+func (n *Node) Members() []string {
+	var ids []string
+	for _, m := range n.reg.Members() {
+		if m.Status == placement.Alive {
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
+
+// Close stops the node abruptly: pending calls fail, hosted actors stop,
+// and the cluster sees the node fail (its registered actors are re-placed
+// after FailTimeout). It waits for every goroutine the node started.
+func (n *Node) Close() error {
+	if !n.closing.CompareAndSwap(false, true) {
+		<-n.closed
+		return nil
+	}
+	defer close(n.closed)
+	liveNodes.remove(n)
+	n.log("node closing")
+	err := n.ep.Close()
+	n.lifeMu.Lock()
+	n.down = true
+	n.lifeMu.Unlock()
+	n.cancel()
+	n.sub.Close()
+	n.wg.Wait()
+	n.closeWatchers()
+	err = errors.Join(err, n.reg.Close())
+	if n.ownTr {
+		err = errors.Join(err, n.tr.Close())
+	}
+	return err
+}
+
+// Stop stops the node gracefully: it leaves the cluster, so the registry
+// re-places its registered actors on other nodes (calls queued on them are
+// answered ErrNotOwner and their callers retry at the new host), then
+// closes. ctx bounds the leave; the node is closed whatever happens.
+func (n *Node) Stop(ctx context.Context) error {
+	if n.closing.Load() {
+		<-n.closed
+		return nil
+	}
+	var err error
+	if others := slices.DeleteFunc(n.Members(), func(id string) bool { return id == n.id }); len(others) > 0 {
+		// The last member has nobody to hand its actors to: it just closes.
+		if err = n.reg.Leave(ctx); err != nil {
+			err = fmt.Errorf("troupe: leave: %w", err)
+		}
+	}
+	return errors.Join(err, n.Close())
+}
+
+// waitLease waits until the replica holds a lease, so that a started node
+// serves its actors at once. The registry offers no event for it, so this
+// polls every 2ms, bounded by ctx.
+func waitLease(ctx context.Context, reg *placement.Registry) error {
+	if reg.HasLease() {
+		return nil
+	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for !reg.HasLease() {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a lease: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// goTracked runs f on a goroutine that Close waits for; false once closed.
+func (n *Node) goTracked(f func()) bool {
+	n.lifeMu.Lock()
+	defer n.lifeMu.Unlock()
+	if n.down {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (n *Node) log(msg string, args ...any) {
+	if l := n.cfg.Logger; l != nil {
+		l.LogAttrs(context.Background(), slog.LevelDebug, "troupe: "+msg, slog.String("node", n.id), slog.Group("", args...))
+	}
+}
+
+// followRegistry applies the registry's changes to this node: actors that
+// left it are deactivated, failed nodes fail their pending calls, and
+// watchers hear of restarts and stops.
+func (n *Node) followRegistry() {
+	for {
+		ev, err := n.sub.Next(n.ctx)
+		if err != nil {
+			return
+		}
+		switch ev.Kind {
+		case placement.ActorReplaced:
+			if ev.Prev.Node == n.id && ev.Actor.Node != n.id {
+				n.ep.Deactivate(ev.Actor.ID)
+			}
+			if ev.Actor.Node == n.id && ev.Actor.Restarts > 0 && ev.Actor.Policy.Backoff > 0 {
+				n.backoff.Store(ev.Actor.ID, &backoffGate{epoch: ev.Actor.Epoch, notBefore: time.Now().Add(ev.Actor.Policy.Backoff)})
+			}
+			kind, reason := Moved, ev.Actor.Reason
+			if ev.Actor.Restarts > ev.Prev.Restarts {
+				kind = Restarted
+			}
+			if m, ok := n.reg.Member(ev.Prev.Node); reason == "" && ok && m.Status != placement.Alive {
+				reason = "node " + m.ID + " " + m.Status.String()
+			}
+			n.notify(ev.Actor.ID, ActorEvent{Kind: kind, Ref: n.refOf(ev.Actor), Reason: reason})
+		case placement.ActorStopped:
+			if ev.Prev.Node == n.id {
+				n.ep.Deactivate(ev.Actor.ID)
+			}
+			n.backoff.Delete(ev.Actor.ID)
+			n.notify(ev.Actor.ID, ActorEvent{Kind: Stopped, Ref: n.refOf(ev.Prev), Reason: ev.Actor.Reason})
+		case placement.MemberJoined, placement.MemberAlive:
+			n.addrs.Store(ev.Member.ID, ev.Member.Addr)
+		case placement.MemberFailed, placement.MemberLeft:
+			if ev.Member.ID != n.id {
+				n.ep.NodeFailed(ev.Member.ID)
+			}
+		case placement.Reset:
+			for _, m := range n.reg.Members() {
+				n.addrs.Store(m.ID, m.Addr)
+			}
+		}
+	}
+}
+
+// onPanic is the endpoint's hook after a method panicked (engine goroutine).
+func (n *Node) onPanic(ref remote.Ref, method string, p *remote.PanicError) {
+	n.log("method panicked", "actor", ref.ID, "method", method, "err", p)
+	n.notify(ref.ID, ActorEvent{Kind: Panicked, Ref: Ref{Ref: ref, node: n}, Reason: fmt.Sprintf("%s: %v", method, p.Value)})
+}
+
+// onStop is the endpoint's hook when an actor failed past the local budget:
+// a registered actor is reported to the registry, which restarts it by its
+// cluster policy; an ephemeral one is gone.
+func (n *Node) onStop(ref remote.Ref, reason error) {
+	if isLocalID(ref.ID) {
+		n.locals.Delete(ref.ID)
+		n.ep.Deactivate(ref.ID)
+		n.notify(ref.ID, ActorEvent{Kind: Stopped, Ref: Ref{Ref: ref, node: n}, Reason: reason.Error()})
+		return
+	}
+	n.goTracked(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, registerTimeout)
+		defer cancel()
+		if _, err := n.reg.ReportFailure(ctx, ref.ID, ref.Epoch, reason.Error()); err != nil && !errors.Is(err, placement.ErrStaleEpoch) {
+			n.log("report failure", "actor", ref.ID, "err", err)
+		}
+	})
+}
+
+// refOf makes a Ref of a directory entry, bound to n.
+func (n *Node) refOf(p placement.Placement) Ref {
+	return Ref{Ref: remote.Ref{ID: p.ID, Type: p.Type, Node: p.Node, Epoch: p.Epoch}, node: n}
+}
+
+// resolver is the caller's view of the registry for the endpoint.
+type resolver Node
+
+func (r *resolver) location(p placement.Placement) remote.Location {
+	addr, _ := r.addrs.Load(p.Node)
+	s, _ := addr.(string)
+	return remote.Location{Node: p.Node, Addr: s, Epoch: p.Epoch}
+}
+
+// Lookup reads the local replica. Ephemeral ids are not in it: their node
+// is part of the id.
+func (r *resolver) Lookup(id string) (remote.Location, bool) {
+	p, ok := r.reg.Lookup(id)
+	if !ok {
+		if node, ok := localNode(id); ok {
+			return r.location(placement.Placement{Node: node}), true
+		}
+		return remote.Location{}, false
+	}
+	return r.location(p), true
+}
+
+// Refresh waits for a newer placement of id in the local replica. A stale
+// location without an address came from a Ref's hint, ahead of this
+// replica: then the same epoch, once the replica has it, is news too (it
+// brings the host's address).
+func (r *resolver) Refresh(ctx context.Context, id string, stale remote.Location) (remote.Location, error) {
+	if isLocalID(id) {
+		return remote.Location{}, fmt.Errorf("troupe: ephemeral actor %s is gone: %w", id, remote.ErrNotFound)
+	}
+	after := stale.Epoch
+	if stale.Addr == "" && after > 0 {
+		after--
+	}
+	p, err := r.reg.WaitNewer(ctx, id, after)
+	if err != nil {
+		if errors.Is(err, placement.ErrNotFound) {
+			return remote.Location{}, fmt.Errorf("troupe: %w: %w", remote.ErrNotFound, err)
+		}
+		return remote.Location{}, err
+	}
+	return r.location(p), nil
+}
+
+// owner is the callee's view of the registry for the endpoint.
+type owner Node
+
+// Owns admits a call to actor id resolved at epoch: an ephemeral actor of
+// this node, or a registered actor the replica places here with a lease.
+// When the caller resolved a placement newer than this replica knows, the
+// replica is lagging: Owns waits (bounded) for it to catch up rather than
+// answer ErrNotOwner, which would send the caller to wait for an even newer
+// placement that never comes.
+func (o *owner) Owns(id string, epoch uint64) (string, error) {
+	if isLocalID(id) {
+		if t, ok := o.locals.Load(id); ok {
+			return t.(string), nil
+		}
+		return "", fmt.Errorf("troupe: ephemeral actor %s: %w", id, remote.ErrNotFound)
+	}
+	p, err := o.reg.Owns(id, epoch)
+	if errors.Is(err, placement.ErrNotOwner) && epoch > 0 && (p.ID == "" || p.Epoch < epoch) {
+		ctx, cancel := context.WithTimeout(o.ctx, ownerWait)
+		_, werr := o.reg.WaitNewer(ctx, id, epoch-1)
+		cancel()
+		if werr == nil {
+			p, err = o.reg.Owns(id, epoch)
+		}
+	}
+	switch {
+	case errors.Is(err, placement.ErrNotOwner):
+		return "", fmt.Errorf("troupe: %s at epoch %d: %w", id, epoch, remote.ErrNotOwner)
+	case err != nil:
+		return "", fmt.Errorf("troupe: %w", err) // no lease: unavailable
+	}
+	if p.Restarts > 0 && p.Policy.Backoff > 0 {
+		if err := (*Node)(o).checkBackoff(p); err != nil {
+			return "", err
+		}
+	}
+	return p.Type, nil
+}
+
+// checkBackoff refuses calls to a restarted actor until its backoff passed.
+func (n *Node) checkBackoff(p placement.Placement) error {
+	now := time.Now()
+	v, _ := n.backoff.LoadOrStore(p.ID, &backoffGate{epoch: p.Epoch, notBefore: now.Add(p.Policy.Backoff)})
+	g := v.(*backoffGate)
+	if g.epoch < p.Epoch {
+		g = &backoffGate{epoch: p.Epoch, notBefore: now.Add(p.Policy.Backoff)}
+		n.backoff.Store(p.ID, g)
+	}
+	if now.Before(g.notBefore) {
+		return fmt.Errorf("troupe: actor %s restarting, backoff until %s: %w", p.ID, g.notBefore.Format(time.RFC3339Nano), errRestarting)
+	}
+	return nil
+}
+
+// liveNodes are the nodes open in this process; see nodeFor.
+var liveNodes nodeSet
+
+type nodeSet struct {
+	mu    sync.Mutex
+	nodes []*Node
+}
+
+func (s *nodeSet) add(n *Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes = append(s.nodes, n)
+}
+
+func (s *nodeSet) remove(n *Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range s.nodes {
+		if m == n {
+			s.nodes = append(s.nodes[:i], s.nodes[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *nodeSet) snapshot() []*Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Node(nil), s.nodes...)
+}
