@@ -39,9 +39,9 @@ var (
 // Errors of the package itself.
 var (
 	// ErrNoNode means a call had no node to go through: the Ref was decoded
-	// (not from Spawn or Lookup), ctx carries no node, and no node of this
-	// process knows the actor. Bind the ref with Node.Ref or the ctx with
-	// NewContext. It comes as a *NoNodeError.
+	// (not from Spawn or Lookup) and ctx carries no node (it is not a
+	// method's ctx, nor made by NewContext). Bind the ref with Node.Ref or
+	// the ctx with NewContext. It comes as a *NoNodeError.
 	ErrNoNode = errors.New("troupe: no node to call through")
 	// ErrClosed is returned by a node after Close or Stop.
 	ErrClosed = errors.New("troupe: node closed")

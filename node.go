@@ -19,6 +19,12 @@ import (
 // of its own.
 const registerTimeout = 30 * time.Second
 
+// leftGrace is how long calls pending on a node that left gracefully may
+// still be answered: it drained before leaving, so their replies were sent,
+// but they travel on another stream than the registry's news of the leave
+// and may come after it.
+const leftGrace = time.Second
+
 // ownerWait bounds how long a host waits for its replica to catch up with a
 // caller that resolved a newer placement, before answering ErrNotOwner.
 const ownerWait = 2 * time.Second
@@ -114,7 +120,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("troupe: start %s: %w", n.id, err)
 	}
 	n.reg = reg
-	if err := waitLease(ctx, reg); err != nil {
+	if err := reg.WaitLease(ctx); err != nil {
+		err = fmt.Errorf("waiting for a lease: %w", err)
 		reg.Close()
 		n.cancel()
 		if n.ownTr {
@@ -137,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		OnPanic:     n.onPanic,
 		OnStop:      n.onStop,
 		Logger:      cfg.Logger,
+		BaseContext: func() context.Context { return NewContext(context.Background(), n) },
 	})
 	if err != nil {
 		n.sub.Close()
@@ -149,7 +157,6 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.ep = ep
 	n.goTracked(n.followRegistry)
-	liveNodes.add(n)
 	n.log("node started", "addr", tr.Addr())
 	return n, nil
 }
@@ -181,7 +188,6 @@ func (n *Node) Close() error {
 		return nil
 	}
 	defer close(n.closed)
-	liveNodes.remove(n)
 	n.log("node closing")
 	err := n.ep.Close()
 	n.lifeMu.Lock()
@@ -198,43 +204,37 @@ func (n *Node) Close() error {
 	return err
 }
 
-// Stop stops the node gracefully: it leaves the cluster, so the registry
-// re-places its registered actors on other nodes (calls queued on them are
-// answered ErrNotOwner and their callers retry at the new host), then
-// closes. ctx bounds the leave; the node is closed whatever happens.
+// Stop stops the node gracefully, in three steps. Drain: the node stops
+// taking calls (new ones are answered ErrNotOwner, so their callers wait
+// for the actor's next host and retry there) and lets the calls it holds,
+// running or queued, finish and answer. Leave: the registry re-places its
+// registered actors on other nodes. Close. ctx bounds the drain and the
+// leave: when it ends during the drain, running methods see their ctx
+// cancelled; when it ends before the leave is done, the cluster sees the
+// node fail instead (its actors are re-placed after FailTimeout). The node
+// is closed whatever happens. The last member of a cluster has nobody to
+// hand its actors to: it drains and closes.
 func (n *Node) Stop(ctx context.Context) error {
 	if n.closing.Load() {
 		<-n.closed
 		return nil
 	}
+	n.log("node draining")
 	var err error
+	if derr := n.ep.Drain(ctx); derr != nil && !errors.Is(derr, remote.ErrClosed) {
+		err = fmt.Errorf("troupe: drain: %w", derr)
+	}
 	if others := slices.DeleteFunc(n.Members(), func(id string) bool { return id == n.id }); len(others) > 0 {
-		// The last member has nobody to hand its actors to: it just closes.
-		if err = n.reg.Leave(ctx); err != nil {
-			err = fmt.Errorf("troupe: leave: %w", err)
+		if lerr := n.reg.Leave(ctx); lerr != nil {
+			err = errors.Join(err, fmt.Errorf("troupe: leave: %w", lerr))
 		}
 	}
 	return errors.Join(err, n.Close())
 }
 
-// waitLease waits until the replica holds a lease, so that a started node
-// serves its actors at once. The registry offers no event for it, so this
-// polls every 2ms, bounded by ctx.
-func waitLease(ctx context.Context, reg *placement.Registry) error {
-	if reg.HasLease() {
-		return nil
-	}
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !reg.HasLease() {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for a lease: %w", ctx.Err())
-		}
-	}
-	return nil
-}
+// Leader returns the id of the registry's Raft leader as this node's
+// replica knows it, or "" while there is none (during an election).
+func (n *Node) Leader() string { return n.reg.Leader() }
 
 // goTracked runs f on a goroutine that Close waits for; false once closed.
 func (n *Node) goTracked(f func()) bool {
@@ -271,8 +271,13 @@ func (n *Node) followRegistry() {
 			if ev.Prev.Node == n.id && ev.Actor.Node != n.id {
 				n.ep.Deactivate(ev.Actor.ID)
 			}
-			if ev.Actor.Node == n.id && ev.Actor.Restarts > 0 && ev.Actor.Policy.Backoff > 0 {
-				n.backoff.Store(ev.Actor.ID, &backoffGate{epoch: ev.Actor.Epoch, notBefore: time.Now().Add(ev.Actor.Policy.Backoff)})
+			if ev.Actor.Node == n.id {
+				var wait time.Duration
+				if ev.Actor.Restarts > 0 && ev.Actor.Policy.Backoff > 0 {
+					wait = ev.Actor.Policy.Backoff
+					n.backoff.Store(ev.Actor.ID, &backoffGate{epoch: ev.Actor.Epoch, notBefore: time.Now().Add(wait)})
+				}
+				n.activateAfter(ev.Actor, wait)
 			}
 			kind, reason := Moved, ev.Actor.Reason
 			if ev.Actor.Restarts > ev.Prev.Restarts {
@@ -290,9 +295,13 @@ func (n *Node) followRegistry() {
 			n.notify(ev.Actor.ID, ActorEvent{Kind: Stopped, Ref: n.refOf(ev.Prev), Reason: ev.Actor.Reason})
 		case placement.MemberJoined, placement.MemberAlive:
 			n.addrs.Store(ev.Member.ID, ev.Member.Addr)
-		case placement.MemberFailed, placement.MemberLeft:
+		case placement.MemberFailed:
 			if ev.Member.ID != n.id {
 				n.ep.NodeFailed(ev.Member.ID)
+			}
+		case placement.MemberLeft:
+			if ev.Member.ID != n.id {
+				n.leftLater(ev.Member.ID)
 			}
 		case placement.Reset:
 			for _, m := range n.reg.Members() {
@@ -300,6 +309,48 @@ func (n *Node) followRegistry() {
 			}
 		}
 	}
+}
+
+// activateAfter activates actor p, which the registry just (re-)placed on
+// this node, once its restart backoff d has passed, so that its producer
+// runs (and its state is rebuilt) before the first call rather than on it.
+// It does nothing if p was placed elsewhere meanwhile, or the node closes.
+func (n *Node) activateAfter(p placement.Placement, d time.Duration) {
+	n.goTracked(func() {
+		if d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		if q, ok := n.reg.Lookup(p.ID); !ok || q.Epoch != p.Epoch || q.Node != n.id || q.State != placement.Active {
+			return
+		}
+		if err := n.ep.Activate(remote.Ref{ID: p.ID, Type: p.Type, Node: n.id, Epoch: p.Epoch}); err != nil {
+			n.log("activate", "actor", p.ID, "err", err)
+		}
+	})
+}
+
+// leftLater fails the calls still pending on node, which left the cluster,
+// after leftGrace (see there), unless it has rejoined meanwhile.
+func (n *Node) leftLater(node string) {
+	n.goTracked(func() {
+		t := time.NewTimer(leftGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			return
+		}
+		if m, ok := n.reg.Member(node); ok && m.Status == placement.Alive {
+			return
+		}
+		n.ep.NodeFailed(node)
+	})
 }
 
 // onPanic is the endpoint's hook after a method panicked (engine goroutine).
@@ -428,35 +479,4 @@ func (n *Node) checkBackoff(p placement.Placement) error {
 		return fmt.Errorf("troupe: actor %s restarting, backoff until %s: %w", p.ID, g.notBefore.Format(time.RFC3339Nano), errRestarting)
 	}
 	return nil
-}
-
-// liveNodes are the nodes open in this process; see nodeFor.
-var liveNodes nodeSet
-
-type nodeSet struct {
-	mu    sync.Mutex
-	nodes []*Node
-}
-
-func (s *nodeSet) add(n *Node) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nodes = append(s.nodes, n)
-}
-
-func (s *nodeSet) remove(n *Node) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, m := range s.nodes {
-		if m == n {
-			s.nodes = append(s.nodes[:i], s.nodes[i+1:]...)
-			return
-		}
-	}
-}
-
-func (s *nodeSet) snapshot() []*Node {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]*Node(nil), s.nodes...)
 }

@@ -14,7 +14,8 @@ import (
 // as an argument and returned as a result. A Ref from Spawn, Lookup or
 // Node.Ref is bound to the node that made it and calls go through that
 // node; a decoded Ref is unbound and calls go through the node carried by
-// ctx (every method's ctx carries its hosting node).
+// ctx (every method's ctx carries its hosting node; elsewhere use
+// NewContext or Node.Ref), else fail with *NoNodeError.
 type Ref struct {
 	remote.Ref
 	node *Node
@@ -54,7 +55,7 @@ type nodeKey struct{}
 
 // NewContext returns a ctx carrying n: calls through unbound Refs with that
 // ctx go through n. The ctx handed to methods of hosted actors carries
-// their node already (see nodeFor for the current limits).
+// their hosting node already, so a method can call the Refs it receives.
 func NewContext(ctx context.Context, n *Node) context.Context {
 	return context.WithValue(ctx, nodeKey{}, n)
 }
@@ -66,32 +67,16 @@ func FromContext(ctx context.Context) (*Node, bool) {
 }
 
 // nodeFor picks the node a call to r goes through: the node r is bound to,
-// else the node ctx carries, else a live node of this process that knows
-// the actor.
-//
-// The last step stands in for the hosting node of a method's ctx: the remote
-// endpoint builds that ctx from its own root and offers no hook to add a
-// value to it (see docs/embedding.md). Any node of the actor's cluster can
-// make the call with the same result, so the choice is correct whenever the
-// process holds one cluster; with several clusters a node that knows the
-// actor id (or its hinted node) is chosen, and none gives *NoNodeError.
+// else the node ctx carries (a method's ctx carries its hosting node, set
+// through remote.Config.BaseContext). There is no process-wide fallback: a
+// process may hold nodes of several clusters, and only the caller knows
+// which one it means; without a node the call fails with *NoNodeError.
 func nodeFor(ctx context.Context, r Ref, method string) (*Node, error) {
 	if r.node != nil {
 		return r.node, nil
 	}
 	if ctx != nil {
 		if n, ok := FromContext(ctx); ok {
-			return n, nil
-		}
-	}
-	nodes := liveNodes.snapshot()
-	for _, n := range nodes {
-		if _, ok := n.reg.Lookup(r.ID); ok {
-			return n, nil
-		}
-	}
-	for _, n := range nodes {
-		if _, ok := n.reg.Member(r.Node); ok && r.Node != "" {
 			return n, nil
 		}
 	}

@@ -46,7 +46,8 @@ type RestartPolicy struct {
 	// most N times, -1 without limit.
 	MaxRestarts int
 	// Backoff is how long the new host refuses calls (ErrUnavailable) after a
-	// restart before it activates the actor. Zero means none.
+	// restart; then it activates the actor by itself, before any call. Zero
+	// means none (activated at once).
 	Backoff time.Duration
 }
 
@@ -92,7 +93,8 @@ func WithRestart(p RestartPolicy) SpawnOption { return func(o *spawnOptions) { o
 
 // Spawn places a registered actor of typeName somewhere in the cluster (by
 // default on the least-loaded node hosting the type) and returns a Ref bound
-// to n. The actor is activated on its host by the first call.
+// to n. The actor is activated on its host by the first call (after a
+// re-placement, the new host activates it without waiting for one).
 func (n *Node) Spawn(ctx context.Context, typeName string, opts ...SpawnOption) (Ref, error) {
 	o := spawnOptions{policy: RestartPolicy{MaxRestarts: -1}}
 	for _, f := range opts {

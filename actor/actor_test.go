@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -473,20 +474,49 @@ func TestWatch(t *testing.T) {
 
 func TestIdleActorHoldsNoGoroutine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		before := runtime.NumGoroutine()
 		s, err := actor.New(actor.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		release := make(chan struct{})
 		pids := make([]actor.PID, 100)
 		for i := range pids {
-			pids[i], _ = s.Spawn(func() actor.Actor { return actor.ReceiveFunc(func(*actor.Context, any) {}) }, actor.Options{})
+			pids[i], _ = s.Spawn(func() actor.Actor {
+				return actor.ReceiveFunc(func(_ *actor.Context, msg any) {
+					if msg == "block" {
+						<-release
+					}
+				})
+			}, actor.Options{})
 			s.Tell(pids[i], i)
 		}
+		s.Tell(pids[0], "block")
 		synctest.Wait()
-		if n := runtime.NumGoroutine(); n > before {
-			t.Fatalf("%d goroutines with 100 idle actors, %d before", n, before)
+		// The check is live: a busy actor shows up as a worker goroutine.
+		if n := actorWorkers(); n != 1 {
+			t.Fatalf("%d actor worker goroutines with one busy actor, want 1", n)
+		}
+		close(release)
+		synctest.Wait()
+		if n := actorWorkers(); n != 0 {
+			t.Fatalf("%d actor worker goroutines with 100 idle actors, want 0", n)
 		}
 		s.Close()
 	})
+}
+
+// actorWorkers counts the goroutines of the whole process that are running
+// an actor's mailbox loop. Counting runtime.NumGoroutine instead would also
+// count goroutines of other tests that are still winding down.
+func actorWorkers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Count(string(buf), "troupe/actor.(*process).run(")
 }

@@ -380,7 +380,33 @@ func (p *process) processBatch(c *Context) {
 		}
 		p.cur, p.pos = seg.next, 0
 		putSegment(seg)
+		if p.cur != nil && p.consumed >= releaseEvery {
+			p.release()
+		}
 	}
+}
+
+// releaseEvery is how many handled messages of a long batch the worker
+// lets count against the mailbox bound before it gives their slots back
+// (it also does at the end of every batch): a sender that got the reply to
+// its last message finds all but fewer than releaseEvery+segSize of the
+// earlier ones released. Once per four segments keeps the lock off the
+// worker's path (one TryLock per 128 messages).
+const releaseEvery = 4 * segSize
+
+// release gives the slots of the messages handled so far back to the
+// mailbox bound, and wakes Send waiters. It never waits for the lock: when
+// a sender holds it, the slots are given back after a later segment or when
+// the batch ends (waiting there would queue a busy actor's worker behind
+// its own producers).
+func (p *process) release() {
+	if !p.mu.TryLock() {
+		return
+	}
+	p.queued -= p.consumed
+	p.consumed = 0
+	p.freeSpace()
+	p.mu.Unlock()
 }
 
 // deliver hands one user message to the actor.

@@ -66,8 +66,10 @@ type Config struct {
 	// Name identifies the system in PIDs and logs. Empty means a random
 	// 16-hex-digit id.
 	Name string
-	// MailboxSize bounds each actor's user messages not yet handled (those
-	// queued plus the batch the actor's worker has taken). Zero means 1024.
+	// MailboxSize bounds each actor's user messages not yet handled: those
+	// queued plus the rest of the batch the actor's worker has taken, and
+	// fewer than 160 handled ones of that batch (given back every 128).
+	// Zero means 1024.
 	MailboxSize int
 	// Supervisor supervises top-level actors, and is the default for actors
 	// spawned without Options.Supervisor. The zero value is OneForOne,

@@ -3,6 +3,7 @@ package placement_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +272,55 @@ func TestLeaveOfTheLastNode(t *testing.T) {
 	// No other node can host it: stopped, with the reason.
 	if p, _ := c.Reg(0).Lookup("a"); p.State != placement.Stopped || !strings.Contains(p.Reason, "left") {
 		t.Fatalf("after the last node left: %+v", p)
+	}
+}
+
+// Three voters, one failed and no spare: the leave of a second (leader or
+// follower) demotes the failed voter first, so the removal commits and the
+// last node goes on serving writes; the failed one is promoted back when it
+// returns. (Removing the leaver first left {survivor, failed} as voters,
+// whose quorum needed the failed one: "leadership lost while committing".)
+func TestLeaveWithAFailedVoter(t *testing.T) {
+	for _, leaderLeaves := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leaderLeaves=%v", leaderLeaves), func(t *testing.T) {
+			c := placementtest.NewCluster(t, 3)
+			ctx := ctxT(t, 30*time.Second)
+			ids := spawnOnEach(t, c, 1)
+			l := c.WaitLeader()
+			dead := (l + 1) % 3
+			leaver, stay := (l+2)%3, l
+			if leaderLeaves {
+				leaver, stay = l, (l+2)%3
+			}
+			c.Kill(dead)
+			deadID := c.Node(dead).ID
+			c.Eventually(10*time.Second, deadID+" marked failed", func() bool {
+				mb, _ := c.Reg(stay).Member(deadID)
+				return mb.Status == placement.Failed
+			})
+			if err := c.Reg(leaver).Leave(ctx); err != nil {
+				t.Fatalf("leave with a failed voter: %v", err)
+			}
+			c.Kill(leaver)
+			c.WaitLeader(stay)
+			if v := c.Reg(stay).Voters(); len(v) != 1 || v[0] != c.Node(stay).ID {
+				t.Fatalf("voters = %v, want only %s", v, c.Node(stay).ID)
+			}
+			if _, err := c.Reg(stay).Spawn(ctx, placement.SpawnRequest{Type: "T"}); err != nil {
+				t.Fatalf("spawn after the leave: %v", err)
+			}
+			for _, id := range ids {
+				if p, _ := c.Reg(stay).Lookup(id); p.State != placement.Active || p.Node != c.Node(stay).ID {
+					t.Fatalf("%s after leave: %+v", id, p)
+				}
+			}
+			// The failed voter returns and is promoted back.
+			if err := c.Restart(dead); err != nil {
+				t.Fatal(err)
+			}
+			c.Eventually(10*time.Second, deadID+" promoted back", func() bool {
+				return contains(c.Reg(stay).Voters(), deadID)
+			})
+		})
 	}
 }

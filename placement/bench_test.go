@@ -18,7 +18,19 @@ import (
 
 // quicCluster starts n registries in this process, each on its own QUIC
 // transport on 127.0.0.1 with certificates from one dev CA.
-func quicCluster(b *testing.B, n int, durable bool) []*placement.Registry {
+func quicCluster(b testing.TB, n int, durable bool) []*placement.Registry {
+	b.Helper()
+	regs, _ := quicClusterTr(b, n, durable)
+	return regs
+}
+
+// quicClusterT is quicCluster in memory, also returning the transports.
+func quicClusterT(b testing.TB, n int) ([]*placement.Registry, []transport.Transport) {
+	b.Helper()
+	return quicClusterTr(b, n, false)
+}
+
+func quicClusterTr(b testing.TB, n int, durable bool) ([]*placement.Registry, []transport.Transport) {
 	b.Helper()
 	ca, err := transport.NewDevCA()
 	if err != nil {
@@ -28,6 +40,7 @@ func quicCluster(b *testing.B, n int, durable bool) []*placement.Registry {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var regs []*placement.Registry
+	var trs []transport.Transport
 	var join []string
 	for i := range n {
 		id := fmt.Sprintf("q%d", i+1)
@@ -50,9 +63,10 @@ func quicCluster(b *testing.B, n int, durable bool) []*placement.Registry {
 		}
 		b.Cleanup(func() { r.Close(); q.Close() })
 		regs = append(regs, r)
+		trs = append(trs, q)
 		join = append(join, q.Addr())
 	}
-	return regs
+	return regs, trs
 }
 
 // BenchmarkPlace measures placements per second: 3 nodes over QUIC in one
@@ -191,4 +205,38 @@ func BenchmarkFailover(b *testing.B) {
 			b.ReportMetric(q(0.99), "p99-ms")
 		})
 	}
+}
+
+// BenchmarkOwns measures Owns on the owner of 1024 actors, the check on the
+// path of every incoming call (no fence set: see TestMoveIsFenced for the
+// fenced path, also allocation-free).
+func BenchmarkOwns(b *testing.B) {
+	c := placementtest.NewCluster(b, 3)
+	l := c.WaitLeader()
+	f := c.Reg((l + 1) % 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 1024
+	ids := make([]string, n)
+	for i := range ids {
+		p, err := c.Reg(l).Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprint("O", i), Type: "T", Strategy: placement.OnNode, Node: f.ID()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = p.ID
+	}
+	c.Eventually(10*time.Second, "the owner to serve", func() bool {
+		_, err := f.Owns(ids[n-1], 0)
+		return err == nil
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			_, _ = f.Owns(ids[i&(n-1)], 0)
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "owns/s")
 }

@@ -15,12 +15,16 @@ type fsm struct {
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
 
-	waiters   atomic.Int64 // WaitNewer calls in progress
+	// restoring, if set, is called before a snapshot replaces the state.
+	restoring func()
+
+	waiters   atomic.Int64 // WaitNewer, WaitApplied and WaitLease calls in progress
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced after an apply while waiters > 0
 }
 
-// changes returns a channel closed at the next apply or restore.
+// changes returns a channel closed at the next apply, restore or lease
+// grant.
 func (f *fsm) changes() <-chan struct{} {
 	f.changedMu.Lock()
 	defer f.changedMu.Unlock()
@@ -82,6 +86,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	b, err := decodeSnapshot(rc)
 	if err != nil {
 		return err
+	}
+	if f.restoring != nil {
+		f.restoring()
 	}
 	f.m.restore(b)
 	f.publish([]Event{{Kind: Reset, Index: b.Index}})

@@ -14,8 +14,10 @@ import (
 
 // Owns reports whether this node may serve actor id for a caller that
 // resolved it at epoch: the replica must place it here, active, at epoch or
-// later (ErrNotOwner otherwise), and the node must hold a lease from the
-// leader (ErrNoLease). It allocates nothing.
+// later, and the node must not be leaving (ErrNotOwner otherwise); the node
+// must hold a lease from the leader (ErrNoLease); and the actor must not
+// have just moved here from a live node (ErrFenced, see fence.go). It
+// allocates nothing.
 func (r *Registry) Owns(id string, epoch uint64) (Placement, error) {
 	// Read the applied index before the entry: the entry then reflects at
 	// least that index, and the lease is judged at that index. Judging it
@@ -23,11 +25,15 @@ func (r *Registry) Owns(id string, epoch uint64) (Placement, error) {
 	// that only that apply satisfied.
 	applied := r.fsm.m.applied.Load()
 	p, ok := r.fsm.m.lookup(id)
-	if !ok || p.State != Active || p.Node != r.id || p.Epoch < epoch {
+	if !ok || p.State != Active || p.Node != r.id || p.Epoch < epoch || r.leaving.Load() {
 		return p, ErrNotOwner
 	}
-	if int64(time.Since(r.base)) >= r.leaseUntil(applied) {
+	now := int64(time.Since(r.base))
+	if now >= r.leaseUntil(applied) {
 		return p, ErrNoLease
+	}
+	if r.fenced(id, p.Epoch, now) {
+		return p, ErrFenced
 	}
 	return p, nil
 }
@@ -94,6 +100,7 @@ func (r *Registry) grantLease(until time.Duration, index uint64) {
 			head = &grant{until: keep[i].until, index: keep[i].index, prev: head}
 		}
 		if r.lease.CompareAndSwap(cur, head) {
+			r.fsm.wake() // WaitLease
 			return
 		}
 	}
@@ -150,6 +157,7 @@ func (r *Registry) leaseLoop() {
 			return
 		case <-t.C:
 		}
+		r.sweepFences()
 		now := time.Since(r.base)
 		if r.IsLeader() {
 			// A new leader's replica may still be applying entries of

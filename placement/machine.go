@@ -28,6 +28,12 @@ type machine struct {
 	byNode  map[string]map[string]struct{} // node -> ids of its active actors
 
 	sessions map[string]*session // origin node -> its recent request results
+
+	// moving, if set, sees every actor event before the entry it describes
+	// is stored (so before any reader can see it), with whether the
+	// previous host is a failed or left member. The Registry fences moves
+	// with it.
+	moving func(e *Event, prevDown bool)
 }
 
 // sessionWindow is how many recent results each node's session keeps for
@@ -188,6 +194,10 @@ type applier struct {
 
 func (a *applier) emit(e Event) {
 	e.Index = a.index
+	if a.m.moving != nil && (e.Kind == ActorPlaced || e.Kind == ActorReplaced || e.Kind == ActorStopped) {
+		mb := a.m.members[e.Prev.Node]
+		a.m.moving(&e, mb != nil && (mb.Status == Failed || mb.Status == Left))
+	}
 	a.events = append(a.events, e)
 }
 
@@ -313,8 +323,8 @@ func (a *applier) replace(p Placement, reason string, countRestart bool) Placeme
 	}
 	a.unlink(prev)
 	p.Node, p.Epoch = node, a.epoch
+	a.emit(Event{Kind: ActorReplaced, Actor: p, Prev: prev}) // before store: see machine.moving
 	a.store(p)
-	a.emit(Event{Kind: ActorReplaced, Actor: p, Prev: prev})
 	return p
 }
 
@@ -322,8 +332,8 @@ func (a *applier) stopActor(p Placement, reason string) Placement {
 	prev := p
 	a.unlink(p)
 	p.State, p.Reason = Stopped, reason
+	a.emit(Event{Kind: ActorStopped, Actor: p, Prev: prev}) // before store: see machine.moving
 	a.store(p)
-	a.emit(Event{Kind: ActorStopped, Actor: p, Prev: prev})
 	return p
 }
 

@@ -18,7 +18,19 @@ import (
 // Leave leaves the cluster gracefully: the node's actors are re-placed and
 // it is marked left, leadership moves away if it leads, and it is removed
 // from the Raft configuration. Call Close afterwards.
+//
+// A voter that is down (failed, or silent for LeaseTimeout) and not yet
+// replaced by a spare non-voter is demoted first when removing this node
+// would otherwise leave a voter set whose quorum needs it: with 3 voters,
+// one failed, the leave of a second leaves the third as the only voter,
+// which keeps the cluster writable (it is promoted back once it returns).
+//
+// From the call on, Owns refuses every actor with ErrNotOwner (callers
+// refresh and follow the re-placement), so the new hosts can serve them as
+// soon as they apply the leave, with no fence. This holds even if Leave
+// fails: the node is about to go; Close it.
 func (r *Registry) Leave(ctx context.Context) error {
+	r.leaving.Store(true)
 	if _, err := r.propose(ctx, command{Type: cmdLeave, Node: r.id}, true); err != nil {
 		return err
 	}
@@ -70,7 +82,7 @@ func (r *Registry) register(ctx context.Context) error {
 		}
 		if err == nil && res.Err == nil {
 			r.inc.Store(res.Index)
-			return r.waitApplied(ctx, res.Index)
+			return r.WaitApplied(ctx, res.Index)
 		}
 		if err == nil {
 			err = res.Err
@@ -86,15 +98,6 @@ func (r *Registry) register(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-func (r *Registry) waitApplied(ctx context.Context, index uint64) error {
-	for r.fsm.m.applied.Load() < index {
-		if err := r.pause(ctx, 2*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // joinFrom handles a join received from peer `from`: the leader admits it,
@@ -235,7 +238,67 @@ func (r *Registry) monitorLoop() {
 	}
 }
 
+// removeServer runs on the leader: remove id from the Raft configuration.
+// Removing a voter while another voter is down would leave a configuration
+// whose quorum needs the down voter (3 voters, one failed, one leaving: 2
+// left, one down), so Raft could not commit the change and the leader would
+// step down and the cluster stall. Down voters are therefore demoted first,
+// while the old configuration still has its quorum (this leader and the
+// leaver among them); reconcileVoters promotes them again once they are
+// back.
+func (r *Registry) removeServer(id string) error {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
+	timeout := r.attemptTimeout()
+	cf := r.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	leaving := false
+	var up, down []raft.Server
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case s.Suffrage != raft.Voter:
+		case string(s.ID) == id:
+			leaving = true
+		case r.voterUp(string(s.ID)):
+			up = append(up, s)
+		default:
+			down = append(down, s)
+		}
+	}
+	if leaving && len(down) > 0 && len(up) < (len(up)+len(down))/2+1 {
+		for _, s := range down {
+			r.log.Warn("demoting a down voter before a leave", "peer", string(s.ID), "leaving", id)
+			if err := r.raft.DemoteVoter(s.ID, 0, timeout).Error(); err != nil {
+				return fmt.Errorf("%w: demote %s: %v", ErrUnknownOutcome, s.ID, err)
+			}
+		}
+	}
+	if err := r.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
+	}
+	return nil
+}
+
+// voterUp reports, on the leader, whether member id can vote now: this
+// node, or an alive member heard within LeaseTimeout.
+func (r *Registry) voterUp(id string) bool {
+	if id == r.id {
+		return true
+	}
+	if mb, ok := r.fsm.m.member(id); ok && mb.Status != Alive {
+		return false
+	}
+	r.hbMu.Lock()
+	last, ok := r.lastHeard[id]
+	r.hbMu.Unlock()
+	return ok && time.Since(last) < r.cfg.LeaseTimeout
+}
+
 func (r *Registry) reconcileVoters() {
+	r.cfgMu.Lock()
+	defer r.cfgMu.Unlock()
 	cf := r.raft.GetConfiguration()
 	if cf.Error() != nil {
 		return
@@ -249,7 +312,7 @@ func (r *Registry) reconcileVoters() {
 			alive = append(alive, s)
 		case s.Suffrage == raft.Voter:
 			failed = append(failed, s)
-		case s.Suffrage == raft.Nonvoter && ok && mb.Status == Alive:
+		case s.Suffrage == raft.Nonvoter && ok && mb.Status == Alive && r.voterUp(string(s.ID)):
 			spare = append(spare, s)
 		}
 	}

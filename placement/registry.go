@@ -56,22 +56,28 @@ type Config struct {
 
 // Registry is one node's replica of the placement registry and its client.
 type Registry struct {
-	cfg    Config
-	tr     transport.Transport
-	id     string
-	addr   string
-	fsm    *fsm
-	raft   *raft.Raft
-	nt     *raft.NetworkTransport
-	bolt   *raftboltdb.BoltStore
-	log    *slog.Logger
-	base   time.Time // monotonic origin of lease times
-	grace  time.Duration
-	lease  atomic.Pointer[grant]
-	reqID  atomic.Uint64 // control request ids
-	inc    atomic.Uint64 // incarnation: log index of this node's latest join
-	seq    atomic.Uint64 // exactly-once sequence of this incarnation's writes
-	closed atomic.Bool
+	cfg   Config
+	tr    transport.Transport
+	id    string
+	addr  string
+	fsm   *fsm
+	raft  *raft.Raft
+	nt    *raft.NetworkTransport
+	bolt  *raftboltdb.BoltStore
+	log   *slog.Logger
+	base  time.Time // monotonic origin of lease times
+	grace time.Duration
+	lease atomic.Pointer[grant]
+
+	// Fences of actors moved here from a live node (see fence.go).
+	fences     sync.Map      // actor id -> *fence
+	nfences    atomic.Int64  // entries in fences: Owns skips the map at 0
+	restoredAt atomic.Int64  // ns since base + 1 of the last snapshot restore; 0 if none
+	reqID      atomic.Uint64 // control request ids
+	inc        atomic.Uint64 // incarnation: log index of this node's latest join
+	seq        atomic.Uint64 // exactly-once sequence of this incarnation's writes
+	closed     atomic.Bool
+	leaving    atomic.Bool // set by Leave: Owns refuses every actor
 
 	applyQ chan applyReq // leader: commands for batchLoop
 	fwdQ   chan fwdReq   // others: commands for fwdLoop
@@ -80,6 +86,8 @@ type Registry struct {
 	pending  map[uint64]chan *ctrl
 	pingSent map[uint64]time.Duration
 
+	cfgMu sync.Mutex // leader: one voter-set change decision at a time
+
 	hbMu      sync.Mutex
 	lastHeard map[string]time.Time // leader: last ping from each member
 
@@ -87,6 +95,7 @@ type Registry struct {
 	goClosed  bool
 	wg        sync.WaitGroup
 	done      chan struct{}   // closed by Close
+	leaseDone chan struct{}   // closed when leaseLoop returns
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -154,6 +163,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	// leader's election; grace waits that plus a quarter of the slack to
 	// FailTimeout as the margin for clock drift and scheduling.
 	r.grace = cfg.LeaseTimeout + (cfg.FailTimeout-cfg.LeaseTimeout)/4
+	r.fsm.m.moving, r.fsm.restoring = r.fence, r.fenceAll
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,7 +176,8 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	r.tr.Handle(transport.KindControl, transport.HandlerFunc(r.handleFrame))
 	r.goFunc(r.batchLoop)
 	r.goFunc(r.fwdLoop)
-	r.goFunc(r.leaseLoop)
+	r.leaseDone = make(chan struct{})
+	r.goFunc(func() { defer close(r.leaseDone); r.leaseLoop() })
 	r.goFunc(r.monitorLoop)
 	if err := r.register(ctx); err != nil {
 		r.Close()
@@ -227,7 +238,12 @@ func (r *Registry) startRaft() error {
 	rc.LocalID = raft.ServerID(r.id)
 	rc.HeartbeatTimeout = r.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = r.cfg.HeartbeatTimeout
-	rc.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout / 2
+	// Raft's leader lease only decides when a leader that cannot reach a
+	// quorum steps down; single activation rests on this package's leases
+	// (VerifyLeader, pings), not on it. At HeartbeatTimeout/2 a 100ms stall
+	// of a busy 2-core host deposed the leader and voided every lease;
+	// the longest value Raft accepts (HeartbeatTimeout) rides that out.
+	rc.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout
 	rc.CommitTimeout = 5 * time.Millisecond
 	rc.MaxAppendEntries = 1024
 	rc.BatchApplyCh = true
@@ -294,6 +310,14 @@ func (r *Registry) Close() error {
 		r.goMu.Lock()
 		r.goClosed = true
 		r.goMu.Unlock()
+		if r.leaseDone != nil {
+			// hashicorp/raft does not answer a VerifyLeader still queued
+			// when it shuts down (its future has no shutdown channel), so
+			// the lease loop must be out of it first. While Raft runs, a
+			// verify ends within LeaderLeaseTimeout: acked, or the leader
+			// steps down and its follower loop refuses it.
+			<-r.leaseDone
+		}
 		if r.raft != nil {
 			r.closeErr = r.raft.Shutdown().Error()
 		}
@@ -405,6 +429,48 @@ func (r *Registry) WaitNewer(ctx context.Context, id string, epoch uint64) (Plac
 			return p, ctx.Err()
 		case <-r.done:
 			return p, ErrClosed
+		}
+	}
+}
+
+// WaitApplied waits until the local replica has applied the entry at Raft
+// log index index (or a later one). A Placement's Epoch is not a log index
+// (it is index × 1024 + position in a batch entry; divide by 1024 to get the
+// index). It wakes on the replica's applies, without polling, and
+// returns ctx's error or ErrClosed if they come first. Raft's own entries
+// (configuration changes, a new leader's no-op) are not applied to the
+// replica: for such an index it returns at the next applied entry.
+func (r *Registry) WaitApplied(ctx context.Context, index uint64) error {
+	return r.waitFor(ctx, func() bool { return r.fsm.m.applied.Load() >= index })
+}
+
+// WaitLease waits until this node holds a lease (HasLease is true), waking
+// when a lease is granted or the replica applies an entry a pending grant
+// waits for. It returns ctx's error, or ErrClosed, if they come first. A
+// lease can lapse again right after WaitLease returns; Owns judges it at
+// each call.
+func (r *Registry) WaitLease(ctx context.Context) error {
+	return r.waitFor(ctx, r.HasLease)
+}
+
+// waitFor waits until cond holds, checking it after every apply, restore
+// and lease grant (fsm.wake).
+func (r *Registry) waitFor(ctx context.Context, cond func() bool) error {
+	r.fsm.waiters.Add(1)
+	defer r.fsm.waiters.Add(-1)
+	for {
+		// Take the channel before testing: a wake between the test and
+		// the select then closes the channel already held.
+		ch := r.fsm.changes()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.done:
+			return ErrClosed
 		}
 	}
 }
@@ -612,8 +678,8 @@ func (r *Registry) handleRequest(from string, c *ctrl) *result {
 		if !r.IsLeader() {
 			return &result{Err: ErrNotLeader}
 		}
-		if err := r.raft.RemoveServer(raft.ServerID(from), 0, r.attemptTimeout()).Error(); err != nil {
-			return &result{Err: fmt.Errorf("%w: %v", ErrUnknownOutcome, err)}
+		if err := r.removeServer(from); err != nil {
+			return &result{Err: err}
 		}
 		return &result{}
 	}

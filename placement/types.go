@@ -90,7 +90,7 @@ type Placement struct {
 	ID       string        `msgpack:"i"`
 	Type     string        `msgpack:"t"`
 	Node     string        `msgpack:"n"`
-	Epoch    uint64        `msgpack:"e"` // log index of its current placement
+	Epoch    uint64        `msgpack:"e"` // of its current placement: Raft log index × 1024 + position in the batch entry; grows with the log
 	Strategy Strategy      `msgpack:"s"`
 	Policy   RestartPolicy `msgpack:"p"`
 	Restarts int           `msgpack:"r"` // restarts so far
@@ -183,16 +183,21 @@ type Event struct {
 // Errors of the registry. Spawn failures come as *SpawnError wrapping one of
 // them, so errors.Is works and errors.As gives the data.
 var (
-	ErrUnknownType      = errors.New("placement: unknown actor type")
-	ErrTypeNotHosted    = errors.New("placement: node does not host the type")
-	ErrInvalidPolicy    = errors.New("placement: invalid restart policy")
-	ErrInvalidRequest   = errors.New("placement: invalid request")
-	ErrNoCandidate      = errors.New("placement: no alive node hosts the type")
-	ErrNodeNotAlive     = errors.New("placement: node is not an alive member")
-	ErrNotFound         = errors.New("placement: no such actor")
-	ErrStaleEpoch       = errors.New("placement: stale epoch")
-	ErrNotOwner         = errors.New("placement: not the owner")
-	ErrNoLease          = errors.New("placement: no lease from the leader")
+	ErrUnknownType    = errors.New("placement: unknown actor type")
+	ErrTypeNotHosted  = errors.New("placement: node does not host the type")
+	ErrInvalidPolicy  = errors.New("placement: invalid restart policy")
+	ErrInvalidRequest = errors.New("placement: invalid request")
+	ErrNoCandidate    = errors.New("placement: no alive node hosts the type")
+	ErrNodeNotAlive   = errors.New("placement: node is not an alive member")
+	ErrNotFound       = errors.New("placement: no such actor")
+	ErrStaleEpoch     = errors.New("placement: stale epoch")
+	ErrNotOwner       = errors.New("placement: not the owner")
+	ErrNoLease        = errors.New("placement: no lease from the leader")
+	// ErrFenced: the actor was just moved here from a live node, whose
+	// lease may still let it serve; this node serves it once that lease
+	// has surely ended (Config.LeaseTimeout plus a drift margin after it
+	// applied the move). Retry shortly.
+	ErrFenced           = errors.New("placement: actor moved here, fenced until the old host's lease ends")
 	ErrBadCommand       = errors.New("placement: malformed command")
 	ErrUnknownVersion   = errors.New("placement: unknown command version")
 	ErrBadSnapshot      = errors.New("placement: corrupted snapshot")

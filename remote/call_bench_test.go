@@ -78,3 +78,57 @@ func newBenchCluster(b *testing.B, quic bool) *cluster {
 		}
 	}, nil)
 }
+
+// Total returns the bytes Put so far.
+func (a *benchActor) Total() int { return a.n }
+
+// BenchmarkTell measures one-way sends of one 32-byte argument through two
+// Endpoints (or one, for "local"): msgs/s. Every tellWindow sends the sender
+// waits for one round trip (mailboxes are bounded); the clock stops when a
+// call ordered after every send returns, and the benchmark fails unless the
+// actor took every message.
+func BenchmarkTell(b *testing.B) {
+	for _, tr := range []string{"local", "mem", "quic"} {
+		b.Run(tr, func(b *testing.B) { benchTell(b, tr) })
+	}
+}
+
+const tellWindow = 2048
+
+func benchTell(b *testing.B, tr string) {
+	c := newClusterTB(b, tr == "quic", 2, func(ts *Types, i int) {
+		if _, err := Register(ts, "Bench", func() *benchActor { return &benchActor{} }); err != nil {
+			b.Fatal(err)
+		}
+	}, func(cfg *Config) { cfg.MailboxSize = 2 * tellWindow })
+	ref := c.reg.place("bench", "Bench", "n2", 1)
+	caller := c.nodes[0]
+	if tr == "local" {
+		caller = c.nodes[1]
+	}
+	ctx := context.Background()
+	total := func() int {
+		var n int
+		if err := caller.Call(ctx, ref, "Total", CallOptions{}).Decode(ctx, &n); err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	before := total() // connect and activate
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := caller.Tell(ctx, ref, "Put", benchArg); err != nil {
+			b.Fatal(err)
+		}
+		if i%tellWindow == tellWindow-1 {
+			total()
+		}
+	}
+	got := total()
+	b.StopTimer()
+	if want := before + b.N*len(benchArg); got != want {
+		b.Fatalf("actor took %d bytes, want %d", got, want)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

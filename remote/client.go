@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +21,7 @@ type Call struct {
 	flags    Flags
 	args     []byte // encoded argument array, kept for a retry
 	deadline int64
+	argsBuf  [48]byte // holds args when they are small: one allocation less
 
 	// Guarded by e.mu while the call is pending.
 	id      uint64
@@ -140,7 +142,7 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 		return c
 	}
 	var err error
-	if c.args, err = AppendArgs(make([]byte, 0, 48), args...); err != nil {
+	if c.args, err = AppendArgs(c.argsBuf[:0], args...); err != nil {
 		c.finish(nil, err)
 		return c
 	}
@@ -173,7 +175,10 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	if e.isClosed() {
 		return ErrClosed
 	}
-	enc, err := AppendArgs(nil, args...)
+	encBuf := getBuf() // the arguments, kept for a retry
+	defer putBuf(encBuf)
+	enc, err := AppendArgs((*encBuf)[:0], args...)
+	*encBuf = enc
 	if err != nil {
 		return err
 	}
@@ -189,10 +194,12 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 		q.ID = e.nextID.Add(1)
 		q.Epoch = loc.Epoch
 		if loc.Node == e.self {
-			q.Args = enc
+			// The job keeps the arguments until the actor runs it: they
+			// must not come from the pool.
+			q.Args = slices.Clone(enc)
 			err = e.serveLocal(&q)
 		} else {
-			buf := getBuf()
+			buf := getBuf() // the transport copies the frame
 			*buf = append(AppendRequestHeader((*buf)[:0], &q), enc...)
 			err = e.send(ctx, loc, *buf)
 			putBuf(buf)

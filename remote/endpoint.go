@@ -80,6 +80,13 @@ type Config struct {
 	OnStop func(ref Ref, reason error)
 	// Logger receives call failures. Nil means silent.
 	Logger *slog.Logger
+	// BaseContext returns the parent of the ctx of every method the Endpoint
+	// runs, so that methods see its values (the root package puts the
+	// hosting node there). New calls it once. The Endpoint cancels method
+	// ctxs itself (caller's deadline, cancel frames, Close); cancelling the
+	// returned ctx cancels them all too, so give it no deadline. Nil means
+	// context.Background().
+	BaseContext func() context.Context
 }
 
 // CallOptions qualify one call.
@@ -101,8 +108,9 @@ type Endpoint struct {
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 	nextID   atomic.Uint64
-	lifeMu   sync.Mutex // guards closed and wg.Add
-	closed   bool
+	lifeMu   sync.Mutex  // guards wg.Add and the setting of closed
+	closed   atomic.Bool // set under lifeMu; isClosed reads it lock-free on the call path
+	draining atomic.Bool // Drain began: new requests get ErrNotOwner
 	wg       sync.WaitGroup
 	mu       sync.Mutex // guards pending, actors, inflight
 	pending  map[uint64]*Call
@@ -126,6 +134,12 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.MailboxSize <= 0 {
 		cfg.MailboxSize = 1024
 	}
+	base := context.Background()
+	if cfg.BaseContext != nil {
+		if base = cfg.BaseContext(); base == nil {
+			return nil, errors.New("remote: Config.BaseContext returned nil")
+		}
+	}
 	e := &Endpoint{}
 	sup := cfg.Restart
 	sup.Strategy = actor.OneForOne
@@ -134,7 +148,7 @@ func New(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(base)
 	*e = Endpoint{
 		cfg:      cfg,
 		self:     cfg.Transport.ID(),
@@ -145,6 +159,14 @@ func New(cfg Config) (*Endpoint, error) {
 		pending:  make(map[uint64]*Call),
 		actors:   make(map[string]*activation),
 		inflight: make(map[inflightKey]context.CancelFunc),
+	}
+	if owner := cfg.Owner; owner != nil {
+		e.cfg.Owner = OwnerFunc(func(id string, epoch uint64) (string, error) {
+			if e.draining.Load() {
+				return "", fmt.Errorf("remote: node %s is draining: %w", e.self, ErrNotOwner)
+			}
+			return owner.Owns(id, epoch)
+		})
 	}
 	cfg.Transport.Handle(transport.KindCalls, transport.HandlerFunc(e.handleFrame))
 	return e, nil
@@ -160,11 +182,11 @@ func (e *Endpoint) Node() string { return e.self }
 // with ErrClosed and incoming frames are dropped.
 func (e *Endpoint) Close() error {
 	e.lifeMu.Lock()
-	if e.closed {
+	if e.closed.Load() {
 		e.lifeMu.Unlock()
 		return nil
 	}
-	e.closed = true
+	e.closed.Store(true)
 	e.lifeMu.Unlock()
 	e.cancel()
 	e.mu.Lock()
@@ -182,10 +204,71 @@ func (e *Endpoint) Close() error {
 	return nil
 }
 
+// Drain stops this node serving calls while letting the calls it holds
+// finish: from now on requests are answered ErrNotOwner (their callers
+// refresh and retry wherever the registry places the actor next), calls
+// already queued on a hosted actor and the running ones complete and are
+// answered, then every hosted actor stops. Outgoing calls keep working.
+// Drain returns nil once no call is left; if ctx is done first it cancels
+// the ctx of the running methods, drops the queued calls (neither are
+// answered: their callers' ctx or NodeFailed ends them) and returns ctx's
+// error. Either way only Close is left to do; until then requests keep
+// being refused. Shutdown does both.
+func (e *Endpoint) Drain(ctx context.Context) error {
+	if ctx == nil {
+		return errors.New("remote: Drain with a nil context")
+	}
+	if e.isClosed() {
+		return ErrClosed
+	}
+	e.draining.Store(true)
+	e.mu.Lock()
+	for _, act := range e.actors {
+		act.retired.Store(true) // a call refused from now on is answered ErrNotOwner
+	}
+	e.mu.Unlock()
+	e.log("draining")
+	// The engine falls back to an abrupt close when ctx ends, which waits
+	// for the running methods: cancel their ctx so that they return.
+	stop := context.AfterFunc(ctx, e.cancel)
+	err := e.sys.Shutdown(ctx)
+	if !stop() && err == nil {
+		err = ctx.Err() // methods were cancelled, though the engine drained
+	}
+	return err
+}
+
+// Activate starts the instance of the actor ref names (ID, Type, Epoch) on
+// this node now rather than at its first call, e.g. when the registry has
+// just re-placed it here. It does not check ownership: the caller knows the
+// actor is placed here at ref.Epoch. An activation at ref.Epoch or later is
+// kept as is. It fails with ErrClosed once the endpoint drains or closes,
+// and with ErrNotFound when the type is not registered.
+func (e *Endpoint) Activate(ref Ref) error {
+	if e.isClosed() || e.draining.Load() {
+		return ErrClosed
+	}
+	if _, rerr := e.activation(ref.ID, ref.Type, ref.Epoch); rerr != nil {
+		rerr.Node, rerr.Actor = e.self, ref.ID
+		return rerr
+	}
+	return nil
+}
+
+// Shutdown is a graceful Close: Drain bounded by ctx, then Close. It
+// returns ctx's error when the drain was cut short.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	err := e.Drain(ctx)
+	if errors.Is(err, ErrClosed) {
+		err = nil
+	}
+	return errors.Join(err, e.Close())
+}
+
 // goTracked runs f on a goroutine that Close waits for; false when closed.
 func (e *Endpoint) goTracked(f func()) bool {
 	e.lifeMu.Lock()
-	if e.closed {
+	if e.closed.Load() {
 		e.lifeMu.Unlock()
 		return false
 	}
@@ -199,9 +282,7 @@ func (e *Endpoint) goTracked(f func()) bool {
 }
 
 func (e *Endpoint) isClosed() bool {
-	e.lifeMu.Lock()
-	defer e.lifeMu.Unlock()
-	return e.closed
+	return e.closed.Load()
 }
 
 // handleFrame is the transport's KindCalls handler. It never blocks for

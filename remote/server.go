@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/troupe-dev/troupe/actor"
 )
@@ -82,8 +83,19 @@ func (e *Endpoint) serve(from string, q *Request) {
 		j.ctx, j.cancel = context.WithCancel(e.ctx)
 	}
 	if cancellable {
+		cancel := j.cancel
+		if hasDeadline {
+			// A cancel frame sent because the caller's deadline passed
+			// must not beat the callee's own deadline to it: the method
+			// sees context.DeadlineExceeded, as the caller does.
+			cancel = func() {
+				if time.Now().Before(dl) {
+					j.cancel()
+				}
+			}
+		}
 		e.mu.Lock()
-		e.inflight[inflightKey{from, q.ID}] = j.cancel
+		e.inflight[inflightKey{from, q.ID}] = cancel
 		e.mu.Unlock()
 	}
 	switch err := e.sys.Tell(act.pid, j); {
@@ -104,11 +116,14 @@ func (e *Endpoint) run(obj *Object, j *job) {
 		e.finish(j, nil, err)
 		return
 	}
+	oneWay := q.Flags&FlagOneWay != 0
 	var buf *[]byte
 	var dst []byte
-	if j.from == e.self || q.Flags&FlagOneWay != 0 {
+	switch {
+	case oneWay: // no reply: the result is not even encoded
+	case j.from == e.self:
 		dst = make([]byte, 0, 64) // the local caller keeps the frame
-	} else {
+	default:
 		buf = getBuf() // the transport copies the frame
 		dst = (*buf)[:0]
 	}
@@ -125,7 +140,10 @@ func (e *Endpoint) run(obj *Object, j *job) {
 		}
 		panic(pe)
 	}()
-	frame, err := obj.invoke(j.ctx, AppendReplyHeader(dst, q.ID), q.Method, q.Args, false)
+	if !oneWay {
+		dst = AppendReplyHeader(dst, q.ID)
+	}
+	frame, err := obj.invoke(j.ctx, dst, q.Method, q.Args, false, !oneWay)
 	e.finish(j, frame, err)
 	if buf != nil {
 		*buf = frame

@@ -71,6 +71,7 @@ type Type struct {
 	rtype   reflect.Type // *T
 	newFn   func() reflect.Value
 	methods map[string]*method
+	byIndex []*method         // methods by their index
 	skipped map[string]string // exported method -> why it is not callable
 }
 
@@ -117,6 +118,8 @@ func NewType[T any](name string, newFn func() *T) (*Type, error) {
 			t.skipped[m.Name] = why
 			continue
 		}
+		mm.index = len(t.byIndex)
+		t.byIndex = append(t.byIndex, mm)
 		t.methods[m.Name] = mm
 	}
 	return t, nil
@@ -208,11 +211,12 @@ func (t *Type) New() (*Object, error) {
 	if !v.IsValid() {
 		return nil, fmt.Errorf("%w: %q: producer returned nil", ErrBadType, t.name)
 	}
-	return &Object{typ: t, recv: v}, nil
+	return &Object{typ: t, recv: v, args: make([][]reflect.Value, len(t.byIndex))}, nil
 }
 
 // method is one entry of a method table.
 type method struct {
+	index  int // in Type.byIndex and Object.args
 	name   string
 	full   string // "Type.Method", for error messages
 	fn     reflect.Value
@@ -225,9 +229,17 @@ type method struct {
 // Object is one instance of a registered type together with its method
 // table. Invoke is not safe for concurrent use on one Object: the runtime
 // runs one call at a time per actor.
+//
+// An Object keeps, per method, the reflect.Values its arguments are decoded
+// into, and a cell for the ctx, so a call allocates nothing for them. Every
+// call zeroes them when it ends (even by a panic): the next call decodes into
+// zero values, never into what a previous call left (msgpack would reuse a
+// slice's array or merge into a map), and the Object retains nothing.
 type Object struct {
 	typ  *Type
 	recv reflect.Value
+	args [][]reflect.Value // per method index: its argument cells, made on first use
+	ctx  context.Context   // the ctx of the call in progress; nil between calls
 }
 
 // Type returns the object's type.
@@ -254,12 +266,13 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 // *PanicError cause) and CodeInternal (the result did not encode). On
 // failure the returned slice is dst unchanged.
 func (o *Object) Invoke(ctx context.Context, dst []byte, name string, args []byte) ([]byte, error) {
-	return o.invoke(ctx, dst, name, args, true)
+	return o.invoke(ctx, dst, name, args, true, true)
 }
 
 // invoke is Invoke; with catch false a panic propagates to the caller (the
-// actor engine, which recovers it and supervises).
-func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byte, catch bool) (out []byte, err error) {
+// actor engine, which recovers it and supervises), and with encode false the
+// result is dropped rather than encoded (a one-way call has no reply).
+func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byte, catch, encode bool) (out []byte, err error) {
 	m := o.typ.methods[name]
 	if m == nil {
 		msg := "no callable method " + o.typ.name + "." + name
@@ -268,15 +281,18 @@ func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byt
 		}
 		return dst, &Error{Code: CodeUnknownMethod, Method: name, Message: msg}
 	}
-	var inBuf [4]reflect.Value
+	var inBuf [6]reflect.Value
 	ins := append(inBuf[:0], o.recv)
 	if m.hasCtx {
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		ins = append(ins, reflect.ValueOf(&ctx).Elem())
+		o.ctx = ctx
+		ins = append(ins, reflect.ValueOf(&o.ctx).Elem())
 	}
-	ins, err = m.decodeArgs(ins, args)
+	cells := o.cells(m)
+	defer o.clear(cells)
+	ins, err = m.decodeArgs(ins, cells, args)
 	if err != nil {
 		return dst, err
 	}
@@ -298,6 +314,9 @@ func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byt
 			return dst, &Error{Code: CodeApplication, Method: name, Message: ae.Error(), cause: ae}
 		}
 	}
+	if !encode {
+		return dst, nil
+	}
 	if m.result == nil {
 		return append(dst, mpNil), nil
 	}
@@ -309,8 +328,31 @@ func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byt
 	return out, nil
 }
 
-// decodeArgs appends to ins one decoded value per argument in args.
-func (m *method) decodeArgs(ins []reflect.Value, args []byte) ([]reflect.Value, error) {
+// cells returns the argument cells of m, making them on first use.
+func (o *Object) cells(m *method) []reflect.Value {
+	c := o.args[m.index]
+	if c == nil && len(m.in) > 0 {
+		c = make([]reflect.Value, len(m.in))
+		for i, t := range m.in {
+			c[i] = reflect.New(t).Elem()
+		}
+		o.args[m.index] = c
+	}
+	return c
+}
+
+// clear zeroes the argument cells and the ctx cell after a call, so the
+// Object retains nothing of it.
+func (o *Object) clear(cells []reflect.Value) {
+	o.ctx = nil
+	for _, c := range cells {
+		c.SetZero()
+	}
+}
+
+// decodeArgs appends to ins one value per argument in args, decoded into
+// cells (zero values of the argument types, one per argument).
+func (m *method) decodeArgs(ins, cells []reflect.Value, args []byte) ([]reflect.Value, error) {
 	r := reader{b: args}
 	n := r.arrayHeader()
 	if r.err != nil {
@@ -325,7 +367,7 @@ func (m *method) decodeArgs(ins []reflect.Value, args []byte) ([]reflect.Value, 
 	d := getDecoder(args[r.off:])
 	defer putDecoder(d)
 	for i, t := range m.in {
-		v := reflect.New(t).Elem()
+		v := cells[i]
 		if err := d.dec.DecodeValue(v); err != nil {
 			return ins, m.badArgs(fmt.Sprintf("argument %d (%s): %v", i, t, err))
 		}

@@ -22,8 +22,10 @@ const MemAddrPrefix = "mem:"
 type MemConfig struct {
 	// MaxFrameSize bounds one frame. Zero means 4 MiB.
 	MaxFrameSize int
-	// MaxQueueBytes bounds the bytes queued to one peer and not yet
-	// delivered; Send waits while it is exceeded. Zero means 8 MiB.
+	// MaxQueueBytes bounds the bytes of one kind queued to one peer and
+	// not yet delivered; Send waits while it is exceeded. Each kind has its
+	// own budget, so a full calls queue never holds back control frames.
+	// Zero means 8 MiB.
 	MaxQueueBytes int
 	// Logger receives dropped frames and refused dials. Nil means silent.
 	Logger *slog.Logger
@@ -103,7 +105,7 @@ func (n *MemNetwork) JoinConfig(id string, cfg MemConfig) (*Mem, error) {
 		id:      id,
 		cfg:     cfg.withDefaults(),
 		done:    make(chan struct{}),
-		links:   make(map[string]*memLink),
+		links:   make(map[memLinkKey]*memLink),
 		stats:   make(map[string]*peerCounters),
 		conns:   make(map[*memConn]struct{}),
 		handler: make(map[Kind]Handler),
@@ -266,7 +268,7 @@ type Mem struct {
 	mu         sync.Mutex
 	closed     bool
 	handler    map[Kind]Handler
-	links      map[string]*memLink
+	links      map[memLinkKey]*memLink // one queue and goroutine per peer and kind
 	stats      map[string]*peerCounters
 	conns      map[*memConn]struct{}
 	wg         sync.WaitGroup // delivery goroutines
@@ -305,7 +307,7 @@ func (m *Mem) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 	if target == m {
 		return fmt.Errorf("%w: %q is this node", ErrUnreachable, m.id)
 	}
-	l, err := m.link(target.id)
+	l, err := m.link(target.id, k)
 	if err != nil {
 		return err
 	}
@@ -326,10 +328,12 @@ func (m *Mem) Stats() []PeerStats {
 	out := make([]PeerStats, 0, len(m.stats))
 	for id, c := range m.stats {
 		s := c.snapshot(id)
-		if l := m.links[id]; l != nil {
-			l.mu.Lock()
-			s.QueuedBytes = l.queued
-			l.mu.Unlock()
+		for key, l := range m.links {
+			if key.peer == id {
+				l.mu.Lock()
+				s.QueuedBytes += l.queued
+				l.mu.Unlock()
+			}
 		}
 		out = append(out, s)
 	}
@@ -377,14 +381,25 @@ func (m *Mem) countersLocked(peer string) *peerCounters {
 	return c
 }
 
-// link returns the outgoing link to peer, starting its goroutine if new.
-func (m *Mem) link(peer string) (*memLink, error) {
+// memLinkKey names the outgoing link of one kind to one peer. Kinds have
+// their own queues, byte budgets and delivery goroutines, as QUIC streams
+// do, so a slow calls handler or a full calls queue never holds back
+// control frames.
+type memLinkKey struct {
+	peer string
+	kind Kind
+}
+
+// link returns the outgoing link of kind k to peer, starting its goroutine
+// if new.
+func (m *Mem) link(peer string, k Kind) (*memLink, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	if l := m.links[peer]; l != nil {
+	key := memLinkKey{peer, k}
+	if l := m.links[key]; l != nil {
 		return l, nil
 	}
 	m.net.mu.Lock()
@@ -394,6 +409,9 @@ func (m *Mem) link(peer string) (*memLink, error) {
 	h.Write([]byte(m.id))
 	h.Write([]byte{0})
 	h.Write([]byte(peer))
+	if k != KindCalls { // KindCalls keeps the sequence it had with one link per peer
+		h.Write([]byte{0, byte(k)})
+	}
 	l := &memLink{
 		from:  m,
 		to:    peer,
@@ -402,7 +420,7 @@ func (m *Mem) link(peer string) (*memLink, error) {
 		space: make(chan struct{}),
 		rng:   rand.New(rand.NewPCG(seed, h.Sum64())),
 	}
-	m.links[peer] = l
+	m.links[key] = l
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

@@ -306,6 +306,14 @@ func TestMemSendBlocksWhenQueueFull(t *testing.T) {
 		if q := a.Stats()[0].QueuedBytes; q != 60 {
 			t.Fatalf("QueuedBytes = %d, want 60", q)
 		}
+		// Control frames have their own queue, budget and delivery: a
+		// stalled calls handler and a full calls queue do not hold them.
+		ctl := make(chan struct{}, 1)
+		b.Handle(KindControl, HandlerFunc(func(string, []byte) { ctl <- struct{}{} }))
+		if err := a.Send(ctx, Peer{ID: "b"}, KindControl, frame); err != nil {
+			t.Fatalf("control Send behind a full calls queue: %v", err)
+		}
+		<-ctl
 		// Space frees when the handler returns: a waiting Send goes through.
 		errc := make(chan error, 1)
 		go func() { errc <- a.Send(ctx, Peer{ID: "b"}, KindCalls, frame) }()

@@ -28,8 +28,10 @@ type Config struct {
 	Identity *Identity
 	// MaxFrameSize bounds one frame, sent or received. Zero means 4 MiB.
 	MaxFrameSize int
-	// MaxQueueBytes bounds the bytes queued to one peer and not yet written
-	// to QUIC; Send waits while it is exceeded. Zero means 8 MiB.
+	// MaxQueueBytes bounds the bytes of one kind queued to one peer and not
+	// yet written to QUIC; Send waits while it is exceeded. Each kind has
+	// its own budget (and stream), so a call flood never makes control
+	// frames (the registry's lease pings and writes) wait. Zero means 8 MiB.
 	MaxQueueBytes int
 	// KeepAlivePeriod is how often an idle connection is pinged. Zero means 1 s.
 	KeepAlivePeriod time.Duration
@@ -459,7 +461,6 @@ func (q *QUIC) install(conn *quic.Conn, peer, dialer string) (*peerConn, error) 
 		dialer:  dialer,
 		est:     time.Now(),
 		stats:   q.counters(peer),
-		writers: make(map[Kind]*streamWriter),
 		retireC: make(chan struct{}),
 	}
 	q.mu.Lock()
@@ -560,9 +561,9 @@ type peerConn struct {
 	dead    atomic.Bool
 
 	mu      sync.Mutex
-	queued  int           // bytes in writers' buffers
-	space   chan struct{} // closed when bytes leave the queue; nil if no waiter
-	writers map[Kind]*streamWriter
+	queued  int                // bytes in writers' buffers, all kinds
+	space   chan struct{}      // closed when bytes leave the queue; nil if no waiter
+	writers [256]*streamWriter // by kind; nil until the first Send of a kind
 }
 
 func (pc *peerConn) usable() bool { return !pc.dead.Load() && !pc.retired.Load() }
@@ -581,7 +582,8 @@ func (pc *peerConn) wakeWaitersLocked() {
 	}
 }
 
-// enqueue frames payload into the writer of kind k, waiting for space.
+// enqueue frames payload into the writer of kind k, waiting for space in
+// that kind's budget.
 func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte) error {
 	n := len(payload) + frameHeaderLen
 	pc.mu.Lock()
@@ -590,7 +592,8 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte) error {
 			pc.mu.Unlock()
 			return errConnGone
 		}
-		if pc.queued == 0 || pc.queued+n <= pc.q.cfg.MaxQueueBytes {
+		w := pc.writers[k]
+		if w == nil || w.queued == 0 || w.queued+n <= pc.q.cfg.MaxQueueBytes {
 			break
 		}
 		if pc.space == nil {
@@ -618,6 +621,7 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte) error {
 	}
 	w.buf = appendFrame(w.buf, payload)
 	w.frames++
+	w.queued += n
 	pc.queued += n
 	pc.mu.Unlock()
 	select {
@@ -740,6 +744,7 @@ type streamWriter struct {
 	// guarded by pc.mu
 	buf    []byte
 	frames int
+	queued int // bytes in buf and in the write in progress
 }
 
 func (w *streamWriter) run() {
@@ -771,6 +776,7 @@ func (w *streamWriter) run() {
 		if len(out) > 0 {
 			_, err := s.Write(out)
 			pc.mu.Lock()
+			w.queued -= len(out)
 			pc.queued -= len(out)
 			pc.wakeWaitersLocked()
 			pc.mu.Unlock()
@@ -799,10 +805,11 @@ func (w *streamWriter) fail(err error) {
 	pc := w.pc
 	pc.mu.Lock()
 	if pc.writers[w.kind] == w {
-		delete(pc.writers, w.kind)
+		pc.writers[w.kind] = nil
 	}
 	pc.stats.framesDropped.Add(uint64(w.frames))
 	pc.queued -= len(w.buf)
+	w.queued -= len(w.buf)
 	w.buf, w.frames = nil, 0
 	pc.wakeWaitersLocked()
 	pc.mu.Unlock()

@@ -739,6 +739,21 @@ func TestQUICSendBackpressure(t *testing.T) {
 	if q := a.Stats()[0].QueuedBytes; q > limit || q < limit-len(frame)-frameHeaderLen {
 		t.Errorf("QueuedBytes = %d with a %d-byte bound", q, limit)
 	}
+	// Control frames have their own budget and stream: the full calls
+	// queue and the stalled calls reader do not hold them back.
+	ctl := make(chan struct{}, 1)
+	b.Handle(KindControl, HandlerFunc(func(string, []byte) { ctl <- struct{}{} }))
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if err := a.Send(ctx, to, KindControl, []byte("ping")); err != nil {
+		t.Errorf("control Send behind a full calls queue: %v", err)
+	} else {
+		select {
+		case <-ctl:
+		case <-ctx.Done():
+			t.Error("control frame not delivered behind a stalled calls stream")
+		}
+	}
 	close(release)
 	if err := a.Send(t.Context(), to, KindCalls, frame); err != nil {
 		t.Fatalf("Send after the receiver resumed: %v", err)

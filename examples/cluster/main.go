@@ -231,7 +231,7 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 		children[name] = p
 		say("%s: pid %d, listening on %s, joined through n1 at %s", name, p.cmd.Process.Pid, addr, n1.Addr())
 	}
-	say("members seen by n1: %v", n1.Members())
+	say("members seen by n1: %v, Raft leader: %s", n1.Members(), n1.Leader())
 
 	say("== placements: %d registered Counters, placed on the least-loaded node", actors)
 	names := make([]string, actors)
@@ -280,7 +280,7 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 		say("%s answers again %s after the kill: node %s, epoch %d -> %d, total %d (a fresh instance: its state was on n3)",
 			name, time.Since(killed).Round(time.Millisecond), r.Node, ref.Epoch, now.Epoch, r.Total)
 	}
-	say("members seen by n1: %v", n1.Members())
+	say("members seen by n1: %v, Raft leader: %s", n1.Members(), n1.Leader())
 	for _, name := range names {
 		ref, err := n1.Lookup(ctx, name)
 		if err != nil {

@@ -33,7 +33,7 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"members seen by n1: [n1 n2 n3]", "node n3, epoch", "answers again", "members seen by n1: [n1 n2]"} {
+	for _, want := range []string{"members seen by n1: [n1 n2 n3], Raft leader: n", "node n3, epoch", "answers again", "members seen by n1: [n1 n2]"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q", want)
 		}

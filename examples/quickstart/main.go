@@ -65,7 +65,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		nodes = append(nodes, n)
 		say("started %s at %s", n.ID(), n.Addr())
 	}
-	say("cluster members: %v", nodes[0].Members())
+	say("cluster members: %v, Raft leader: %s", nodes[0].Members(), nodes[0].Leader())
 
 	// 2. Every node registers the type it may host.
 	for _, n := range nodes {
@@ -144,6 +144,8 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	if where == "n3" {
 		return errors.New("failover: still answered by n3")
 	}
+
+	say("members after the failure: %v, Raft leader: %s", n1.Members(), n1.Leader())
 
 	// 7. The remaining nodes close at the end (deferred above).
 	say("done: closing n1 and n2")
