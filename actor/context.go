@@ -8,8 +8,9 @@ import (
 // Context is what an actor sees of the engine while it handles a message.
 // It is valid only during the Receive call it is passed to; do not keep it.
 type Context struct {
-	p   *process
-	env *envelope
+	p       *process
+	env     *envelope
+	failure error // set by Fail while the current message is handled
 }
 
 // Self returns the actor's own PID.
@@ -44,6 +45,18 @@ func (c *Context) RequestContext() context.Context {
 		return context.Background()
 	}
 	return c.env.reply.ctx
+}
+
+// Fail marks the message in hand as failed with reason: once Receive
+// returns, the engine handles it exactly like a panic in Receive (an Ask's
+// future fails with reason, and the supervisor decides). It is for layers
+// that recover a panic themselves to answer someone before the actor is
+// supervised; reason should then be the *PanicError. A nil reason, or a call
+// outside Receive, does nothing.
+func (c *Context) Fail(reason error) {
+	if c.env != nil && reason != nil {
+		c.failure = reason
+	}
 }
 
 // Respond replies to the current message: it completes the Ask's future,

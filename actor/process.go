@@ -450,10 +450,10 @@ func (p *process) invoke(c *Context, env *envelope) (err error) {
 			return ErrNilActor
 		}
 	}
-	c.env = env
+	c.env, c.failure = env, nil
 	p.actor.Receive(c, env.msg)
-	c.env = nil
-	return nil
+	err, c.env, c.failure = c.failure, nil, nil
+	return err
 }
 
 // lifecycle delivers Stopping, Stopped or Restarting; a panic there is

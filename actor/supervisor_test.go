@@ -433,3 +433,54 @@ func TestUnwatch(t *testing.T) {
 		}
 	})
 }
+
+// TestContextFail: a failure reported with Context.Fail is handled like a
+// panic: the Ask fails with the reason and the actor restarts with a fresh
+// instance, keeping its PID; a nil reason changes nothing.
+func TestContextFail(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSystem(t, actor.Config{})
+		errBoom := errors.New("boom")
+		var made int
+		pid, err := s.Spawn(func() actor.Actor {
+			made++
+			count := 0
+			return actor.ReceiveFunc(func(c *actor.Context, msg any) {
+				switch msg {
+				case "fail":
+					c.Fail(errBoom)
+				case "nil":
+					c.Fail(nil)
+					count++
+					c.Respond(count)
+				case "count":
+					count++
+					c.Respond(count)
+				}
+			})
+		}, actor.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		if n, err := actor.Ask[int](ctx, pid, "count").Await(ctx); err != nil || n != 1 {
+			t.Fatalf("count = %d, %v", n, err)
+		}
+		if n, err := actor.Ask[int](ctx, pid, "nil").Await(ctx); err != nil || n != 2 {
+			t.Fatalf("after Fail(nil): %d, %v; want 2 from the same instance", n, err)
+		}
+		if made != 1 {
+			t.Fatalf("Fail(nil) restarted the actor: %d instances", made)
+		}
+		if _, err := actor.Ask[any](ctx, pid, "fail").Await(ctx); !errors.Is(err, errBoom) {
+			t.Fatalf("Ask of a failed message: %v, want %v", err, errBoom)
+		}
+		synctest.Wait()
+		if made != 2 {
+			t.Fatalf("%d instances after Fail, want a restart (2)", made)
+		}
+		if n, err := actor.Ask[int](ctx, pid, "count").Await(ctx); err != nil || n != 1 {
+			t.Fatalf("after restart: count = %d, %v; want 1 from a fresh instance at the same PID", n, err)
+		}
+	})
+}

@@ -29,9 +29,9 @@ type hosted struct {
 }
 
 // Receive runs one call (lifecycle messages are ignored).
-func (h *hosted) Receive(_ *actor.Context, msg any) {
+func (h *hosted) Receive(c *actor.Context, msg any) {
 	if j, ok := msg.(*job); ok {
-		h.e.run(h.obj, j)
+		h.e.run(c, h.obj, j)
 	}
 }
 
@@ -108,9 +108,9 @@ func (e *Endpoint) serve(from string, q *Request) {
 }
 
 // run executes one call on the actor's goroutine and replies. A panic is
-// answered with ErrPanicked and then re-raised, so the engine (the one place
-// that recovers actor code for supervision) restarts the actor by its policy.
-func (e *Endpoint) run(obj *Object, j *job) {
+// answered with ErrPanicked and then handed to the engine with c.Fail, so
+// the actor's supervisor restarts it by its policy as for any failure.
+func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 	q := &j.req
 	if err := j.ctx.Err(); err != nil {
 		e.finish(j, nil, err)
@@ -138,7 +138,7 @@ func (e *Endpoint) run(obj *Object, j *job) {
 		if hook := e.cfg.OnPanic; hook != nil {
 			hook(j.act.ref, q.Method, pe)
 		}
-		panic(pe)
+		c.Fail(pe)
 	}()
 	if !oneWay {
 		dst = AppendReplyHeader(dst, q.ID)
