@@ -63,12 +63,46 @@ type Transport interface {
 	// When the peer's send queue is full, Send waits until space frees or ctx
 	// is done. Frames to one peer of one kind arrive in the order sent.
 	Send(ctx context.Context, to Peer, k Kind, frame []byte) error
+	// TrySend is Send for replies and other frames whose sender must never
+	// wait on the network: it queues frame only on an existing connection to
+	// to.ID and returns at once. It never dials: with no usable connection it
+	// returns an error matching ErrUnreachable; when the peer's queue of kind
+	// k is over its budget it returns ErrQueueFull.
+	TrySend(to Peer, k Kind, frame []byte) error
+	// SetGate installs the policy that decides who may connect and who may
+	// carry Raft traffic (see Gate). Nil means every holder of a valid
+	// certificate may connect and carry Raft (tests only).
+	SetGate(g Gate)
+	// OnDisconnect sets f to be called, on a goroutine the transport owns,
+	// each time the last usable connection to a peer ends (the peer closed,
+	// crashed, timed out or was dropped). f must not block for long. Nil
+	// clears it.
+	OnDisconnect(f func(peer string))
+	// Drop closes every connection to the peer at once (used when a node is
+	// expelled); queued frames to it are lost.
+	Drop(peer string)
 	// StreamLayer carries Raft traffic over this transport's connections.
 	StreamLayer() raft.StreamLayer
 	// Stats reports the counters of every peer this node has talked to.
 	Stats() []PeerStats
 	// Close ends every connection and waits for every goroutine it started.
 	Close() error
+}
+
+// Gate is the admission policy the placement registry gives the transport.
+// Its methods are called on handshake and stream paths: they must be cheap
+// and must not block (read a cached copy, never wait on Raft).
+type Gate interface {
+	// AllowPeer is asked at every handshake, incoming and outgoing, with the
+	// node id of the peer's verified certificate; a non-nil error refuses the
+	// connection (logged at Warn and counted with its reason).
+	AllowPeer(id string) error
+	// AllowRaft reports whether the node id may open Raft streams to this
+	// node: it is a server of the Raft configuration this node knows.
+	AllowRaft(id string) bool
+	// RaftPeerID returns the node id that must answer at a Raft server
+	// address, or "" when no member is known there.
+	RaftPeerID(addr string) string
 }
 
 // PeerStats are the counters of one peer link.
@@ -95,4 +129,6 @@ var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	ErrUnreachable   = errors.New("transport: peer unreachable")
 	ErrPeerIdentity  = errors.New("transport: peer identity mismatch")
+	// ErrQueueFull means TrySend found the peer's queue over its budget.
+	ErrQueueFull = errors.New("transport: peer queue full")
 )
