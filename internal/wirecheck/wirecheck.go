@@ -33,15 +33,33 @@ func (e *Error) Is(target error) bool { return target == ErrMalformed }
 // reserved code 0xc1 is refused. It does not recurse and allocates nothing
 // unless the nesting exceeds 16 levels. Failures are *Error.
 func Value(b []byte, maxDepth int) (n int, err error) {
-	return Values(b, 1, maxDepth)
+	return Check(b, 1, Limits{Depth: maxDepth})
 }
 
 // Values is Value for count consecutive values: it returns the length of
 // the first count values of b. count <= 0 validates nothing and returns 0.
 func Values(b []byte, count, maxDepth int) (n int, err error) {
+	return Check(b, count, Limits{Depth: maxDepth})
+}
+
+// Limits bound a value beyond what its bytes allow.
+type Limits struct {
+	// Depth bounds the nesting of containers. Zero means MaxDepth.
+	Depth int
+	// Items bounds the elements of every array and the pairs of every map.
+	// A decoder may allocate a whole Go element (a struct, say) for each
+	// one-byte nil, so where the decoded types are known to be small in
+	// count, a bound here caps that amplification. Zero means no bound
+	// beyond the bytes.
+	Items int
+}
+
+// Check is Values under limits l.
+func Check(b []byte, count int, l Limits) (n int, err error) {
 	if count <= 0 {
 		return 0, nil
 	}
+	maxDepth := l.Depth
 	if maxDepth <= 0 {
 		maxDepth = MaxDepth
 	}
@@ -61,11 +79,11 @@ func Values(b []byte, count, maxDepth int) (n int, err error) {
 		off++
 		var skip uint64  // payload bytes after the header
 		var items uint64 // values a container holds
-		isContainer := false
+		isContainer, isMap := false, false
 		switch {
 		case c <= 0x7f, c >= 0xe0, c == 0xc0, c == 0xc2, c == 0xc3:
 		case c <= 0x8f: // fixmap
-			items, isContainer = 2*uint64(c&0x0f), true
+			items, isMap, isContainer = 2*uint64(c&0x0f), true, true
 		case c <= 0x9f: // fixarray
 			items, isContainer = uint64(c&0x0f), true
 		case c <= 0xbf: // fixstr
@@ -105,10 +123,10 @@ func Values(b []byte, count, maxDepth int) (n int, err error) {
 			isContainer = true
 		case c == 0xde: // map16
 			items, off, err = length(b, off, 2)
-			items, isContainer = 2*items, true
+			items, isMap, isContainer = 2*items, true, true
 		case c == 0xdf: // map32
 			items, off, err = length(b, off, 4)
-			items, isContainer = 2*items, true
+			items, isMap, isContainer = 2*items, true, true
 		}
 		if err != nil {
 			return 0, fail(start, "truncated header")
@@ -119,6 +137,9 @@ func Values(b []byte, count, maxDepth int) (n int, err error) {
 			// pending counts the container itself; it becomes its items.
 			if items > left || uint64(pending-1)+items > left {
 				return 0, fail(start, "container longer than input")
+			}
+			if l.Items > 0 && (items > uint64(l.Items) && !isMap || items > 2*uint64(l.Items)) {
+				return 0, fail(start, "more than "+strconv.Itoa(l.Items)+" items")
 			}
 			if len(open) > maxDepth { // open[0] is the count asked for, not a container
 				return 0, fail(start, "nested deeper than "+strconv.Itoa(maxDepth))

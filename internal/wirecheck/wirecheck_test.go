@@ -160,3 +160,25 @@ func TestNoAllocation(t *testing.T) {
 		t.Fatalf("%v allocations per Value", a)
 	}
 }
+
+func TestCheckItems(t *testing.T) {
+	arr3 := []byte{0x93, 1, 2, 3}
+	map2 := []byte{0x82, 1, 2, 3, 4}
+	for _, tc := range []struct {
+		b     []byte
+		items int
+		ok    bool
+	}{
+		{arr3, 3, true}, {arr3, 2, false}, {arr3, 0, true},
+		{map2, 2, true}, {map2, 1, false},
+		{[]byte{0x91, 0x93, 1, 2, 3}, 2, false}, // nested containers too
+	} {
+		n, err := Check(tc.b, 1, Limits{Items: tc.items})
+		if tc.ok != (err == nil) || tc.ok && n != len(tc.b) {
+			t.Errorf("% x items %d: %d, %v", tc.b, tc.items, n, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "items") {
+			t.Errorf("% x items %d: %v", tc.b, tc.items, err)
+		}
+	}
+}
