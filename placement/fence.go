@@ -68,6 +68,25 @@ func (r *Registry) fenced(id string, epoch uint64, now int64) bool {
 	return now < f.until && (f.epoch == 0 || f.epoch == epoch)
 }
 
+// fenceEnd returns when the fences on actor id at epoch end (ns since
+// base): the later of a snapshot restore's and the actor's own, or 0 if
+// neither was set. WaitOwns sleeps until then.
+func (r *Registry) fenceEnd(id string, epoch uint64) int64 {
+	var end int64
+	if at := r.restoredAt.Load(); at != 0 {
+		end = at - 1 + int64(r.grace)
+	}
+	if r.nfences.Load() == 0 {
+		return end
+	}
+	if v, ok := r.fences.Load(id); ok {
+		if f := v.(*fence); f.epoch == 0 || f.epoch == epoch {
+			end = max(end, f.until)
+		}
+	}
+	return end
+}
+
 // sweepFences forgets fences that have ended; the lease loop calls it.
 func (r *Registry) sweepFences() {
 	if r.nfences.Load() == 0 {

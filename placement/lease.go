@@ -7,7 +7,10 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -106,28 +109,70 @@ func (r *Registry) grantLease(until time.Duration, index uint64) {
 	}
 }
 
+// leaseWork holds the pings a leader received before it had a lease of
+// its own (just elected: its barrier has not committed yet). It answers
+// them as soon as it has one, instead of leaving the pinging nodes without
+// a lease until their next ping.
+type leaseWork struct {
+	mu      sync.Mutex
+	waiting map[string]uint64 // member id -> request id of its latest ping
+}
+
 // handlePing runs on the leader: record liveness, and grant a lease no
-// longer than the leader's own.
+// longer than the leader's own. A leader without a lease yet keeps the
+// ping of a member to answer it once it has one (answerWaiting).
 func (r *Registry) handlePing(from string, c *ctrl) {
 	if !r.IsLeader() {
 		return
 	}
 	r.heard(from)
+	if r.pong(from, c.Req) {
+		return
+	}
+	if _, ok := r.fsm.m.member(from); !ok {
+		return // bounded: one waiting ping per member
+	}
+	r.lw.mu.Lock()
+	if r.lw.waiting == nil {
+		r.lw.waiting = make(map[string]uint64)
+	}
+	r.lw.waiting[from] = c.Req
+	r.lw.mu.Unlock()
+	if r.HasLease() { // granted meanwhile: the loop may have flushed already
+		r.answerWaiting()
+	}
+}
+
+// answerWaiting answers the pings kept while this leader had no lease.
+func (r *Registry) answerWaiting() {
+	r.lw.mu.Lock()
+	w := r.lw.waiting
+	r.lw.waiting = nil
+	r.lw.mu.Unlock()
+	for from, req := range w {
+		r.pong(from, req)
+	}
+}
+
+// pong answers ping req of member from with a lease no longer than the
+// leader's own, and reports false if the leader has none to give.
+func (r *Registry) pong(from string, req uint64) bool {
 	left := r.leaseUntil(r.fsm.m.applied.Load()) - int64(time.Since(r.base))
 	if left <= 0 {
-		return
+		return false
 	}
 	// The leader's own applied index: with its lease it has applied every
 	// entry of earlier terms (barrier), so this covers every re-placement
 	// committed before this pong. (Raft's LastIndex would not do: no-op and
 	// configuration entries never reach the FSM's applied index.)
-	b, err := encodeCtrl(&ctrl{Type: msgPong, Req: c.Req, Lease: left, Index: r.fsm.m.applied.Load()})
+	b, err := encodeCtrl(&ctrl{Type: msgPong, Req: req, Lease: left, Index: r.fsm.m.applied.Load()})
 	if err != nil {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.LeaseTimeout/4)
 	defer cancel()
 	_ = r.tr.Send(ctx, transport.Peer{ID: from}, transport.KindControl, b)
+	return true
 }
 
 // handlePong extends this node's lease: it starts when the ping was sent
@@ -144,55 +189,73 @@ func (r *Registry) handlePong(c *ctrl) {
 	r.grantLease(sent+left, c.Index)
 }
 
-// leaseLoop renews the lease four times per LeaseTimeout: the leader by
-// confirming it still leads a quorum, the others by pinging the leader.
+// leaseLoop renews the lease four times per LeaseTimeout, and at once when
+// Raft reports a new leader: the leader by confirming it still leads a
+// quorum, the others by pinging the leader. So after an election the new
+// leader's lease and its grants to the others follow its first committed
+// entry by one round trip, not by up to a renewal period.
 func (r *Registry) leaseLoop() {
 	every := r.cfg.LeaseTimeout / 4
 	t := time.NewTicker(every)
 	defer t.Stop()
+	obs := make(chan raft.Observation, 4)
+	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.raft.RegisterObserver(o)
+	defer r.raft.DeregisterObserver(o)
 	var barrierTerm uint64 // the term in which this node's replica caught up as leader
 	for {
 		select {
 		case <-r.done:
 			return
 		case <-t.C:
+		case <-obs:
 		}
 		r.sweepFences()
-		now := time.Since(r.base)
-		if r.IsLeader() {
-			// A new leader's replica may still be applying entries of
-			// earlier terms: no lease (for itself or others) until a
-			// barrier shows it has applied every entry before its term.
-			if term := r.raft.CurrentTerm(); term != barrierTerm {
-				if r.raft.Barrier(r.cfg.LeaseTimeout).Error() != nil {
-					continue
-				}
-				barrierTerm = term
-			}
-			if r.raft.VerifyLeader().Error() == nil {
-				r.grantLease(now+r.cfg.LeaseTimeout, 0)
-			}
-			continue
-		}
-		addr, lid := r.raft.LeaderWithID()
-		if lid == "" {
-			continue
-		}
-		id := r.reqID.Add(1)
-		r.pendMu.Lock()
-		for k, s := range r.pingSent {
-			if now-s > r.cfg.LeaseTimeout {
-				delete(r.pingSent, k)
-			}
-		}
-		r.pingSent[id] = now
-		r.pendMu.Unlock()
-		b, err := encodeCtrl(&ctrl{Type: msgPing, Req: id})
-		if err != nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(r.ctx, every)
-		_ = r.tr.Send(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, transport.KindControl, b)
-		cancel()
+		r.renewLease(&barrierTerm)
 	}
+}
+
+func (r *Registry) renewLease(barrierTerm *uint64) {
+	now := time.Since(r.base)
+	if r.IsLeader() {
+		// A new leader's replica may still be applying entries of earlier
+		// terms: no lease (for itself or others) until a barrier shows it
+		// has applied every entry before its term. The barrier's entry
+		// committed, so a quorum acknowledged this leader after now: that
+		// grants the lease as a VerifyLeader would, one round earlier.
+		if term := r.raft.CurrentTerm(); term != *barrierTerm {
+			if r.raft.Barrier(r.cfg.LeaseTimeout).Error() != nil {
+				return
+			}
+			*barrierTerm = term
+			r.grantLease(now+r.cfg.LeaseTimeout, 0)
+		} else if r.raft.VerifyLeader().Error() == nil {
+			r.grantLease(now+r.cfg.LeaseTimeout, 0)
+		}
+		r.answerWaiting()
+		return
+	}
+	addr, lid := r.raft.LeaderWithID()
+	if lid == "" {
+		return
+	}
+	id := r.reqID.Add(1)
+	r.pendMu.Lock()
+	for k, s := range r.pingSent {
+		if now-s > r.cfg.LeaseTimeout {
+			delete(r.pingSent, k)
+		}
+	}
+	r.pingSent[id] = now
+	r.pendMu.Unlock()
+	b, err := encodeCtrl(&ctrl{Type: msgPing, Req: id})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.LeaseTimeout/4)
+	_ = r.tr.Send(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, transport.KindControl, b)
+	cancel()
 }

@@ -68,6 +68,7 @@ type Registry struct {
 	base  time.Time // monotonic origin of lease times
 	grace time.Duration
 	lease atomic.Pointer[grant]
+	lw    leaseWork // lease.go: pings a new leader answers once it has a lease
 
 	// Fences of actors moved here from a live node (see fence.go).
 	fences     sync.Map      // actor id -> *fence

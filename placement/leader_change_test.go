@@ -1,0 +1,226 @@
+package placement_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/placement/placementtest"
+)
+
+// killStats is what the followers' callers saw around a leader's death.
+type killStats struct {
+	calls      int64         // WaitOwns calls made
+	callsAfter int64         // of which admitted after the new leader was elected
+	failed     int64         // WaitOwns calls that returned an error
+	refused    int64         // Owns refusals (ErrNoLease, ErrFenced) seen at the same instants
+	maxWait    time.Duration // longest WaitOwns
+	election   time.Duration // kill → a new leader known to the followers
+	lastErr    error
+}
+
+// leaderKill kills the leader of a 3-node cluster while both followers
+// serve their own actors under load: per follower, workers call Owns and
+// then WaitOwns (ctx 2s) once a millisecond each, for window after the
+// kill. reg(i) is node i's registry, kill(i) kills it.
+func leaderKill(tb testing.TB, reg func(int) *placement.Registry, kill func(int), window time.Duration) killStats {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := -1
+	if err := placementtest.Wait(10*time.Second, func() bool {
+		for i := range 3 {
+			if reg(i).IsLeader() {
+				l = i
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		tb.Fatalf("no leader: %v", err)
+	}
+	var followers []int
+	for i := range 3 {
+		if i != l {
+			followers = append(followers, i)
+		}
+	}
+	type actor struct {
+		id    string
+		epoch uint64
+	}
+	own := map[int][]actor{}
+	for _, f := range followers {
+		for k := range 4 {
+			id := fmt.Sprintf("%s-lc%d", reg(f).ID(), k)
+			p, err := reg(l).Spawn(ctx, placement.SpawnRequest{ID: id, Type: "T", Strategy: placement.OnNode, Node: reg(f).ID(), Policy: placement.RestartPolicy{MaxRestarts: -1}})
+			if err != nil {
+				tb.Fatalf("spawn %s: %v", id, err)
+			}
+			own[f] = append(own[f], actor{id, p.Epoch})
+		}
+	}
+	for _, f := range followers {
+		for _, a := range own[f] {
+			// Admitted once before the kill: applied, leased, unfenced.
+			if _, err := reg(f).WaitOwns(ctx, a.id, a.epoch); err != nil {
+				tb.Fatalf("%s before the kill: %v", a.id, err)
+			}
+		}
+	}
+
+	var st killStats
+	var mu sync.Mutex
+	var elected atomic.Int64 // UnixNano when the followers knew a new leader; 0 before
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, f := range followers {
+		r := reg(f)
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				for n := 0; n < 100000; n++ {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					a := own[f][(n*2+w)%len(own[f])]
+					if _, err := r.Owns(a.id, a.epoch); err != nil {
+						if !errors.Is(err, placement.ErrNoLease) && !errors.Is(err, placement.ErrFenced) {
+							mu.Lock()
+							st.failed++
+							st.lastErr = fmt.Errorf("Owns %s: %w", a.id, err)
+							mu.Unlock()
+						}
+						mu.Lock()
+						st.refused++
+						mu.Unlock()
+					}
+					c, cancel := context.WithTimeout(ctx, 2*time.Second)
+					start := time.Now()
+					_, err := r.WaitOwns(c, a.id, a.epoch)
+					d := time.Since(start)
+					cancel()
+					mu.Lock()
+					st.calls++
+					st.maxWait = max(st.maxWait, d)
+					if err != nil {
+						st.failed++
+						st.lastErr = fmt.Errorf("WaitOwns %s after %v: %w", a.id, d, err)
+					} else if e := elected.Load(); e != 0 && start.UnixNano() > e {
+						st.callsAfter++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	killed := reg(l).ID()
+	kill(l)
+	t0 := time.Now()
+	err := placementtest.Wait(10*time.Second, func() bool {
+		for _, f := range followers {
+			if lid := reg(f).Leader(); lid == "" || lid == killed {
+				return false
+			}
+		}
+		return true
+	})
+	st.election = time.Since(t0)
+	elected.Store(time.Now().UnixNano())
+	if err != nil {
+		close(stop)
+		wg.Wait()
+		tb.Fatalf("no new leader: %v", err)
+	}
+	// The measurement window: the leader's death, the election, the old
+	// leader marked failed and its actors re-placed, the renewals after.
+	timer := time.NewTimer(window)
+	<-timer.C
+	close(stop)
+	wg.Wait()
+	return st
+}
+
+func (s killStats) check(tb testing.TB) {
+	tb.Helper()
+	tb.Logf("leader killed: %d WaitOwns calls, %d failed, longest %v; %d Owns refusals (lease gap) meanwhile; new leader known after %v; %d admitted after it",
+		s.calls, s.failed, s.maxWait, s.refused, s.election, s.callsAfter)
+	if s.failed > 0 {
+		tb.Errorf("%d calls on healthy followers failed across a leader change, e.g. %v", s.failed, s.lastErr)
+	}
+	if s.callsAfter == 0 {
+		tb.Error("no call admitted after the new leader was elected")
+	}
+}
+
+// Killing the leader does not fail calls to actors on the healthy
+// followers: Owns may refuse in the gap between the old leader's last
+// grant and the new one's first, and WaitOwns waits it out. Before
+// WaitOwns and the new leader's immediate grants, such calls failed with
+// ErrNoLease.
+func TestLeaderChangeInvisibleToFollowers(t *testing.T) {
+	c := placementtest.NewCluster(t, 3)
+	st := leaderKill(t, c.Reg, c.Kill, 1500*time.Millisecond)
+	st.check(t)
+	// The old leader's actors (none here) aside, the followers stayed
+	// alive members for the new leader.
+	nl := c.WaitLeader()
+	for i := range 3 {
+		if c.Reg(i) == nil || i == nl {
+			continue
+		}
+		if mb, _ := c.Reg(nl).Member(c.Node(i).ID); mb.Status != placement.Alive {
+			t.Errorf("healthy follower %s marked %v by the new leader", c.Node(i).ID, mb.Status)
+		}
+	}
+}
+
+// BenchmarkLeaderChange kills the leader once per iteration (a fresh
+// 3-node cluster each) and reports what the followers' callers saw:
+// failed WaitOwns (target 0), the longest wait, and the Owns refusals of
+// the lease gap. Run with -benchtime=1x..3x.
+func BenchmarkLeaderChange(b *testing.B) {
+	run := func(b *testing.B, start func(b *testing.B) (func(int) *placement.Registry, func(int))) {
+		var failed, calls, refused int64
+		var longest, election time.Duration
+		for b.Loop() {
+			reg, kill := start(b)
+			st := leaderKill(b, reg, kill, 1500*time.Millisecond)
+			if st.failed > 0 {
+				b.Logf("failed: %v", st.lastErr)
+			}
+			failed += st.failed
+			calls += st.calls
+			refused += st.refused
+			longest = max(longest, st.maxWait)
+			election = max(election, st.election)
+		}
+		b.ReportMetric(float64(failed), "failed")
+		b.ReportMetric(float64(calls), "calls")
+		b.ReportMetric(float64(refused), "owns-refused")
+		b.ReportMetric(float64(longest.Microseconds())/1000, "max-wait-ms")
+		b.ReportMetric(float64(election.Microseconds())/1000, "election-ms")
+	}
+	b.Run("mem", func(b *testing.B) {
+		run(b, func(b *testing.B) (func(int) *placement.Registry, func(int)) {
+			c := placementtest.NewCluster(b, 3)
+			return c.Reg, c.Kill
+		})
+	})
+	b.Run("quic", func(b *testing.B) {
+		run(b, func(b *testing.B) (func(int) *placement.Registry, func(int)) {
+			regs, trs := quicClusterT(b, 3)
+			return func(i int) *placement.Registry { return regs[i] }, func(i int) { regs[i].Close(); trs[i].Close() }
+		})
+	})
+}
