@@ -252,6 +252,10 @@ func (r *Registry) handlePropose(c *ctrl) *ctrl {
 	reqs := make([]applyReq, len(cmds))
 	for i, d := range cmds {
 		reqs[i] = applyReq{data: d, out: make(chan applyOut, 1)}
+		if err := validateCommand(d); err != nil { // nothing undecodable enters the log
+			reqs[i].out <- applyOut{res: &result{Err: err}}
+			continue
+		}
 		select {
 		case r.applyQ <- reqs[i]:
 		case <-r.done:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
 
 // A command is one Raft log entry: a type byte, a version byte, then the
@@ -47,12 +49,19 @@ func encodeBatch(cmds [][]byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// decodeBatch decodes a batch entry. The body is validated first
+// (wirecheck): no length in it may exceed the bytes present, nor any
+// container hold more than maxItems elements, so a forged header cannot make
+// msgpack allocate for elements that are not there.
 func decodeBatch(b []byte) ([][]byte, error) {
 	if len(b) < 2 || cmdType(b[0]) != cmdBatch {
 		return nil, fmt.Errorf("%w: not a batch", ErrBadCommand)
 	}
 	if b[1] != cmdVersion {
 		return nil, fmt.Errorf("%w: batch version %d", ErrUnknownVersion, b[1])
+	}
+	if err := checkBody(b[2:], maxBatch); err != nil {
+		return nil, fmt.Errorf("%w: batch: %w", ErrBadCommand, err)
 	}
 	var cmds [][]byte
 	r := bytes.NewReader(b[2:])
@@ -66,6 +75,30 @@ func decodeBatch(b []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: batch of %d commands, %d trailing bytes", ErrBadCommand, len(cmds), r.Len())
 	}
 	return cmds, nil
+}
+
+// maxItems bounds the elements of every array and map in a command or a
+// control frame: a batch's commands and their results (maxBatch), and the
+// types a member hosts (maxTypes). The bound holds before msgpack decodes
+// anything.
+const maxItems = max(maxBatch, maxTypes)
+
+// maxTypes bounds the actor types one member may declare in one command
+// (join, types) or control frame (join).
+const maxTypes = 1024
+
+// checkBody validates the msgpack body of a command or control frame: one
+// well-formed value that fills body exactly, nested at most
+// wirecheck.MaxDepth deep, with no container of more than items elements.
+func checkBody(body []byte, items int) error {
+	n, err := wirecheck.Check(body, 1, wirecheck.Limits{Items: items})
+	if err != nil {
+		return err
+	}
+	if n != len(body) {
+		return fmt.Errorf("%d trailing bytes", len(body)-n)
+	}
+	return nil
 }
 
 const cmdVersion = 1
@@ -102,6 +135,9 @@ func encodeCommand(c command) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// decodeCommand decodes one command. The body is validated first
+// (checkBody), so a forged length or count is an error, never an
+// allocation; every replica refuses the same bytes alike.
 func decodeCommand(b []byte) (command, error) {
 	var c command
 	if len(b) < 2 {
@@ -114,6 +150,9 @@ func decodeCommand(b []byte) (command, error) {
 	if b[1] != cmdVersion {
 		return c, fmt.Errorf("%w: type %d version %d", ErrUnknownVersion, b[0], b[1])
 	}
+	if err := checkBody(b[2:], maxItems); err != nil {
+		return c, fmt.Errorf("%w: type %d: %w", ErrBadCommand, b[0], err)
+	}
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
 	r := bytes.NewReader(b[2:])
@@ -124,8 +163,23 @@ func decodeCommand(b []byte) (command, error) {
 	if r.Len() != 0 {
 		return command{}, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, r.Len())
 	}
+	if len(c.Types) > maxTypes {
+		return command{}, fmt.Errorf("%w: %d types", ErrBadCommand, len(c.Types))
+	}
 	c.Type = t
 	return c, nil
+}
+
+// validateCommand is the leader's check of a command it is asked to
+// propose (handlePropose): exactly what every replica will decode, and
+// never a batch (only the leader's batcher makes those), so no forwarded
+// bytes reach the log that a replica could not decode.
+func validateCommand(b []byte) error {
+	if len(b) > 0 && cmdType(b[0]) == cmdBatch {
+		return fmt.Errorf("%w: a batch cannot be proposed", ErrBadCommand)
+	}
+	_, err := decodeCommand(b)
+	return err
 }
 
 // result is what Apply returns for one command, and what the leader sends

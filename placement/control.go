@@ -58,6 +58,11 @@ func encodeCtrl(c *ctrl) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// decodeCtrl decodes a control frame from any peer. The body is validated
+// before msgpack sees it (checkBody): a length or count beyond the bytes
+// present, nesting beyond wirecheck.MaxDepth, or a container of more than
+// maxItems elements is ErrBadCommand. Cmds and Rs hold at most maxBatch
+// entries, Types at most maxTypes.
 func decodeCtrl(b []byte) (*ctrl, error) {
 	if len(b) < 2 {
 		return nil, fmt.Errorf("%w: control frame of %d bytes", ErrBadCommand, len(b))
@@ -69,6 +74,9 @@ func decodeCtrl(b []byte) (*ctrl, error) {
 	if b[1] != msgVersion {
 		return nil, fmt.Errorf("%w: control type %d version %d", ErrUnknownVersion, b[0], b[1])
 	}
+	if err := checkBody(b[2:], maxItems); err != nil {
+		return nil, fmt.Errorf("%w: control type %d: %w", ErrBadCommand, b[0], err)
+	}
 	c := new(ctrl)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
@@ -79,6 +87,10 @@ func decodeCtrl(b []byte) (*ctrl, error) {
 	}
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, r.Len())
+	}
+	if len(c.Cmds) > maxBatch || len(c.Rs) > maxBatch || len(c.Types) > maxTypes {
+		return nil, fmt.Errorf("%w: control type %d: %d commands, %d results, %d types",
+			ErrBadCommand, b[0], len(c.Cmds), len(c.Rs), len(c.Types))
 	}
 	c.Type = t
 	if c.Res != nil {

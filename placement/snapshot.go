@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
 
 // A snapshot is a 20-byte header — magic "TRPS", version 1, three zero
@@ -95,6 +97,13 @@ func decodeSnapshot(r io.Reader) (snapshotBody, error) {
 	body := buf.Bytes()
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(hdr[16:20]) {
 		return b, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
+	}
+	// Validate before decoding: the checksum proves only that the sender
+	// meant these bytes, not that their lengths are sane.
+	if n, err := wirecheck.Value(body, wirecheck.MaxDepth); err != nil {
+		return b, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	} else if n != len(body) {
+		return b, fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(body)-n)
 	}
 	if err := msgpack.Unmarshal(body, &b); err != nil {
 		return snapshotBody{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
