@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -264,4 +266,39 @@ func TestWaitOwnsRightAfterStart(t *testing.T) {
 		t.Fatalf("admitted %+v, lease %v", q, r.HasLease())
 	}
 	t.Logf("Owns right after New: %v; WaitOwns admitted", ownsErr)
+}
+
+// The leader-change scenario of TestLeaderChangeInvisibleToFollowers on
+// synctest's fake clock: Raft, the in-memory transport and the callers all
+// run in one bubble, so the waits measured are those of the protocol alone,
+// free of a loaded machine's scheduling noise, and many trials cost little
+// wall time. Raft's randomised timeouts still vary from trial to trial.
+// Logged: the longest wait of each trial, sorted, and the elections.
+func TestLeaderChangeSynctest(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lease time.Duration
+	}{{"default lease", 0}, {"lease F/2", 400 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var waits, elections []time.Duration
+			var failed, refused int64
+			for range 10 {
+				synctest.Test(t, func(t *testing.T) {
+					c := placementtest.New(t, placementtest.Config{Registry: placement.Config{LeaseTimeout: tc.lease}})
+					st := leaderKill(t, c.Reg, c.Kill, 1500*time.Millisecond)
+					if st.failed > 0 || st.callsAfter == 0 {
+						st.check(t)
+					}
+					failed += st.failed
+					refused += st.refused
+					waits = append(waits, st.maxWait)
+					elections = append(elections, st.election)
+				})
+			}
+			slices.Sort(waits)
+			slices.Sort(elections)
+			t.Logf("%d leader kills: %d failed WaitOwns, %d Owns refusals; longest wait per kill %v; new leader known after %v",
+				len(waits), failed, refused, waits, elections)
+		})
+	}
 }
