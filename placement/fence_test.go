@@ -69,7 +69,7 @@ func TestMoveIsFenced(t *testing.T) {
 				}
 			}
 			// The new host is fenced at first, then serves.
-			waitLookup(t, c, nw, "x", func(q placement.Placement) bool { return q.Node == newID && q.State == placement.Active })
+			moved := waitLookup(t, c, nw, "x", func(q placement.Placement) bool { return q.Node == newID && q.State == placement.Active })
 			if err := c.Reg(nw).WaitLease(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -79,10 +79,16 @@ func TestMoveIsFenced(t *testing.T) {
 			if a := testing.AllocsPerRun(100, func() { _, _ = c.Reg(nw).Owns("x", 0) }); a != 0 {
 				t.Errorf("Owns on a fenced actor: %v allocations", a)
 			}
-			c.Eventually(5*time.Second, newID+" serving x", func() bool {
-				_, err := c.Reg(nw).Owns("x", 0)
-				return err == nil
-			})
+			// A call during the fence waits it out (WaitOwns) instead of
+			// failing: admitted at the fence's end, within the call's ctx.
+			short, cancel := context.WithTimeout(ctx, 2*time.Second)
+			start := time.Now()
+			q, err := c.Reg(nw).WaitOwns(short, "x", moved.Epoch)
+			cancel()
+			if err != nil || q.Epoch != moved.Epoch {
+				t.Fatalf("WaitOwns during the fence: %+v, %v", q, err)
+			}
+			t.Logf("a call during the fence waited %v", time.Since(start))
 			m.finish(t)
 			c.HealAll()
 		})

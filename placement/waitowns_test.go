@@ -219,6 +219,9 @@ func TestWaitOwnsGivesUp(t *testing.T) {
 		}
 
 		y := w.spawn("y", "n1")
+		if a := testing.AllocsPerRun(100, func() { _, _ = w.r.WaitOwns(t.Context(), "y", y.Epoch) }); a != 0 {
+			t.Errorf("WaitOwns of a servable actor: %v allocations", a)
+		}
 		time.Sleep(301 * time.Millisecond) // lease lapsed
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		_, err := w.r.WaitOwns(ctx, "y", y.Epoch)
