@@ -8,6 +8,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -114,6 +115,12 @@ func (r *Registry) grantLease(until time.Duration, index uint64) {
 // them as soon as it has one, instead of leaving the pinging nodes without
 // a lease until their next ping.
 type leaseWork struct {
+	// term is the Raft term in which this node, as leader, passed its
+	// barrier: it grants leases only in that term. (Before, a new leader
+	// still holding a follower's lease from the old leader answered pings
+	// with what was left of it, safe but often a few milliseconds, so
+	// followers lost their lease again until their next ping.)
+	term    atomic.Uint64
 	mu      sync.Mutex
 	waiting map[string]uint64 // member id -> request id of its latest ping
 }
@@ -138,9 +145,15 @@ func (r *Registry) handlePing(from string, c *ctrl) {
 	}
 	r.lw.waiting[from] = c.Req
 	r.lw.mu.Unlock()
-	if r.HasLease() { // granted meanwhile: the loop may have flushed already
+	if r.canGrant() { // granted meanwhile: the loop may have flushed already
 		r.answerWaiting()
 	}
+}
+
+// canGrant reports whether this leader may answer pings now: it passed its
+// barrier in the current term and holds a lease.
+func (r *Registry) canGrant() bool {
+	return r.lw.term.Load() == r.raft.CurrentTerm() && r.HasLease()
 }
 
 // answerWaiting answers the pings kept while this leader had no lease.
@@ -157,6 +170,9 @@ func (r *Registry) answerWaiting() {
 // pong answers ping req of member from with a lease no longer than the
 // leader's own, and reports false if the leader has none to give.
 func (r *Registry) pong(from string, req uint64) bool {
+	if r.lw.term.Load() != r.raft.CurrentTerm() {
+		return false // no barrier in this term yet: no lease of its own
+	}
 	left := r.leaseUntil(r.fsm.m.applied.Load()) - int64(time.Since(r.base))
 	if left <= 0 {
 		return false
@@ -205,7 +221,6 @@ func (r *Registry) leaseLoop() {
 	})
 	r.raft.RegisterObserver(o)
 	defer r.raft.DeregisterObserver(o)
-	var barrierTerm uint64 // the term in which this node's replica caught up as leader
 	for {
 		select {
 		case <-r.done:
@@ -214,11 +229,11 @@ func (r *Registry) leaseLoop() {
 		case <-obs:
 		}
 		r.sweepFences()
-		r.renewLease(&barrierTerm)
+		r.renewLease()
 	}
 }
 
-func (r *Registry) renewLease(barrierTerm *uint64) {
+func (r *Registry) renewLease() {
 	now := time.Since(r.base)
 	if r.IsLeader() {
 		// A new leader's replica may still be applying entries of earlier
@@ -226,11 +241,11 @@ func (r *Registry) renewLease(barrierTerm *uint64) {
 		// has applied every entry before its term. The barrier's entry
 		// committed, so a quorum acknowledged this leader after now: that
 		// grants the lease as a VerifyLeader would, one round earlier.
-		if term := r.raft.CurrentTerm(); term != *barrierTerm {
+		if term := r.raft.CurrentTerm(); term != r.lw.term.Load() {
 			if r.raft.Barrier(r.cfg.LeaseTimeout).Error() != nil {
 				return
 			}
-			*barrierTerm = term
+			r.lw.term.Store(term)
 			r.grantLease(now+r.cfg.LeaseTimeout, 0)
 		} else if r.raft.VerifyLeader().Error() == nil {
 			r.grantLease(now+r.cfg.LeaseTimeout, 0)
