@@ -200,11 +200,13 @@ func NodeIDOf(cert *x509.Certificate) (string, error) {
 	return id, nil
 }
 
+var errNoCertificate = errors.New("no certificate")
+
 // verifyPeer checks a peer's certificate chain against the CA pool at now,
 // for the given usage, and returns the node id it names.
 func (id *Identity) verifyPeer(certs []*x509.Certificate, usage x509.ExtKeyUsage, now time.Time) (string, error) {
 	if len(certs) == 0 {
-		return "", errors.New("no certificate")
+		return "", errNoCertificate
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {

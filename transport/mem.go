@@ -109,6 +109,8 @@ func (n *MemNetwork) JoinConfig(id string, cfg MemConfig) (*Mem, error) {
 		stats:   make(map[string]*peerCounters),
 		conns:   make(map[*memConn]struct{}),
 		handler: make(map[Kind]Handler),
+
+		connected: make(map[string]bool),
 	}
 	m.layer = &memStreamLayer{m: m, accept: make(chan net.Conn), closed: make(chan struct{})}
 	n.mu.Lock()
@@ -199,7 +201,8 @@ func (n *MemNetwork) reachableLocked(a, b string) bool {
 	return !n.isolated[a] && !n.isolated[b] && !n.parts[mkPair(a, b)]
 }
 
-// breakConns closes every Raft conn between a pair matching cut.
+// breakConns closes every Raft conn between a pair matching cut and ends
+// the "connection" of every such pair (OnDisconnect fires on both ends).
 func (n *MemNetwork) breakConns(cut func(a, b string) bool) {
 	n.mu.Lock()
 	nodes := make([]*Mem, 0, len(n.nodes))
@@ -213,6 +216,11 @@ func (n *MemNetwork) breakConns(cut func(a, b string) bool) {
 		for c := range m.conns {
 			if cut(m.id, c.peer) {
 				doomed = append(doomed, c)
+			}
+		}
+		for peer := range m.connected {
+			if cut(m.id, peer) {
+				m.disconnectLocked(peer)
 			}
 		}
 		m.mu.Unlock()
@@ -265,8 +273,12 @@ type Mem struct {
 	done  chan struct{}
 	layer *memStreamLayer
 
+	gate   atomic.Pointer[gateBox]
+	onDisc atomic.Pointer[func(peer string)]
+
 	mu         sync.Mutex
 	closed     bool
+	connected  map[string]bool // peers this node has a "connection" with
 	handler    map[Kind]Handler
 	links      map[memLinkKey]*memLink // one queue and goroutine per peer and kind
 	stats      map[string]*peerCounters
@@ -307,6 +319,9 @@ func (m *Mem) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 	if target == m {
 		return fmt.Errorf("%w: %q is this node", ErrUnreachable, m.id)
 	}
+	if err := m.admit(target); err != nil {
+		return err
+	}
 	l, err := m.link(target.id, k)
 	if err != nil {
 		return err
@@ -315,7 +330,11 @@ func (m *Mem) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 	if delay > 0 {
 		f.due = time.Now().Add(delay)
 	}
-	return l.enqueue(ctx, f)
+	if err := l.enqueue(ctx, f, true); err != nil {
+		return err
+	}
+	connect(m, target)
+	return nil
 }
 
 // StreamLayer returns the node's Raft stream layer.
@@ -355,8 +374,18 @@ func (m *Mem) Close() error {
 	for c := range m.conns {
 		conns = append(conns, c)
 	}
+	peers := make([]string, 0, len(m.connected))
+	for p := range m.connected {
+		peers = append(peers, p)
+	}
+	clear(m.connected)
 	m.mu.Unlock()
 	m.net.leave(m)
+	for _, p := range peers { // the link broke for them
+		if peer := m.net.node(p); peer != nil {
+			peer.disconnect(m.id)
+		}
+	}
 	m.layer.Close()
 	for _, c := range conns {
 		c.Close()
@@ -415,6 +444,7 @@ func (m *Mem) link(peer string, k Kind) (*memLink, error) {
 	l := &memLink{
 		from:  m,
 		to:    peer,
+		kind:  k,
 		stats: m.countersLocked(peer),
 		wake:  make(chan struct{}, 1),
 		space: make(chan struct{}),
@@ -431,6 +461,9 @@ func (m *Mem) link(peer string, k Kind) (*memLink, error) {
 
 // deliver hands f from "from" to this node's handler, unless closed.
 func (m *Mem) deliver(from string, f memFrame) bool {
+	if g := m.loadGate(); g != nil && g.AllowPeer(from) != nil {
+		return false
+	}
 	m.mu.Lock()
 	h := m.handler[f.kind]
 	if m.closed || h == nil {
@@ -457,6 +490,7 @@ type memFrame struct {
 type memLink struct {
 	from  *Mem
 	to    string
+	kind  Kind
 	stats *peerCounters
 	wake  chan struct{} // capacity 1: frames were queued
 	rng   *rand.Rand    // used only by run
@@ -464,10 +498,13 @@ type memLink struct {
 	mu     sync.Mutex
 	queue  []memFrame
 	queued int
+	gen    uint64        // incremented by discard
 	space  chan struct{} // closed and replaced whenever bytes leave the queue
 }
 
-func (l *memLink) enqueue(ctx context.Context, f memFrame) error {
+// enqueue queues f, waiting for room; without wait, a full queue is
+// ErrQueueFull.
+func (l *memLink) enqueue(ctx context.Context, f memFrame, wait bool) error {
 	for {
 		l.mu.Lock()
 		if l.queued == 0 || l.queued+len(f.data) <= l.from.cfg.MaxQueueBytes {
@@ -483,6 +520,11 @@ func (l *memLink) enqueue(ctx context.Context, f memFrame) error {
 			return nil
 		}
 		space := l.space
+		if !wait {
+			queued := l.queued
+			l.mu.Unlock()
+			return fmt.Errorf("%w: %s, kind %d: %d bytes queued, limit %d", ErrQueueFull, l.to, l.kind, queued, l.from.cfg.MaxQueueBytes)
+		}
 		l.mu.Unlock()
 		select {
 		case <-space:
@@ -492,6 +534,20 @@ func (l *memLink) enqueue(ctx context.Context, f memFrame) error {
 			return ErrClosed
 		}
 	}
+}
+
+// discard drops every queued frame (Drop).
+func (l *memLink) discard() {
+	l.mu.Lock()
+	n := len(l.queue)
+	clear(l.queue)
+	l.queue = l.queue[:0]
+	l.queued = 0
+	l.gen++
+	close(l.space)
+	l.space = make(chan struct{})
+	l.mu.Unlock()
+	l.stats.framesDropped.Add(uint64(n))
 }
 
 func (l *memLink) run() {
@@ -508,7 +564,7 @@ func (l *memLink) run() {
 				l.mu.Unlock()
 				break
 			}
-			f := l.queue[0]
+			f, gen := l.queue[0], l.gen
 			l.mu.Unlock()
 			if !f.due.IsZero() {
 				if d := time.Until(f.due); d > 0 {
@@ -522,6 +578,10 @@ func (l *memLink) run() {
 				}
 			}
 			l.mu.Lock()
+			if l.gen != gen { // discarded while it waited
+				l.mu.Unlock()
+				continue
+			}
 			l.queue[0] = memFrame{}
 			l.queue = l.queue[1:]
 			l.queued -= len(f.data)
@@ -592,6 +652,19 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	if err != nil {
 		return nil, err
 	}
+	if g := m.loadGate(); g != nil {
+		if want := g.RaftPeerID(string(address)); want != "" && want != target.id {
+			return nil, fmt.Errorf("%w: %s is %q, want %q", ErrPeerIdentity, address, target.id, want)
+		}
+	}
+	if err := m.admit(target); err != nil {
+		return nil, err
+	}
+	tg := target.loadGate()
+	if tg != nil && !tg.AllowRaft(m.id) {
+		target.logRefusal(m.id, RefusalRaftNotAllowed)
+		return nil, fmt.Errorf("%w: %q refuses raft streams from %q", ErrRefused, target.id, m.id)
+	}
 	var expire <-chan time.Time
 	if timeout > 0 {
 		t := time.NewTimer(timeout)
@@ -612,6 +685,9 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	a, b := net.Pipe()
 	local := &memConn{Conn: a, owner: m, peer: target.id}
 	remote := &memConn{Conn: b, owner: target, peer: m.id}
+	if tg != nil { // without a gate, every peer is trusted
+		remote.guard = newRaftGuard(m.id, tg, DefaultMaxRaftRPCSize)
+	}
 	local.other, remote.other = remote, local
 	if !m.track(local) {
 		a.Close()
@@ -630,6 +706,7 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	}
 	select {
 	case target.layer.accept <- remote:
+		connect(m, target)
 		return local, nil
 	case <-target.layer.closed:
 		err = fmt.Errorf("%w: %q not accepting", ErrUnreachable, target.id)
@@ -660,6 +737,20 @@ type memConn struct {
 	peer  string
 	other *memConn
 	once  sync.Once
+	guard *raftGuard // on the accepting end
+}
+
+func (c *memConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.guard != nil {
+		if gerr := c.guard.check(p[:n], func(e *RaftRPCError) {
+			c.owner.logRefusal(c.peer, e.Reason)
+		}); gerr != nil {
+			c.Close()
+			return 0, gerr
+		}
+	}
+	return n, err
 }
 
 func (c *memConn) LocalAddr() net.Addr  { return memAddr(MemAddrPrefix + c.owner.id) }
@@ -695,5 +786,162 @@ func (c *peerCounters) snapshot(peer string) PeerStats {
 		FramesReceived: c.framesReceived.Load(),
 		BytesReceived:  c.bytesReceived.Load(),
 		FramesDropped:  c.framesDropped.Load(),
+	}
+}
+
+// node returns the open node id, or nil.
+func (n *MemNetwork) node(id string) *Mem {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.nodes[id]
+}
+
+// connect records that a and b have a "connection": what TrySend needs and
+// what OnDisconnect reports the end of.
+func connect(a, b *Mem) {
+	for _, x := range [2][2]*Mem{{a, b}, {b, a}} {
+		x[0].mu.Lock()
+		if !x[0].closed {
+			x[0].connected[x[1].id] = true
+		}
+		x[0].mu.Unlock()
+	}
+}
+
+func (m *Mem) disconnect(peer string) {
+	m.mu.Lock()
+	m.disconnectLocked(peer)
+	m.mu.Unlock()
+}
+
+// disconnectLocked ends the connection with peer and, if there was one,
+// calls the OnDisconnect callback on a goroutine Close waits for.
+func (m *Mem) disconnectLocked(peer string) {
+	if !m.connected[peer] {
+		return
+	}
+	delete(m.connected, peer)
+	f := m.onDisc.Load()
+	if f == nil || m.closed {
+		return
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		(*f)(peer)
+	}()
+}
+
+// admit asks both ends' gates whether the two may connect.
+func (m *Mem) admit(target *Mem) error {
+	if g := m.loadGate(); g != nil {
+		if err := g.AllowPeer(target.id); err != nil {
+			m.logRefusal(target.id, RefusalDenied)
+			return fmt.Errorf("%w: %q: %v", ErrRefused, target.id, err)
+		}
+	}
+	if g := target.loadGate(); g != nil {
+		if err := g.AllowPeer(m.id); err != nil {
+			target.logRefusal(m.id, RefusalDenied)
+			return fmt.Errorf("%w: %q refuses %q: %v", ErrRefused, target.id, m.id, err)
+		}
+	}
+	return nil
+}
+
+func (m *Mem) logRefusal(peer, reason string) {
+	if lg := m.cfg.Logger; lg != nil {
+		lg.Warn("transport: peer refused", "node", m.id, "addr", MemAddrPrefix+peer, "peer", peer, "reason", reason)
+	}
+}
+
+func (m *Mem) loadGate() Gate {
+	if b := m.gate.Load(); b != nil {
+		return b.g
+	}
+	return nil
+}
+
+// SetGate installs the admission policy: both ends' AllowPeer are asked on
+// every Send and Dial (and the receiver's on every delivery), the
+// receiver's AllowRaft on every Dial, and the dialler's RaftPeerID on every
+// Dial. Nil removes it.
+func (m *Mem) SetGate(g Gate) {
+	if g == nil {
+		m.gate.Store(nil)
+		return
+	}
+	m.gate.Store(&gateBox{g})
+}
+
+// TrySend queues a copy of frame to a peer this node is connected with (it
+// has sent to, received from or dialled it since the link last broke)
+// without waiting: ErrUnreachable without a connection, ErrQueueFull when
+// the peer's queue of kind k is over MaxQueueBytes.
+func (m *Mem) TrySend(to Peer, k Kind, frame []byte) error {
+	if len(frame) > m.cfg.MaxFrameSize {
+		return &FrameSizeError{Size: uint64(len(frame)), Max: m.cfg.MaxFrameSize}
+	}
+	m.mu.Lock()
+	closed, ok := m.closed, m.connected[to.ID]
+	m.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	if !ok {
+		return fmt.Errorf("%w: no connection to %q", ErrUnreachable, to.ID)
+	}
+	target, delay, err := m.net.lookup(m.id, Peer{ID: to.ID})
+	if err != nil {
+		return err
+	}
+	l, err := m.link(target.id, k)
+	if err != nil {
+		return err
+	}
+	f := memFrame{kind: k, data: append([]byte(nil), frame...)}
+	if delay > 0 {
+		f.due = time.Now().Add(delay)
+	}
+	return l.enqueue(context.Background(), f, false)
+}
+
+// OnDisconnect sets f to be called, on a goroutine Close waits for, when
+// this node's connection with a peer ends: a Partition or Isolate cutting
+// them, the peer's Close, or Drop on either end. Nil clears it.
+func (m *Mem) OnDisconnect(f func(peer string)) {
+	if f == nil {
+		m.onDisc.Store(nil)
+		return
+	}
+	m.onDisc.Store(&f)
+}
+
+// Drop ends this node's connection with peer: its Raft conns are closed,
+// frames queued to it are lost and both ends' OnDisconnect fire.
+func (m *Mem) Drop(peer string) {
+	m.mu.Lock()
+	var doomed []*memConn
+	for c := range m.conns {
+		if c.peer == peer {
+			doomed = append(doomed, c)
+		}
+	}
+	var links []*memLink
+	for key, l := range m.links {
+		if key.peer == peer {
+			links = append(links, l)
+		}
+	}
+	m.disconnectLocked(peer)
+	m.mu.Unlock()
+	for _, c := range doomed {
+		c.Close()
+	}
+	for _, l := range links {
+		l.discard()
+	}
+	if p := m.net.node(peer); p != nil {
+		p.disconnect(m.id)
 	}
 }

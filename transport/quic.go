@@ -44,8 +44,34 @@ type Config struct {
 	// Zero means 2 s.
 	HandshakeTimeout time.Duration
 	// MaxIncomingStreams bounds the streams a peer may have open to this
-	// node at once. Zero means 4096.
+	// node at once; quic-go closes the connection of a peer that opens
+	// more (counted as the refusal "too many streams"). A peer needs one
+	// per frame kind plus Raft's: NetworkTransport keeps up to MaxPool (4
+	// in placement) pooled streams per peer and opens one more each for
+	// pipelining, a snapshot and an RPC in flight beyond the pool; a
+	// duplicate connection being retired holds a few more. Zero means 64.
 	MaxIncomingStreams int64
+	// MaxConnBufferBytes bounds the bytes held in partly-read frames across
+	// all the streams of one connection. A frame's buffer grows as its
+	// bytes arrive (in chunks doubling from 64 KiB), and a stream whose next
+	// chunk would exceed the budget stops reading until another frame
+	// completes, so QUIC flow control pushes back on the sender. The oldest
+	// frame in progress on a connection may always grow to its full size
+	// (MaxFrameSize of the budget is kept for it), so a frame alone always
+	// completes. Zero means 2*MaxFrameSize + 1 MiB; smaller values are
+	// raised to MaxFrameSize + 64 KiB.
+	MaxConnBufferBytes int
+	// StreamReceiveWindow is the most bytes one stream may have in flight
+	// unread (QUIC stream flow control). Zero means 1 MiB.
+	StreamReceiveWindow int
+	// ConnReceiveWindow is the most bytes one connection may have in flight
+	// unread across its streams (QUIC connection flow control): it bounds
+	// what a peer can make quic-go buffer. Zero means 8 MiB.
+	ConnReceiveWindow int
+	// MaxRaftRPCSize bounds one Raft RPC request read from a peer (not
+	// counting an InstallSnapshot's data, which is streamed); a stream
+	// carrying a larger one is aborted. Zero means 64 MiB.
+	MaxRaftRPCSize int
 	// Logger receives connection events and refusals. Nil means silent.
 	Logger *slog.Logger
 }
@@ -70,7 +96,20 @@ func (c Config) withDefaults() Config {
 		c.HandshakeTimeout = 2 * time.Second
 	}
 	if c.MaxIncomingStreams <= 0 {
-		c.MaxIncomingStreams = 4096
+		c.MaxIncomingStreams = DefaultMaxIncomingStreams
+	}
+	if c.MaxConnBufferBytes <= 0 {
+		c.MaxConnBufferBytes = 2*c.MaxFrameSize + 1<<20
+	}
+	c.MaxConnBufferBytes = max(c.MaxConnBufferBytes, c.MaxFrameSize+bigChunk)
+	if c.StreamReceiveWindow <= 0 {
+		c.StreamReceiveWindow = 1 << 20
+	}
+	if c.ConnReceiveWindow <= 0 {
+		c.ConnReceiveWindow = 8 << 20
+	}
+	if c.MaxRaftRPCSize <= 0 {
+		c.MaxRaftRPCSize = DefaultMaxRaftRPCSize
 	}
 	return c
 }
@@ -92,11 +131,17 @@ var errConnGone = errors.New("transport: connection gone")
 const (
 	codeClosing       quic.ApplicationErrorCode = 0
 	codeDuplicate     quic.ApplicationErrorCode = 0x201
+	codeDropped       quic.ApplicationErrorCode = 0x202 // Drop: the peer is refused
 	codeStreamDone    quic.StreamErrorCode      = 0
 	codeFrameTooLarge quic.StreamErrorCode      = 0x101
 	codeMalformed     quic.StreamErrorCode      = 0x102
 	codeNotAccepting  quic.StreamErrorCode      = 0x103
+	codeRaftRefused   quic.StreamErrorCode      = 0x104 // Gate.AllowRaft said no
+	codeRaftViolation quic.StreamErrorCode      = 0x105 // raftGuard aborted the stream
 )
+
+// DefaultMaxIncomingStreams is Config.MaxIncomingStreams when zero.
+const DefaultMaxIncomingStreams = 64
 
 // QUIC is a Transport over QUIC with mutual TLS: one UDP socket, one
 // connection per peer, one long-lived stream per (peer, kind).
@@ -114,6 +159,9 @@ type QUIC struct {
 	handlers [256]atomic.Pointer[handlerBox]
 	refused  atomic.Uint64
 	resets   atomic.Uint64
+	gate     atomic.Pointer[gateBox]
+	onDisc   atomic.Pointer[func(peer string)]
+	refusals refusalCounts
 
 	gmu     sync.Mutex // guards gclosed and wg.Add
 	gclosed bool
@@ -123,6 +171,7 @@ type QUIC struct {
 	closed bool
 	conns  map[string]*peerConn // preferred connection per peer id
 	addrs  map[string]string    // last known address per peer id
+	up     map[string]bool      // peers connected since OnDisconnect last fired for them
 	all    map[*peerConn]struct{}
 	dials  map[string]*dialCall // by address
 	stats  map[string]*peerCounters
@@ -164,6 +213,7 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 		tr:    &quic.Transport{Conn: udp, StatelessResetKey: &key},
 		conns: make(map[string]*peerConn),
 		addrs: make(map[string]string),
+		up:    make(map[string]bool),
 		all:   make(map[*peerConn]struct{}),
 		dials: make(map[string]*dialCall),
 		stats: make(map[string]*peerCounters),
@@ -175,6 +225,12 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 		KeepAlivePeriod:       cfg.KeepAlivePeriod,
 		MaxIncomingStreams:    cfg.MaxIncomingStreams,
 		MaxIncomingUniStreams: -1,
+		// Both windows bound what a peer can make quic-go buffer; the
+		// initial ones must not exceed them.
+		InitialStreamReceiveWindow:     uint64(min(cfg.StreamReceiveWindow, 512<<10)),
+		MaxStreamReceiveWindow:         uint64(cfg.StreamReceiveWindow),
+		InitialConnectionReceiveWindow: uint64(min(cfg.ConnReceiveWindow, 768<<10)),
+		MaxConnectionReceiveWindow:     uint64(cfg.ConnReceiveWindow),
 	}
 	q.srvTLS = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -184,16 +240,20 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 		// without one reaches VerifyConnection and is counted and logged
 		// like any other refusal.
 		ClientAuth: tls.RequestClientCert,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			id, err := cfg.Identity.verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, time.Now())
-			if err == nil && id == q.id {
-				err = fmt.Errorf("peer claims this node's id %q", id)
-			}
-			if err != nil {
-				return q.refuse("incoming", err)
-			}
-			return nil
-		},
+	}
+	// Each handshake gets a config whose VerifyConnection knows the
+	// remote address, for the refusal log.
+	q.srvTLS.GetConfigForClient = func(info *tls.ClientHelloInfo) (*tls.Config, error) {
+		addr := ""
+		if info.Conn != nil && info.Conn.RemoteAddr() != nil {
+			addr = info.Conn.RemoteAddr().String()
+		}
+		conf := q.srvTLS.Clone()
+		conf.GetConfigForClient = nil
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			return q.verify("incoming", addr, "", cs.PeerCertificates, x509.ExtKeyUsageClientAuth, nil)
+		}
+		return conf, nil
 	}
 	q.layer = &quicStreamLayer{q: q, accept: make(chan net.Conn), closed: make(chan struct{})}
 	ln, err := q.tr.Listen(q.srvTLS, q.qconf)
@@ -225,17 +285,56 @@ func (q *QUIC) Handle(k Kind, h Handler) {
 func (q *QUIC) StreamLayer() raft.StreamLayer { return q.layer }
 
 // Refused counts peers refused at the TLS handshake (no certificate, one
-// from another CA, expired, no node id, or not the node id expected).
+// from another CA, expired, no node id, not the node id expected, or denied
+// by the Gate).
 func (q *QUIC) Refused() uint64 { return q.refused.Load() }
 
 // StreamsReset counts incoming streams reset for an oversized or malformed
 // frame.
 func (q *QUIC) StreamsReset() uint64 { return q.resets.Load() }
 
-func (q *QUIC) refuse(dir string, err error) error {
+// Refusals returns how many handshakes, streams and connections this node
+// refused, by reason (the Refusal* constants).
+func (q *QUIC) Refusals() map[string]uint64 { return q.refusals.snapshot() }
+
+// verify checks a peer's certificate chain at a handshake in direction dir
+// ("incoming" or "outgoing"), then that it is not this node's id, that it is
+// wantID if one is expected, and that the Gate admits it. A refusal is
+// counted and logged with its reason; mismatch, if not nil, receives the id
+// found when it is not wantID.
+func (q *QUIC) verify(dir, addr, wantID string, certs []*x509.Certificate, usage x509.ExtKeyUsage, mismatch *atomic.Pointer[string]) error {
+	id, err := q.cfg.Identity.verifyPeer(certs, usage, time.Now())
+	if err != nil {
+		return q.refuse(dir, addr, "", certReason(err), err)
+	}
+	if id == q.id {
+		return q.refuse(dir, addr, id, RefusalSelfID, fmt.Errorf("peer claims this node's id %q", id))
+	}
+	if wantID != "" && id != wantID {
+		if mismatch != nil {
+			mismatch.Store(&id)
+		}
+		return q.refuse(dir, addr, id, RefusalIDMismatch, fmt.Errorf("%w: %s is %q, want %q", ErrPeerIdentity, addr, id, wantID))
+	}
+	if g := q.loadGate(); g != nil {
+		if err := g.AllowPeer(id); err != nil {
+			return q.refuse(dir, addr, id, RefusalDenied, err)
+		}
+	}
+	return nil
+}
+
+func (q *QUIC) refuse(dir, addr, peer, reason string, err error) error {
 	q.refused.Add(1)
-	q.log(slog.LevelWarn, "transport: peer refused", "dir", dir, "err", err)
+	q.refusals.add(reason)
+	q.log(slog.LevelWarn, "transport: peer refused", "dir", dir, "addr", addr, "peer", peer, "reason", reason, "err", err)
 	return fmt.Errorf("%w: %v", ErrRefused, err)
+}
+
+// refuseStream counts and logs a refused or aborted incoming stream.
+func (q *QUIC) refuseStream(pc *peerConn, k Kind, reason string, err error) {
+	q.refusals.add(reason)
+	q.log(slog.LevelWarn, "transport: stream refused", "addr", pc.addr, "peer", pc.peer, "kind", k, "reason", reason, "err", err)
 }
 
 func (q *QUIC) log(level slog.Level, msg string, args ...any) {
@@ -302,7 +401,7 @@ func (q *QUIC) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 		if err != nil {
 			return err
 		}
-		err = pc.enqueue(ctx, k, frame)
+		err = pc.enqueue(ctx, k, frame, true)
 		if err != errConnGone {
 			return err
 		}
@@ -397,16 +496,9 @@ func (q *QUIC) runDial(call *dialCall, addr, wantID string) {
 	// host name); VerifyConnection checks its chain and id instead.
 	conf.InsecureSkipVerify = true
 	conf.ServerName = "troupe"
+	conf.GetConfigForClient = nil
 	conf.VerifyConnection = func(cs tls.ConnectionState) error {
-		id, err := q.cfg.Identity.verifyPeer(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, time.Now())
-		if err == nil && wantID != "" && id != wantID {
-			mismatch.Store(&id)
-			err = fmt.Errorf("%w: %s is %q, want %q", ErrPeerIdentity, addr, id, wantID)
-		}
-		if err != nil {
-			return q.refuse("outgoing", err)
-		}
-		return nil
+		return q.verify("outgoing", addr, wantID, cs.PeerCertificates, x509.ExtKeyUsageServerAuth, &mismatch)
 	}
 	ctx, cancel := context.WithTimeout(q.ctx, q.cfg.HandshakeTimeout)
 	defer cancel()
@@ -463,6 +555,7 @@ func (q *QUIC) install(conn *quic.Conn, peer, dialer string) (*peerConn, error) 
 		stats:   q.counters(peer),
 		retireC: make(chan struct{}),
 	}
+	pc.budget = newConnBudget(q.cfg.MaxConnBufferBytes, q.cfg.MaxFrameSize, conn.Context().Done())
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
@@ -478,6 +571,7 @@ func (q *QUIC) install(conn *quic.Conn, peer, dialer string) (*peerConn, error) 
 	winner := q.conns[peer]
 	q.addrs[peer] = pc.addr
 	q.all[pc] = struct{}{}
+	q.up[peer] = true
 	q.mu.Unlock()
 	q.log(slog.LevelDebug, "transport: connected", "peer", peer, "addr", pc.addr, "dialer", dialer)
 	if !q.spawn(pc.watch) || !q.spawn(pc.acceptStreams) {
@@ -556,6 +650,7 @@ type peerConn struct {
 	dialer  string
 	est     time.Time
 	stats   *peerCounters
+	budget  *connBudget   // bytes of partly-read frames across its streams
 	retireC chan struct{} // closed on retire
 	retired atomic.Bool
 	dead    atomic.Bool
@@ -583,8 +678,8 @@ func (pc *peerConn) wakeWaitersLocked() {
 }
 
 // enqueue frames payload into the writer of kind k, waiting for space in
-// that kind's budget.
-func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte) error {
+// that kind's budget; without wait, a full queue is ErrQueueFull.
+func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bool) error {
 	n := len(payload) + frameHeaderLen
 	pc.mu.Lock()
 	for {
@@ -595,6 +690,11 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte) error {
 		w := pc.writers[k]
 		if w == nil || w.queued == 0 || w.queued+n <= pc.q.cfg.MaxQueueBytes {
 			break
+		}
+		if !wait {
+			queued := w.queued
+			pc.mu.Unlock()
+			return fmt.Errorf("%w: %s, kind %d: %d bytes queued, limit %d", ErrQueueFull, pc.peer, k, queued, pc.q.cfg.MaxQueueBytes)
 		}
 		if pc.space == nil {
 			pc.space = make(chan struct{})
@@ -656,7 +756,8 @@ func (pc *peerConn) retire() {
 	})
 }
 
-// watch waits for the connection to end and forgets it.
+// watch waits for the connection to end, forgets it and, if it was the
+// last usable connection to its peer, tells the OnDisconnect callback.
 func (pc *peerConn) watch() {
 	<-pc.conn.Context().Done()
 	pc.dead.Store(true)
@@ -664,13 +765,31 @@ func (pc *peerConn) watch() {
 	pc.wakeWaitersLocked()
 	pc.mu.Unlock()
 	q := pc.q
+	cause := context.Cause(pc.conn.Context())
+	var terr *quic.TransportError
+	if errors.As(cause, &terr) && !terr.Remote && terr.ErrorCode == quic.StreamLimitError {
+		q.refusals.add(RefusalTooManyStreams)
+		q.log(slog.LevelWarn, "transport: connection refused", "addr", pc.addr, "peer", pc.peer, "reason", RefusalTooManyStreams, "err", cause)
+	}
 	q.mu.Lock()
 	if q.conns[pc.peer] == pc {
 		delete(q.conns, pc.peer)
 	}
 	delete(q.all, pc)
+	last := !q.closed && q.conns[pc.peer] == nil && q.up[pc.peer]
+	for other := range q.all {
+		if other.peer == pc.peer && other.usable() {
+			last = false
+		}
+	}
+	if last {
+		delete(q.up, pc.peer)
+	}
 	q.mu.Unlock()
-	q.log(slog.LevelDebug, "transport: disconnected", "peer", pc.peer, "err", context.Cause(pc.conn.Context()))
+	if f := q.onDisc.Load(); last && f != nil {
+		(*f)(pc.peer)
+	}
+	q.log(slog.LevelDebug, "transport: disconnected", "peer", pc.peer, "last", last, "err", cause)
 }
 
 // acceptStreams serves the streams the peer opens.
@@ -698,29 +817,38 @@ func (pc *peerConn) serveStream(s *quic.Stream) {
 		return
 	}
 	k := Kind(kb[0])
+	q := pc.q
 	if k == KindRaft {
-		pc.q.layer.handOver(pc, s)
+		if g := q.loadGate(); g != nil && !g.AllowRaft(pc.peer) {
+			s.CancelRead(codeRaftRefused)
+			s.CancelWrite(codeRaftRefused)
+			q.refuseStream(pc, k, RefusalRaftNotAllowed, fmt.Errorf("%q is not a raft server here", pc.peer))
+			return
+		}
+		q.layer.handOver(pc, s)
 		return
 	}
 	s.Close() // frame streams are one-way: finish our direction now
-	q := pc.q
 	fr := newFrameReader(bufio.NewReaderSize(s, 64<<10), q.cfg.MaxFrameSize)
+	fr.budget = pc.budget
 	for {
 		f, err := fr.next()
 		if err != nil {
 			var code quic.StreamErrorCode
+			var reason string
 			switch {
 			case errors.Is(err, ErrFrameTooLarge):
-				code = codeFrameTooLarge
+				code, reason = codeFrameTooLarge, RefusalFrameTooLarge
 			case errors.Is(err, ErrMalformedFrame):
-				code = codeMalformed
+				code, reason = codeMalformed, RefusalMalformedFrame
 			default: // io.EOF: the peer finished the stream; or the conn ended
 				s.CancelRead(codeStreamDone)
 				return
 			}
 			s.CancelRead(code)
 			q.resets.Add(1)
-			q.log(slog.LevelWarn, "transport: stream reset", "peer", pc.peer, "kind", k, "err", err)
+			q.refusals.add(reason)
+			q.log(slog.LevelWarn, "transport: stream reset", "addr", pc.addr, "peer", pc.peer, "kind", k, "reason", reason, "err", err)
 			return
 		}
 		pc.stats.framesReceived.Add(1)
@@ -852,10 +980,16 @@ func (l *quicStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	}
 	ctx, cancel := context.WithTimeout(l.q.ctx, timeout)
 	defer cancel()
+	// When the Gate knows which member serves Raft at address, only that
+	// member may answer there: the handshake is refused otherwise.
+	to := Peer{Addr: string(address)}
+	if g := l.q.loadGate(); g != nil {
+		to.ID = g.RaftPeerID(string(address))
+	}
 	var err error
 	for range 3 {
 		var pc *peerConn
-		pc, err = l.q.connFor(ctx, Peer{Addr: string(address)})
+		pc, err = l.q.connFor(ctx, to)
 		if err != nil {
 			return nil, err
 		}
@@ -876,9 +1010,19 @@ func (l *quicStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	return nil, fmt.Errorf("%w: raft stream to %s: %v", ErrUnreachable, address, err)
 }
 
-// handOver gives an incoming Raft stream to Accept, or refuses it.
+// handOver gives an incoming Raft stream to Accept, or refuses it. With a
+// Gate set, its reads go through a raftGuard, which aborts the stream when
+// an RPC names another sender than the stream's certificate.
 func (l *quicStreamLayer) handOver(pc *peerConn, s *quic.Stream) {
+	q := l.q
 	c := &streamConn{s: s, local: l.Addr(), remote: pc.conn.RemoteAddr()}
+	if g := q.loadGate(); g != nil { // without a gate, every peer is trusted
+		c.guard = newRaftGuard(pc.peer, g, q.cfg.MaxRaftRPCSize)
+		c.onViolation = func(err *RaftRPCError) {
+			c.abort(codeRaftViolation)
+			q.refuseStream(pc, KindRaft, err.Reason, err)
+		}
+	}
 	select {
 	case l.accept <- c:
 	case <-l.closed:
@@ -894,9 +1038,20 @@ type streamConn struct {
 	s             *quic.Stream
 	local, remote net.Addr
 	once          sync.Once
+	guard         *raftGuard // nil on dialled streams
+	onViolation   func(*RaftRPCError)
 }
 
-func (c *streamConn) Read(p []byte) (int, error)         { return c.s.Read(p) }
+func (c *streamConn) Read(p []byte) (int, error) {
+	n, err := c.s.Read(p)
+	if c.guard != nil {
+		if gerr := c.guard.check(p[:n], c.onViolation); gerr != nil {
+			return 0, gerr
+		}
+	}
+	return n, err
+}
+
 func (c *streamConn) Write(p []byte) (int, error)        { return c.s.Write(p) }
 func (c *streamConn) LocalAddr() net.Addr                { return c.local }
 func (c *streamConn) RemoteAddr() net.Addr               { return c.remote }

@@ -273,6 +273,20 @@ func sendFrom(t *testing.T, ident *Identity, server *QUIC) {
 // if the handshake failed.
 func dialRaw(t *testing.T, server *QUIC, certs []tls.Certificate) *quic.Conn {
 	t.Helper()
+	conn := dialRawConn(t, server, certs)
+	if conn == nil {
+		return nil
+	}
+	if s, err := conn.OpenStream(); err == nil {
+		s.Write(appendFrame([]byte{byte(KindCalls)}, []byte("let me in")))
+	}
+	return conn
+}
+
+// dialRawConn dials server with plain quic-go and the given client
+// certificates. It returns the connection, or nil if the handshake failed.
+func dialRawConn(t *testing.T, server *QUIC, certs []tls.Certificate) *quic.Conn {
+	t.Helper()
 	conf := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
 		NextProtos:         []string{ALPN},
@@ -286,9 +300,6 @@ func dialRaw(t *testing.T, server *QUIC, certs []tls.Certificate) *quic.Conn {
 		return nil
 	}
 	t.Cleanup(func() { conn.CloseWithError(0, "") })
-	if s, err := conn.OpenStream(); err == nil {
-		s.Write(appendFrame([]byte{byte(KindCalls)}, []byte("let me in")))
-	}
 	return conn
 }
 
