@@ -233,9 +233,11 @@ func (r *Registry) sendBatch(batch []fwdReq) {
 	}
 }
 
-// handlePropose runs on the leader: apply a forwarded batch of commands
-// (they join the batcher's queue together) and answer with their results.
-func (r *Registry) handlePropose(c *ctrl) *ctrl {
+// handlePropose runs on the leader: apply a batch of commands forwarded by
+// member from (they join the batcher's queue together) and answer with
+// their results. Each command is decoded and authorized (authz.go) before
+// it enters a batch, and carries from as its Origin.
+func (r *Registry) handlePropose(from string, c *ctrl) *ctrl {
 	rep := &ctrl{Type: msgResult, Req: c.Req}
 	if !r.IsLeader() {
 		rep.Res = &result{Err: ErrNotLeader}
@@ -256,6 +258,12 @@ func (r *Registry) handlePropose(c *ctrl) *ctrl {
 			reqs[i].out <- applyOut{res: &result{Err: err}}
 			continue
 		}
+		d, err := r.authorizeCommand(from, d) // nothing unauthorized either
+		if err != nil {
+			reqs[i].out <- applyOut{res: &result{Err: err}}
+			continue
+		}
+		reqs[i].data = d
 		select {
 		case r.applyQ <- reqs[i]:
 		case <-r.done:

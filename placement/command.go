@@ -16,19 +16,22 @@ import (
 type cmdType uint8
 
 const (
-	cmdJoin    cmdType = 1  // member joined or rejoined (upsert, alive)
-	cmdTypes   cmdType = 2  // member hosts more types
-	cmdFailed  cmdType = 3  // member failed: mark and re-place its actors
-	cmdAlive   cmdType = 4  // failed member heard from again
-	cmdLeave   cmdType = 5  // member leaves: re-place its actors, mark left
-	cmdSpawn   cmdType = 6  // place an actor (get-if-exists by id)
-	cmdStop    cmdType = 7  // stop an actor
-	cmdRestart cmdType = 8  // restart a crashed actor by its policy
-	cmdRead    cmdType = 9  // read an entry through the log (linearizable)
-	cmdEnd     cmdType = 10 // first type decodeCommand refuses
+	cmdJoin    cmdType = 1 // member joined or rejoined (upsert, alive)
+	cmdTypes   cmdType = 2 // member hosts more types
+	cmdFailed  cmdType = 3 // member failed: mark and re-place its actors
+	cmdAlive   cmdType = 4 // failed member heard from again
+	cmdLeave   cmdType = 5 // member leaves: re-place its actors, mark left
+	cmdSpawn   cmdType = 6 // place an actor (get-if-exists by id)
+	cmdStop    cmdType = 7 // stop an actor
+	cmdRestart cmdType = 8 // restart a crashed actor by its policy
+	cmdRead    cmdType = 9 // read an entry through the log (linearizable)
 	// cmdBatch is a log entry holding up to maxBatch encoded commands,
 	// applied in order; it never nests.
 	cmdBatch cmdType = 10
+	// cmdExpel: the leader expels a member (Node): its actors are
+	// re-placed as on a failure and its id is denied from then on.
+	cmdExpel cmdType = 11
+	cmdLast  cmdType = cmdExpel // last type decodeCommand accepts
 )
 
 // maxBatch bounds the commands in one batch entry. The epoch of a placement
@@ -144,7 +147,7 @@ func decodeCommand(b []byte) (command, error) {
 		return c, fmt.Errorf("%w: %d bytes", ErrBadCommand, len(b))
 	}
 	t := cmdType(b[0])
-	if t == 0 || t >= cmdEnd {
+	if t == 0 || t == cmdBatch || t > cmdLast {
 		return c, fmt.Errorf("%w: unknown type %d", ErrBadCommand, b[0])
 	}
 	if b[1] != cmdVersion {
@@ -188,8 +191,12 @@ type result struct {
 	Placement Placement `msgpack:"p,omitempty"`
 	Existed   bool      `msgpack:"x,omitempty"` // spawn found an active actor of that id
 	Index     uint64    `msgpack:"n,omitempty"` // log index of the command
-	Err       error     `msgpack:"-"`
-	WireErr   *wireErr  `msgpack:"e,omitempty"`
+	// Leader and LeaderAddr redirect a joiner that asked a follower: it
+	// must send its join to the leader itself (see authz.go).
+	Leader     string   `msgpack:"l,omitempty"`
+	LeaderAddr string   `msgpack:"la,omitempty"`
+	Err        error    `msgpack:"-"`
+	WireErr    *wireErr `msgpack:"e,omitempty"`
 }
 
 // wireErr carries an error across the network: a code for the sentinels,
@@ -210,7 +217,7 @@ var errCodes = []error{
 	ErrNoCandidate, ErrNodeNotAlive, ErrNotFound, ErrStaleEpoch, ErrNotOwner,
 	ErrNoLease, ErrBadCommand, ErrUnknownVersion, ErrBadSnapshot,
 	ErrIdentityMismatch, ErrNotLeader, ErrNoLeader, ErrClosed, ErrNotMember,
-	ErrUnknownOutcome, ErrStaleRequest,
+	ErrUnknownOutcome, ErrStaleRequest, ErrIDInUse, ErrExpelled, ErrUnauthorized,
 }
 
 func toWire(err error) *wireErr {

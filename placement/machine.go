@@ -29,6 +29,14 @@ type machine struct {
 
 	sessions map[string]*session // origin node -> its recent request results
 
+	// denied is the set of expelled ids, a copy the transport Gate reads
+	// without a lock; apply refreshes it on each expel, the Registry after a
+	// restore (refreshDenied).
+	denied atomic.Pointer[map[string]struct{}]
+	// onExpel, if set, is called (under m.mu; it must not block) after an
+	// expel is applied.
+	onExpel func()
+
 	// moving, if set, sees every actor event before the entry it describes
 	// is stored (so before any reader can see it), with whether the
 	// previous host is a failed or left member. The Registry fences moves
@@ -213,6 +221,8 @@ func (a *applier) run(c command) result {
 		return a.memberDown(c.Node, Left)
 	case cmdAlive:
 		return a.alive(c)
+	case cmdExpel:
+		return a.expel(c)
 	case cmdSpawn:
 		return a.spawn(c)
 	case cmdStop:
@@ -245,12 +255,20 @@ func (a *applier) join(c command) result {
 		return result{Err: fmt.Errorf("%w: empty node id", ErrInvalidRequest)}
 	}
 	mb := a.m.members[c.Node]
-	if mb == nil {
+	switch {
+	case mb == nil:
 		mb = &Member{ID: c.Node}
 		a.m.members[c.Node] = mb
+	case mb.Status == Expelled:
+		return result{Err: &SpawnError{Node: c.Node, Err: ErrExpelled}}
+	case mb.Status == Alive && mb.Addr != c.Addr:
+		// One process per node id: the leader checked this before it
+		// changed the Raft configuration; every replica refuses alike.
+		return result{Err: fmt.Errorf("%w: %s is alive at %s", ErrIDInUse, c.Node, mb.Addr)}
 	}
 	mb.Addr = c.Addr
 	mb.Status = Alive
+	mb.Inc = a.index
 	mb.Types = mergeTypes(mb.Types, c.Types)
 	a.emit(Event{Kind: MemberJoined, Member: a.snap(mb)})
 	return result{}
@@ -278,13 +296,69 @@ func (a *applier) alive(c command) result {
 	return result{}
 }
 
+// expel marks a member expelled (recording the id if it never joined, so a
+// leaked certificate can be denied up front) and re-places its actors as a
+// failure would. Moves are fenced: the expelled node may still be up and
+// serving until its lease ends.
+func (a *applier) expel(c command) result {
+	if c.Node == "" {
+		return result{Err: fmt.Errorf("%w: empty node id", ErrInvalidRequest)}
+	}
+	mb := a.m.members[c.Node]
+	if mb == nil {
+		mb = &Member{ID: c.Node}
+		a.m.members[c.Node] = mb
+	}
+	if mb.Status == Expelled {
+		return result{}
+	}
+	mb.Status = Expelled
+	a.m.refreshDenied()
+	if a.m.onExpel != nil {
+		a.m.onExpel()
+	}
+	a.emit(Event{Kind: MemberExpelled, Member: a.snap(mb)})
+	ids := make([]string, 0, len(a.m.byNode[c.Node]))
+	for id := range a.m.byNode[c.Node] {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p, _ := a.m.lookup(id)
+		a.replace(p, "node "+c.Node+" expelled", true)
+	}
+	return result{}
+}
+
+// refreshDenied recomputes the deny set from the members; m.mu is held
+// (read or write).
+func (m *machine) refreshDenied() {
+	d := make(map[string]struct{})
+	for id, mb := range m.members {
+		if mb.Status == Expelled {
+			d[id] = struct{}{}
+		}
+	}
+	m.denied.Store(&d)
+}
+
+// isDenied reports whether id was expelled, from the lock-free copy.
+func (m *machine) isDenied(id string) bool {
+	d := m.denied.Load()
+	if d == nil {
+		return false
+	}
+	_, ok := (*d)[id]
+	return ok
+}
+
 // memberDown marks a member failed or left and re-places its actors.
 func (a *applier) memberDown(node string, st MemberStatus) result {
 	mb := a.m.members[node]
 	if mb == nil {
 		return result{Err: &SpawnError{Node: node, Err: ErrNotMember}}
 	}
-	if mb.Status == st || mb.Status == Left {
+	if mb.Status == st || mb.Status == Left || mb.Status == Expelled {
 		return result{}
 	}
 	mb.Status = st

@@ -60,10 +60,14 @@ func (r *Registry) Leave(ctx context.Context) error {
 }
 
 // register makes this node a recorded member (joining Raft if needed) and
-// waits until its own replica has applied that.
+// waits until its own replica has applied that. A follower asked to admit
+// it answers with the leader's id and address, and the join is sent there
+// next (followers do not forward joins: see authz.go).
 func (r *Registry) register(ctx context.Context) error {
+	defer r.endJoin()
 	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types}
 	next := 0
+	var hint transport.Peer // leader named by a follower's redirect
 	for {
 		var res *result
 		var err error
@@ -71,8 +75,12 @@ func (r *Registry) register(ctx context.Context) error {
 		switch {
 		case r.IsLeader():
 			res, err = r.handleJoin(ctx, r.id, msg)
-		case lid != "":
+		case lid != "" && string(lid) != r.id:
+			r.addJoinPeer(string(lid))
 			res, err = r.callResult(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, msg)
+		case hint.ID != "":
+			res, err = r.callResult(ctx, hint, msg)
+			hint = transport.Peer{}
 		case len(r.cfg.Join) > 0:
 			j := r.cfg.Join[next%len(r.cfg.Join)]
 			next++
@@ -85,45 +93,45 @@ func (r *Registry) register(ctx context.Context) error {
 			return r.WaitApplied(ctx, res.Index)
 		}
 		if err == nil {
+			if res.Leader != "" && res.Leader != r.id {
+				hint = transport.Peer{ID: res.Leader, Addr: res.LeaderAddr}
+				r.addJoinPeer(res.Leader)
+			}
 			err = res.Err
 		}
-		if errors.Is(err, ErrIdentityMismatch) || errors.Is(err, ErrClosed) {
-			return err
+		switch {
+		case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrClosed),
+			errors.Is(err, ErrIDInUse), errors.Is(err, ErrExpelled), errors.Is(err, ErrUnauthorized):
+			return fmt.Errorf("placement: join as %s: %w", r.id, err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("placement: join: %w (last error: %v)", ctx.Err(), err)
 		}
 		r.log.Debug("join retry", "err", err)
-		if err := r.pause(ctx, r.cfg.HeartbeatTimeout/4); err != nil {
-			return err
+		if hint.ID != "" {
+			continue // redirected: ask the leader at once
+		}
+		if perr := r.pause(ctx, r.cfg.HeartbeatTimeout/4); perr != nil {
+			return fmt.Errorf("placement: join: %w (last error: %v)", perr, err)
 		}
 	}
 }
 
-// joinFrom handles a join received from peer `from`: the leader admits it,
-// a follower forwards it to the leader on the joiner's behalf.
+// joinFrom handles a join received from peer `from` (allowFrame checked
+// that it names from and that from is not expelled): the leader admits it;
+// a follower redirects it to the leader, whom the joiner must ask itself.
 func (r *Registry) joinFrom(ctx context.Context, from string, c *ctrl) (*result, error) {
-	origin := from
-	if c.Origin != "" {
-		// Forwarded by a follower: trust it only if that follower is a member.
-		if _, ok := r.fsm.m.member(from); !ok {
-			return nil, fmt.Errorf("%w: %s forwarded a join but is not a member", ErrNotMember, from)
-		}
-		origin = c.Origin
-	}
-	if c.Node != origin {
+	if c.Node != from {
 		return nil, &SpawnError{Node: c.Node, Err: ErrIdentityMismatch}
 	}
 	if r.IsLeader() {
-		return r.handleJoin(ctx, origin, c)
+		return r.handleJoin(ctx, from, c)
 	}
 	addr, lid := r.raft.LeaderWithID()
 	if lid == "" || string(lid) == r.id {
 		return nil, ErrNoLeader
 	}
-	fwd := *c
-	fwd.Origin = origin
-	return r.callResult(ctx, transport.Peer{ID: string(lid), Addr: string(addr)}, &fwd)
+	return &result{Err: ErrNotLeader, Leader: string(lid), LeaderAddr: string(addr)}, nil
 }
 
 // handleJoin runs on the leader: add the node to the Raft configuration
@@ -132,6 +140,19 @@ func (r *Registry) joinFrom(ctx context.Context, from string, c *ctrl) (*result,
 func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*result, error) {
 	if c.Node != origin {
 		return nil, &SpawnError{Node: c.Node, Err: ErrIdentityMismatch}
+	}
+	// One join decision at a time: the check below and the Raft change
+	// that follows it must not interleave with another join of that id.
+	r.joinMu.Lock()
+	defer r.joinMu.Unlock()
+	if mb, ok := r.fsm.m.member(origin); ok {
+		switch {
+		case mb.Status == Expelled:
+			return nil, r.refuse(origin, "join", RefusalExpelled, &SpawnError{Node: origin, Err: ErrExpelled})
+		case mb.Status == Alive && mb.Addr != c.Addr:
+			return nil, r.refuse(origin, "join", RefusalIDInUse,
+				fmt.Errorf("%w: %s is alive at %s (join from %s refused until it fails or leaves)", ErrIDInUse, origin, mb.Addr, c.Addr))
+		}
 	}
 	cf := r.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
@@ -162,6 +183,7 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 			}
 			return nil, err
 		}
+		r.refreshRaftPeers()
 	}
 	r.heard(origin)
 	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types})
@@ -234,6 +256,7 @@ func (r *Registry) monitorLoop() {
 				r.log.Warn("mark member", "peer", mb.ID, "err", err)
 			}
 		}
+		r.removeExpelled()
 		r.reconcileVoters()
 	}
 }

@@ -69,6 +69,7 @@ type Registry struct {
 	grace time.Duration
 	lease atomic.Pointer[grant]
 	lw    leaseWork // lease.go: pings a new leader answers once it has a lease
+	az    authz     // authz.go: who may send what; the transport Gate's caches
 
 	// Fences of actors moved here from a live node (see fence.go).
 	fences     sync.Map      // actor id -> *fence
@@ -87,7 +88,8 @@ type Registry struct {
 	pending  map[uint64]chan *ctrl
 	pingSent map[uint64]time.Duration
 
-	cfgMu sync.Mutex // leader: one voter-set change decision at a time
+	cfgMu  sync.Mutex // leader: one voter-set change decision at a time
+	joinMu sync.Mutex // leader: one join decision at a time
 
 	hbMu      sync.Mutex
 	lastHeard map[string]time.Time // leader: last ping from each member
@@ -165,16 +167,25 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	// FailTimeout as the margin for clock drift and scheduling.
 	r.grace = cfg.LeaseTimeout + (cfg.FailTimeout-cfg.LeaseTimeout)/4
 	r.fsm.m.moving, r.fsm.restoring = r.fence, r.fenceAll
+	r.az.kick = make(chan struct{}, 1)
+	r.fsm.m.onExpel = r.kickAuthz
+	r.az.joining.Store(true)
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.log = r.log.With("node", r.id)
+	// The Gate is in place before Raft can take a stream: until startRaft
+	// seeds the configuration cache, it allows Raft from nobody.
+	r.tr.SetGate(r)
 	if err := r.startRaft(); err != nil {
+		r.tr.SetGate(nil)
 		r.cancel()
 		r.shutdownStores()
 		return nil, err
 	}
 	r.tr.Handle(transport.KindControl, transport.HandlerFunc(r.handleFrame))
+	r.goFunc(r.dropLoop)
+	r.kickAuthz() // a snapshot restored at start may deny ids
 	r.goFunc(r.batchLoop)
 	r.goFunc(r.fwdLoop)
 	r.leaseDone = make(chan struct{})
@@ -257,12 +268,14 @@ func (r *Registry) startRaft() error {
 		Timeout: 2 * time.Second,
 		Logger:  hl,
 	})
-	ra, err := raft.NewRaft(rc, r.fsm, logs, stable, snaps, r.nt)
+	ra, err := raft.NewRaft(rc, raftFSM{r.fsm, r}, logs, stable, snaps, r.nt)
 	if err != nil {
 		r.nt.Close()
 		return fmt.Errorf("placement: start raft: %w", err)
 	}
 	r.raft = ra
+	r.az.raft.Store(ra)
+	r.refreshRaftPeers()
 	if !has && len(r.cfg.Join) == 0 {
 		err := ra.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
 			Suffrage: raft.Voter, ID: raft.ServerID(r.id), Address: raft.ServerAddress(r.addr),
@@ -324,6 +337,7 @@ func (r *Registry) Close() error {
 		}
 		r.nt.Close()
 		r.wg.Wait()
+		r.tr.SetGate(nil)
 		r.shutdownStores()
 		r.fsm.subMu.Lock()
 		subs := make([]*Subscription, 0, len(r.fsm.subs))
@@ -643,12 +657,20 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 		r.log.Warn("bad control frame", "peer", from, "err", err)
 		return
 	}
+	if err := r.allowFrame(from, c); err != nil {
+		switch c.Type {
+		case msgPropose, msgJoin, msgRemove:
+			r.goFunc(func() { r.reply(from, c.Req, &result{Err: err}) })
+		}
+		return
+	}
 	switch c.Type {
 	case msgResult:
 		r.pendMu.Lock()
 		ch := r.pending[c.Req]
 		r.pendMu.Unlock()
 		if ch != nil {
+			r.addJoinPeer(from) // while joining: the peer that answered our join
 			select {
 			case ch <- c:
 			default:
@@ -659,7 +681,7 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 	case msgPing:
 		r.handlePing(from, c)
 	case msgPropose:
-		r.goFunc(func() { r.replyCtrl(from, r.handlePropose(c)) })
+		r.goFunc(func() { r.replyCtrl(from, r.handlePropose(from, c)) })
 	case msgJoin, msgRemove:
 		r.goFunc(func() { r.reply(from, c.Req, r.handleRequest(from, c)) })
 	}

@@ -106,8 +106,11 @@ const (
 	Alive MemberStatus = iota
 	// Failed members went silent for FailTimeout; their actors were re-placed.
 	Failed
-	// Left members left gracefully.
+	// Left members left gracefully; they may join again.
 	Left
+	// Expelled members were removed by Expel: their id is denied (no join,
+	// no connection, no Raft) for good.
+	Expelled
 )
 
 func (s MemberStatus) String() string {
@@ -116,6 +119,8 @@ func (s MemberStatus) String() string {
 		return "alive"
 	case Failed:
 		return "failed"
+	case Expelled:
+		return "expelled"
 	default:
 		return "left"
 	}
@@ -128,6 +133,9 @@ type Member struct {
 	Status MemberStatus `msgpack:"s"`
 	Types  []string     `msgpack:"t"` // sorted
 	Load   int          `msgpack:"l"` // active actors placed on it
+	// Inc is the member's incarnation: the log index of its latest join.
+	// The leader stamps it on the member's writes (exactly-once sessions).
+	Inc uint64 `msgpack:"j,omitempty"`
 }
 
 func (m *Member) hosts(typ string) bool {
@@ -160,9 +168,11 @@ const (
 	MemberLeft
 	// Reset: the replica was replaced by a snapshot; re-read everything.
 	Reset
+	// MemberExpelled: a member was expelled (Expel); its id is denied.
+	MemberExpelled
 )
 
-var eventNames = [...]string{"", "actor-placed", "actor-replaced", "actor-stopped", "member-joined", "member-failed", "member-alive", "member-left", "reset"}
+var eventNames = [...]string{"", "actor-placed", "actor-replaced", "actor-stopped", "member-joined", "member-failed", "member-alive", "member-left", "reset", "member-expelled"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && k > 0 {
@@ -212,6 +222,14 @@ var (
 	// ErrStaleRequest: a retried request is too old to be deduplicated; it
 	// may have been applied.
 	ErrStaleRequest = errors.New("placement: request too old to deduplicate")
+	// ErrIDInUse: a join named an id that is alive at another address
+	// (one process per node id); it may join once that member failed or left.
+	ErrIDInUse = errors.New("placement: node id in use by a live member")
+	// ErrExpelled: the id was expelled (Expel) and may not join or connect.
+	ErrExpelled = errors.New("placement: node expelled")
+	// ErrUnauthorized: the authenticated sender may not send that request
+	// (not a member, or a command naming another node); see authz.go.
+	ErrUnauthorized = errors.New("placement: unauthorized")
 )
 
 // SpawnError is a refused spawn, restart or stop, with its data.
