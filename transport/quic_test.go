@@ -649,18 +649,32 @@ func TestQUICStreamLayer(t *testing.T) {
 	}
 }
 
-// TestRaftOverQUIC forms a three-node Raft cluster over QUIC stream layers,
-// commits an entry, stops the leader and checks the other two elect a new
+// TestRaftOverQUIC forms a three-node Raft cluster over QUIC stream layers
+// behind a gate, commits an entry, stops the leader and checks the other two elect a new
 // one that commits.
 func TestRaftOverQUIC(t *testing.T) {
 	ids := []string{"n1", "n2", "n3"}
 	var nodes []*QUIC
 	var layers []raft.StreamLayer
+	// A gate admitting exactly the three, so every RPC raft sends (votes,
+	// heartbeats, pipelined appends) goes through the raftGuard.
+	gate := &fakeGate{raft: map[string]bool{}, addrs: map[string]string{}}
 	for _, id := range ids {
 		q := newNode(t, id, nil)
 		nodes = append(nodes, q)
 		layers = append(layers, q.StreamLayer())
+		gate.raft[id], gate.addrs[q.Addr()] = true, id
 	}
+	for _, q := range nodes {
+		q.SetGate(gate)
+	}
+	defer func() {
+		for _, q := range nodes {
+			if r := q.Refusals(); len(r) != 0 {
+				t.Errorf("%s refused legitimate traffic: %v", q.ID(), r)
+			}
+		}
+	}()
 	c := startRaft(t, ids, layers)
 	defer func() {
 		// Transports first: a replication goroutine dialling the stopped
