@@ -13,6 +13,9 @@ package placement
 //     Origin (the forwarding of older versions) is accepted only for the
 //     forwarder's own id. The leader refuses a join for an id alive at
 //     another address (ErrIDInUse) and for an expelled id (ErrExpelled).
+//   - A reply (msgResult) is taken only from the peer the request was sent
+//     to, when its id was known; request ids start at random, so a reply to
+//     a request sent by address only (a first join) must guess one.
 //   - Ping (msgPing) is open to any id that is not expelled (a joiner pings
 //     before its join is applied). A pong is accepted only from the leader
 //     this node knows, so nobody else can grant it a lease.
@@ -55,6 +58,7 @@ const (
 	RefusalPongNotLeader  = "pong not from the leader"
 	RefusalExpelLeader    = "expel of the leader"
 	RefusalIdentityClaims = "join names another node"
+	RefusalWrongReplier   = "reply from another peer"
 )
 
 // authz is the Registry's authorization state.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -512,4 +513,49 @@ func quicClusterCA(t *testing.T, n int) ([]*placement.Registry, []transport.Tran
 		join = append(join, q.Addr())
 	}
 	return regs, trs, ca
+}
+
+// TestNonMemberRaftRefused: a certificate holder outside the Raft
+// configuration cannot open Raft streams to any member (the Registry is the
+// transport's Gate), so it cannot send AppendEntries in a member's name;
+// the cluster keeps its leader and goes on committing.
+func TestNonMemberRaftRefused(t *testing.T) {
+	c := placementtest.NewCluster(t, 3)
+	l := c.WaitLeader()
+	tr, err := c.Net.Join("n9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	sl := tr.StreamLayer()
+	for i := range 3 {
+		r := c.Reg(i)
+		if r.AllowRaft("n9") {
+			t.Fatalf("node %d allows raft from n9", i)
+		}
+		for j := range 3 {
+			id := c.Node(j).ID
+			if !r.AllowRaft(id) || r.RaftPeerID(transport.MemAddrPrefix+id) != id {
+				t.Fatalf("node %d: raft server %s not known", i, id)
+			}
+		}
+		conn, err := sl.Dial(raft.ServerAddress(transport.MemAddrPrefix+c.Node(i).ID), time.Second)
+		if err == nil {
+			conn.Close()
+			t.Fatalf("node %d accepted a raft stream from n9", i)
+		}
+	}
+	ctx := ctxT(t, 20*time.Second)
+	p, err := c.Reg((l+1)%3).Spawn(ctx, placement.SpawnRequest{ID: "after-raft-attack", Type: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Leader() != l {
+		t.Fatalf("leader changed from %d to %d", l, c.Leader())
+	}
+	for i := range 3 {
+		if err := c.Reg(i).WaitApplied(ctx, p.Epoch/1024); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +86,7 @@ type Registry struct {
 	fwdQ   chan fwdReq   // others: commands for fwdLoop
 
 	pendMu   sync.Mutex
-	pending  map[uint64]chan *ctrl
+	pending  map[uint64]pendingCall
 	pingSent map[uint64]time.Duration
 
 	cfgMu  sync.Mutex // leader: one voter-set change decision at a time
@@ -154,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		fsm:       newFSM(),
 		log:       cfg.Logger,
 		base:      time.Now(),
-		pending:   make(map[uint64]chan *ctrl),
+		pending:   make(map[uint64]pendingCall),
 		pingSent:  make(map[uint64]time.Duration),
 		lastHeard: make(map[string]time.Time),
 		done:      make(chan struct{}),
@@ -162,6 +163,9 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		fwdQ:      make(chan fwdReq, 1024),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	// Request ids start at random: a reply can only be forged by a peer
+	// that guesses a pending one (see authz.go).
+	r.reqID.Store(rand.Uint64() >> 1)
 	// Leases granted by earlier leaders end at most LeaseTimeout after a new
 	// leader's election; grace waits that plus a quarter of the slack to
 	// FailTimeout as the margin for clock drift and scheduling.
@@ -547,6 +551,13 @@ func (r *Registry) attemptTimeout() time.Duration {
 	return 2*r.cfg.HeartbeatTimeout + r.cfg.FailTimeout
 }
 
+// pendingCall is a request waiting for its reply: only peer (when known)
+// may answer it.
+type pendingCall struct {
+	ch   chan *ctrl
+	peer string
+}
+
 // call sends msg with a fresh request id and waits for the reply.
 func (r *Registry) call(ctx context.Context, to transport.Peer, msg *ctrl) (*ctrl, error) {
 	id := r.reqID.Add(1)
@@ -558,7 +569,7 @@ func (r *Registry) call(ctx context.Context, to transport.Peer, msg *ctrl) (*ctr
 	}
 	ch := make(chan *ctrl, 1)
 	r.pendMu.Lock()
-	r.pending[id] = ch
+	r.pending[id] = pendingCall{ch: ch, peer: to.ID}
 	r.pendMu.Unlock()
 	defer func() {
 		r.pendMu.Lock()
@@ -667,12 +678,16 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 	switch c.Type {
 	case msgResult:
 		r.pendMu.Lock()
-		ch := r.pending[c.Req]
+		pc, ok := r.pending[c.Req]
 		r.pendMu.Unlock()
-		if ch != nil {
+		switch {
+		case !ok:
+		case pc.peer != "" && pc.peer != from:
+			r.refuse(from, "result", RefusalWrongReplier, nil)
+		default:
 			r.addJoinPeer(from) // while joining: the peer that answered our join
 			select {
-			case ch <- c:
+			case pc.ch <- c:
 			default:
 			}
 		}
