@@ -3,6 +3,7 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -49,6 +50,11 @@ func newRaftServer(t *testing.T, l raft.StreamLayer) *raftServer {
 					id = string(h.GetRPCHeader().ID)
 				}
 				s.ids <- id
+				if rpc.Reader != nil { // InstallSnapshot: its data follows
+					n, err := io.Copy(io.Discard, rpc.Reader)
+					rpc.Respond(&raft.InstallSnapshotResponse{Term: 1, Success: err == nil && n == rpc.Command.(*raft.InstallSnapshotRequest).Size}, nil)
+					continue
+				}
 				rpc.Respond(&raft.AppendEntriesResponse{Term: 1, Success: true}, nil)
 			case <-s.stop:
 				return
@@ -103,6 +109,20 @@ func TestAdversarialRaft(t *testing.T) {
 		if id := <-srv.ids; id != "n1" {
 			t.Fatalf("server consumed an RPC from %q", id)
 		}
+	}
+	legitCall()
+	// A snapshot whose data is itself a forged request passes through.
+	data := encodeRPC(t, false, rpcAppendEntries, appendEntries("n2", "10.0.0.2:7000"))
+	var sresp raft.InstallSnapshotResponse
+	err := legit.InstallSnapshot("server", target, &raft.InstallSnapshotRequest{
+		RPCHeader: hdr("n1", n1.Addr()), SnapshotVersion: 1, Term: 1, Leader: []byte(n1.Addr()),
+		LastLogIndex: 10, LastLogTerm: 1, Size: int64(len(data)),
+	}, &sresp, bytes.NewReader(data))
+	if err != nil || !sresp.Success {
+		t.Fatalf("legitimate InstallSnapshot: %v, %+v", err, sresp)
+	}
+	if id := <-srv.ids; id != "n1" {
+		t.Fatalf("server consumed a snapshot from %q", id)
 	}
 	legitCall()
 
