@@ -559,3 +559,41 @@ func TestNonMemberRaftRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestExpelVoter: expelling a voter removes it from the voters; the two
+// left keep committing and its actors move to them.
+func TestExpelVoter(t *testing.T) {
+	c := placementtest.NewCluster(t, 3)
+	l := c.WaitLeader()
+	ti := (l + 1) % 3
+	target := c.Node(ti).ID
+	ctx := ctxT(t, 30*time.Second)
+	a, err := c.Reg(l).Spawn(ctx, placement.SpawnRequest{ID: "v1", Type: "T", Strategy: placement.OnNode, Node: target, Policy: placement.RestartPolicy{MaxRestarts: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reg(l).Expel(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range c.Reg(l).Voters() {
+		if v == target {
+			t.Fatalf("voters %v still hold %s", c.Reg(l).Voters(), target)
+		}
+	}
+	o := (l + 2) % 3
+	p, err := c.Reg(o).Spawn(ctx, placement.SpawnRequest{ID: "v2", Type: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reg(o).WaitApplied(ctx, p.Epoch/1024); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{l, o} {
+		if got, _ := c.Reg(i).Lookup("v1"); got.State != placement.Active || got.Node == target || got.Epoch <= a.Epoch {
+			t.Fatalf("node %d: v1 = %+v", i, got)
+		}
+		if got, _ := c.Reg(i).Lookup("v2"); got.Node == target {
+			t.Fatalf("node %d: v2 placed on the expelled node", i)
+		}
+	}
+}
