@@ -22,6 +22,10 @@ const (
 	KindControl Kind = 2
 	// KindCalls frames carry remote actor calls and their replies.
 	KindCalls Kind = 3
+	// KindOneWay frames carry one-way sends only. Their receiver may stop
+	// reading while the target mailbox is full, so flow control pushes back
+	// on the sender without delaying calls or replies.
+	KindOneWay Kind = 4
 )
 
 // Peer names a remote node. ID is checked against the node id in the peer's
