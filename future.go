@@ -2,6 +2,8 @@ package troupe
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -12,11 +14,18 @@ import (
 // Future is the pending result of a Call. It completes once; Await may be
 // called any number of times, from any goroutine.
 type Future[R any] struct {
-	call *remote.Call // nil when the call failed before it was sent
-	err  error        // the early failure
-	once sync.Once
-	val  R
-	derr error
+	call   *remote.Call // nil when the call failed before it was sent
+	err    error        // the early failure
+	actor  string       // named in Await's ctx error
+	method string
+	once   sync.Once
+	val    R
+	derr   error
+
+	wmu    sync.Mutex
+	hooked bool    // fire is registered on call
+	fired  bool    // call completed and ws was handed out
+	ws     []watch // WaitAny calls waiting on f; each removes its own on return
 }
 
 // closedCh is the Done channel of futures that failed before sending.
@@ -35,7 +44,7 @@ func Call[R any](ctx context.Context, r Ref, method string, args ...any) *Future
 	if err != nil {
 		return &Future[R]{err: err}
 	}
-	return &Future[R]{call: n.ep.Call(ctx, r.Ref, method, r.opts, args...)}
+	return &Future[R]{call: n.ep.Call(ctx, r.Ref, method, r.opts, args...), actor: r.ID, method: method}
 }
 
 // Tell sends a one-way call of method on the actor r names: no reply, no
@@ -80,18 +89,118 @@ func (f *Future[R]) OnDone(fn func()) {
 	f.call.OnDone(fn)
 }
 
-// Await waits for the result or for ctx. A ctx done first returns ctx's
-// error and leaves the call running (cancel the ctx given to Call to cancel
-// the call itself).
+// Await waits for the result or for ctx. A ctx done first returns a
+// *Error matching ErrDeadline and context.DeadlineExceeded (or ErrCanceled
+// and context.Canceled) and leaves the call running (cancel the ctx given to
+// Call to cancel the call itself). A call already complete returns its
+// result even if ctx is done.
 func (f *Future[R]) Await(ctx context.Context) (R, error) {
 	select {
 	case <-f.Done():
-	case <-ctx.Done():
-		var zero R
-		return zero, ctx.Err()
+	default:
+		select {
+		case <-f.Done():
+		case <-ctx.Done():
+			var zero R
+			return zero, ctxError(ctx, f.actor, f.method)
+		}
 	}
 	f.once.Do(f.decode)
 	return f.val, f.derr
+}
+
+// ctxError is the call error of a done ctx: it matches both the context
+// error and ErrDeadline or ErrCanceled.
+func ctxError(ctx context.Context, actor, method string) error {
+	err := ctx.Err()
+	code := remote.CodeCanceled
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = remote.CodeDeadline
+	}
+	return &Error{Code: code, Message: "caller's " + err.Error(), Actor: actor, Method: method}
+}
+
+// watch registers w on f as its i-th argument and reports true, or reports
+// false if f already completed. The first watch hooks f to its call (one
+// callback for f's lifetime); later ones reuse the slots that returned
+// WaitAny calls freed, so a ray.wait loop allocates no callback per
+// pending future per call.
+func (f *Future[R]) watch(w *anyWaiter, i int) bool {
+	if f.call == nil {
+		return false
+	}
+	select {
+	case <-f.call.Done():
+		return false
+	default:
+	}
+	f.wmu.Lock()
+	if f.fired {
+		f.wmu.Unlock()
+		return false
+	}
+	f.ws = append(f.ws, watch{w, i})
+	hook := !f.hooked
+	f.hooked = true
+	f.wmu.Unlock()
+	if hook {
+		f.call.OnDone(f.fire)
+	}
+	return true
+}
+
+// unwatch removes w from f (a no-op once f fired).
+func (f *Future[R]) unwatch(w *anyWaiter) {
+	if f.call == nil {
+		return
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	for j := range f.ws {
+		if f.ws[j].w == w {
+			last := len(f.ws) - 1
+			f.ws[j] = f.ws[last]
+			f.ws[last] = watch{}
+			f.ws = f.ws[:last]
+			return
+		}
+	}
+}
+
+// fire runs once, when the call completes, and notifies the waiting calls.
+func (f *Future[R]) fire() {
+	f.wmu.Lock()
+	f.fired = true
+	ws := f.ws
+	f.ws = nil
+	f.wmu.Unlock()
+	for _, w := range ws {
+		w.w.notify(w.i)
+	}
+}
+
+// watch is one WaitAny call waiting on a future, its i-th argument.
+type watch struct {
+	w *anyWaiter
+	i int
+}
+
+// anyWaiter is the state of one WaitAny call: the indices completed since
+// it registered, in completion order.
+type anyWaiter struct {
+	mu    sync.Mutex
+	got   []int
+	ready chan struct{} // capacity 1: got grew
+}
+
+func (w *anyWaiter) notify(i int) {
+	w.mu.Lock()
+	w.got = append(w.got, i)
+	w.mu.Unlock()
+	select {
+	case w.ready <- struct{}{}:
+	default:
+	}
 }
 
 // Err returns the call's error once it completed (nil on success, or while
@@ -128,16 +237,23 @@ type Awaitable interface {
 	Done() <-chan struct{}
 	OnDone(func())
 	Err() error
+	watch(w *anyWaiter, i int) bool
+	unwatch(w *anyWaiter)
 }
 
 // WaitAll waits until every future completed or ctx is done, and returns
-// ctx's error or else the first error among futs (in argument order).
+// ctx's error (as Await does) or else the first error among futs (in
+// argument order). It registers nothing on the futures.
 func WaitAll[F Awaitable](ctx context.Context, futs ...F) error {
 	for _, f := range futs {
 		select {
 		case <-f.Done():
-		case <-ctx.Done():
-			return ctx.Err()
+		default:
+			select {
+			case <-f.Done():
+			case <-ctx.Done():
+				return ctxError(ctx, "", "")
+			}
 		}
 	}
 	for _, f := range futs {
@@ -152,32 +268,54 @@ func WaitAll[F Awaitable](ctx context.Context, futs ...F) error {
 // len(futs)) or ctx is done, like ray.wait: ready holds k completed futures
 // (fewer if ctx ended first) in completion order, those already complete
 // first in argument order; notReady holds the rest in argument order. It
-// starts no goroutine.
+// starts no goroutine and leaves nothing on the futures when it returns, so
+// a loop that passes notReady back in allocates per call the two result
+// slices and a constant, not a callback per pending future.
 func WaitAny[F Awaitable](ctx context.Context, k int, futs ...F) (ready, notReady []F) {
-	k = min(k, len(futs))
-	done := make(chan int, len(futs))
+	k = max(min(k, len(futs)), 0)
+	var idx []int // indices of ready, in order
+	w := &anyWaiter{ready: make(chan struct{}, 1)}
+	n := 0 // futs[:n] may hold a watch of w
 	for i, f := range futs {
-		f.OnDone(func() { done <- i })
-	}
-	seen := make([]bool, len(futs))
-	take := func(i int) {
-		if !seen[i] {
-			seen[i] = true
-			ready = append(ready, futs[i])
+		if len(idx) >= k {
+			break
+		}
+		n = i + 1
+		if !f.watch(w, i) {
+			idx = append(idx, i)
 		}
 	}
-	for len(ready) < k {
+	taken := 0 // of w.got
+	for len(idx) < k {
+		w.mu.Lock()
+		for ; taken < len(w.got) && len(idx) < k; taken++ {
+			idx = append(idx, w.got[taken])
+		}
+		w.mu.Unlock()
+		if len(idx) >= k {
+			break
+		}
 		select {
-		case i := <-done:
-			take(i)
+		case <-w.ready:
 		case <-ctx.Done():
-			k = 0
+			k = len(idx)
 		}
 	}
+	for _, f := range futs[:n] {
+		f.unwatch(w)
+	}
+	ready = make([]F, len(idx))
+	for j, i := range idx {
+		ready[j] = futs[i]
+	}
+	slices.Sort(idx)
+	notReady = make([]F, 0, len(futs)-len(idx))
 	for i, f := range futs {
-		if !seen[i] {
-			notReady = append(notReady, f)
+		if len(idx) > 0 && idx[0] == i {
+			idx = idx[1:]
+			continue
 		}
+		notReady = append(notReady, f)
 	}
 	return ready, notReady
 }

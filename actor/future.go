@@ -12,9 +12,10 @@ import (
 // that is still pending.
 type core struct {
 	state atomic.Uint32 // pending, completing, done
-	mu    sync.Mutex    // guards ch and cbs
+	mu    sync.Mutex    // guards ch, cbs and ws
 	ch    chan struct{}
 	cbs   []func()
+	ws    []watch // WaitAny calls waiting on this future; removed when they return
 	val   any
 	err   error
 	ctx   context.Context // the requester's context (Ask); nil otherwise
@@ -40,8 +41,8 @@ func (c *core) complete(v any, err error) bool {
 	c.val, c.err = v, err
 	c.mu.Lock()
 	c.state.Store(done)
-	ch, cbs := c.ch, c.cbs
-	c.cbs = nil
+	ch, cbs, ws := c.ch, c.cbs, c.ws
+	c.cbs, c.ws = nil, nil
 	c.mu.Unlock()
 	if ch != nil {
 		close(ch)
@@ -49,7 +50,56 @@ func (c *core) complete(v any, err error) bool {
 	for _, f := range cbs {
 		f()
 	}
+	for _, w := range ws {
+		w.w.notify(w.i)
+	}
 	return true
+}
+
+// watch is one WaitAny call waiting on a future, which is its i-th argument.
+type watch struct {
+	w *anyWaiter
+	i int
+}
+
+// anyWaiter is the state of one WaitAny call: the first index completed.
+type anyWaiter struct {
+	ready chan int // capacity 1
+}
+
+func (w *anyWaiter) notify(i int) {
+	select {
+	case w.ready <- i:
+	default:
+	}
+}
+
+// addWatch registers w on c and reports true, or reports false if c is
+// already complete. It allocates nothing once c's list has room: a removed
+// watch leaves its slot to the next one.
+func (c *core) addWatch(w *anyWaiter, i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isDone() {
+		return false
+	}
+	c.ws = append(c.ws, watch{w, i})
+	return true
+}
+
+// removeWatch drops w from c's list (a no-op once c completed).
+func (c *core) removeWatch(w *anyWaiter) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for j := range c.ws {
+		if c.ws[j].w == w {
+			last := len(c.ws) - 1
+			c.ws[j] = c.ws[last]
+			c.ws[last] = watch{}
+			c.ws = c.ws[:last]
+			return
+		}
+	}
 }
 
 func (c *core) isDone() bool { return c.state.Load() == done }
@@ -196,7 +246,9 @@ func WaitAll[F Awaitable](ctx context.Context, fs ...F) error {
 
 // WaitAny waits until one of the futures has completed and returns its
 // index (the lowest one if several already have), or -1 and ctx's error if
-// ctx is done first. It leaves a tiny callback on each future still pending.
+// ctx is done first. It leaves nothing behind on the futures still pending:
+// called in a loop over the futures left (as with ray.wait), it allocates a
+// constant amount per call, not one callback per pending future.
 func WaitAny[F Awaitable](ctx context.Context, fs ...F) (int, error) {
 	if ctx == nil {
 		return -1, ErrNilContext
@@ -209,17 +261,21 @@ func WaitAny[F Awaitable](ctx context.Context, fs ...F) (int, error) {
 			return i, nil
 		}
 	}
-	ready := make(chan int, 1)
+	w := &anyWaiter{ready: make(chan int, 1)}
+	n := 0 // fs[:n] hold a watch of w
+	defer func() {
+		for _, f := range fs[:n] {
+			f.future().removeWatch(w)
+		}
+	}()
 	for i, f := range fs {
-		f.future().onDone(func() {
-			select {
-			case ready <- i:
-			default:
-			}
-		})
+		if !f.future().addWatch(w, i) {
+			return i, nil
+		}
+		n = i + 1
 	}
 	select {
-	case i := <-ready:
+	case i := <-w.ready:
 		return i, nil
 	case <-ctx.Done():
 		return -1, ctx.Err()
