@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -206,13 +207,15 @@ func TestLatencyFigures(t *testing.T) {
 
 // TestClusterScenarios runs the multi-process scenarios in a tiny mode:
 // worker processes (this test binary, see TestMain), a remote call, one-way
-// sends, the memory probe, and a kill -9 failover. Everything the suite started must be gone afterwards.
+// sends (with the lost count), the memory probe, a kill -9 failover and a
+// kill -9 of the Raft leader under load. Everything the suite started must
+// be gone afterwards.
 func TestClusterScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
 	path := filepath.Join(t.TempDir(), "r.json")
-	code, out, errOut := runSuite(t, "-quick", "-duration", "50ms", "-scenario", "^(remote-call/1|remote-tell|registered-memory|failover)$", "-json", path)
+	code, out, errOut := runSuite(t, "-quick", "-duration", "50ms", "-scenario", "^(remote-call/1|remote-tell|registered-memory|failover|leader-kill)$", "-json", path)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -224,13 +227,22 @@ func TestClusterScenarios(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 4 {
-		t.Fatalf("%d results, want 4", len(rep.Results))
+	if len(rep.Results) != 5 {
+		t.Fatalf("%d results, want 5", len(rep.Results))
 	}
+	want := map[string][]string{"remote-tell": {"lost"}, "leader-kill": {"failed-calls", "added-p99", "added-max"}}
 	for _, r := range rep.Results {
 		if r.Error != "" || len(r.Figures) == 0 {
 			t.Errorf("%s: %q %+v", r.Scenario, r.Error, r.Figures)
 		}
+		for _, name := range want[r.Scenario] {
+			if !slices.ContainsFunc(r.Figures, func(f Figure) bool { return f.Name == name }) {
+				t.Errorf("%s reports no %q: %+v", r.Scenario, name, r.Figures)
+			}
+		}
+	}
+	if !strings.Contains(errOut, "lk1 (leader) killed") {
+		t.Errorf("leader-kill did not kill the leader:\n%s", errOut)
 	}
 	if n := strings.Count(errOut, "killed, actor answered from"); n != 3 {
 		t.Errorf("%d failover trials reported, want 3:\n%s", n, errOut)

@@ -192,7 +192,8 @@ type scenario struct {
 
 // scenarios is the suite, in the order it runs. The cluster scenarios
 // share one multi-process cluster, started by the first one that needs it;
-// failover runs last because it leaves dead members behind.
+// failover runs after the others because it leaves dead members behind;
+// leader-kill starts a cluster of its own.
 var scenarios = []scenario{
 	{"local-tell/1", "Tell from 1 sender to 1 actor (actor engine)", localTell(1)},
 	{"local-tell/100", "Tell round-robin from GOMAXPROCS senders to 100 actors", localTell(100)},
@@ -208,4 +209,5 @@ var scenarios = []scenario{
 	{"registered-spawn/disk", "registered spawns, 3 nodes, on-disk Raft (bbolt)", registeredSpawn(true)},
 	{"registry-lookup", "Lookup of named actors from a non-leader replica", registryLookup},
 	{"failover", "kill -9 of the process hosting an actor until it answers elsewhere", failover},
+	{"leader-kill", "kill -9 of the Raft leader's process under Call load between two other nodes", leaderKill},
 }

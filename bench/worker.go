@@ -54,11 +54,12 @@ func register(n *troupe.Node) error {
 }
 
 // Timeouts of every node of the cluster scenarios: the defaults, written
-// out so the failover figure can be read against them.
+// out so the failover and leader-kill figures can be read against them.
+// HeartbeatTimeout is also Raft's election timeout. Mailboxes are the
+// default (Config.MailboxSize zero: 1024 calls per actor).
 const (
 	heartbeatTimeout = 200 * time.Millisecond
 	failTimeout      = 800 * time.Millisecond
-	mailboxSize      = 1 << 16
 )
 
 // tlsFiles are the PEM files of one node in the cluster's directory.
@@ -83,14 +84,13 @@ func nodeConfig(dir, name string, join []string, verbose bool) troupe.Config {
 		TLS:              tlsFiles(dir, name),
 		HeartbeatTimeout: heartbeatTimeout,
 		FailTimeout:      failTimeout,
-		MailboxSize:      mailboxSize,
 	}
 }
 
 // Environment of a worker process.
 const (
 	envName = "TROUPE_BENCH_NAME" // node id
-	envJoin = "TROUPE_BENCH_JOIN" // address of a member
+	envJoin = "TROUPE_BENCH_JOIN" // address of a member; empty: bootstrap a new cluster
 	envDir  = "TROUPE_BENCH_DIR"  // directory with ca.pem, NAME.pem, NAME-key.pem
 	envLog  = "TROUPE_BENCH_LOG"  // "1": log warnings to stderr
 )
@@ -101,13 +101,18 @@ const (
 func workerMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	name, join, dir := os.Getenv(envName), os.Getenv(envJoin), os.Getenv(envDir)
-	if name == "" || join == "" || dir == "" {
+	name, dir := os.Getenv(envName), os.Getenv(envDir)
+	join, joinSet := os.LookupEnv(envJoin)
+	if name == "" || !joinSet || dir == "" {
 		fmt.Fprintln(os.Stderr, "bench worker: missing environment")
 		return 2
 	}
+	var members []string
+	if join != "" {
+		members = []string{join}
+	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	n, err := troupe.Start(sctx, nodeConfig(dir, name, []string{join}, os.Getenv(envLog) == "1"))
+	n, err := troupe.Start(sctx, nodeConfig(dir, name, members, os.Getenv(envLog) == "1"))
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
@@ -159,23 +164,17 @@ type cluster struct {
 
 // startCluster starts main and the workers w1 and w2: three voters.
 func startCluster(ctx context.Context, e *env) (*cluster, error) {
-	dir, err := os.MkdirTemp("", "troupe-bench-")
+	c, err := newCluster(e)
 	if err != nil {
 		return nil, err
 	}
-	c := &cluster{e: e, dir: dir}
 	ok := false
 	defer func() {
 		if !ok {
 			c.close()
 		}
 	}()
-	if c.ca, err = transport.NewCA("troupe-bench", 0); err != nil {
-		return nil, err
-	}
-	if err := c.ca.WriteFiles(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")); err != nil {
-		return nil, err
-	}
+	dir := c.dir
 	if err := c.issue("main"); err != nil {
 		return nil, err
 	}
@@ -195,6 +194,23 @@ func startCluster(ctx context.Context, e *env) (*cluster, error) {
 	return c, nil
 }
 
+// newCluster makes the directory and the CA of a cluster with no node yet.
+func newCluster(e *env) (*cluster, error) {
+	dir, err := os.MkdirTemp("", "troupe-bench-")
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{e: e, dir: dir}
+	if c.ca, err = transport.NewCA("troupe-bench", 0); err == nil {
+		err = c.ca.WriteFiles(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"))
+	}
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
 func (c *cluster) issue(name string) error {
 	f := tlsFiles(c.dir, name)
 	return c.ca.IssueFiles(name, 0, f.CertFile, f.KeyFile)
@@ -203,6 +219,13 @@ func (c *cluster) issue(name string) error {
 // startWorker starts a worker process that joins through main, and waits
 // until it has registered Bench.
 func (c *cluster) startWorker(ctx context.Context, name string) (*worker, error) {
+	return c.startWorkerJoin(ctx, name, c.main.Addr())
+}
+
+// startWorkerJoin starts a worker process that joins through the member at
+// join (or bootstraps a new cluster when join is empty), and waits until it
+// has registered Bench.
+func (c *cluster) startWorkerJoin(ctx context.Context, name, join string) (*worker, error) {
 	if err := c.issue(name); err != nil {
 		return nil, err
 	}
@@ -211,7 +234,7 @@ func (c *cluster) startWorker(ctx context.Context, name string) (*worker, error)
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), workerEnv+"=1", envName+"="+name, envJoin+"="+c.main.Addr(), envDir+"="+c.dir)
+	cmd.Env = append(os.Environ(), workerEnv+"=1", envName+"="+name, envJoin+"="+join, envDir+"="+c.dir)
 	if c.e.o.verbose {
 		cmd.Env = append(cmd.Env, envLog+"=1")
 	}
