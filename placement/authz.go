@@ -39,6 +39,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -73,6 +74,7 @@ type authz struct {
 	joinMu    sync.Mutex
 	joinPeers map[string]struct{} // leader ids learnt while joining; nil once registered
 	joining   atomic.Bool
+	told      map[string]time.Time // leader: joiners told its id, guarded by Registry.joinMu
 
 	kick chan struct{} // 1-buffered: an expel was applied or a snapshot restored
 }
@@ -259,6 +261,27 @@ func (r *Registry) RaftPeerID(addr string) string {
 		return p.byAddr[addr]
 	}
 	return ""
+}
+
+// toldJoiner reports, on the leader with joinMu held, whether joiner id
+// was already told this leader's id (and forgets it: the next join asks
+// again); if not, it records that it is being told now.
+func (r *Registry) toldJoiner(id string) bool {
+	now := time.Now()
+	if t, ok := r.az.told[id]; ok && now.Sub(t) < 4*r.attemptTimeout() {
+		delete(r.az.told, id)
+		return true
+	}
+	if r.az.told == nil {
+		r.az.told = make(map[string]time.Time)
+	}
+	for k, t := range r.az.told { // bounded by the ids joining at once
+		if now.Sub(t) >= 4*r.attemptTimeout() {
+			delete(r.az.told, k)
+		}
+	}
+	r.az.told[id] = now
+	return false
 }
 
 // addJoinPeer lets leader id open Raft streams while this node joins.

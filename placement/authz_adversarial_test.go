@@ -597,3 +597,43 @@ func TestExpelVoter(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartAtNewAddress: one process per id does not stop a node whose
+// process died from coming back at a new address: its join is admitted
+// once the leader has marked the old process failed.
+func TestRestartAtNewAddress(t *testing.T) {
+	regs, trs, ca := quicClusterCA(t, 3)
+	l := waitLeaderOf(t, regs)
+	vi := (l + 1) % 3
+	victim, oldAddr := regs[vi].ID(), trs[vi].Addr()
+	regs[vi].Close()
+	trs[vi].Close()
+	ident, err := ca.Issue(victim, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := transport.NewQUIC(transport.Config{Identity: ident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx := ctxT(t, 30*time.Second)
+	r, err := placement.New(ctx, placement.Config{Transport: q, Join: []string{trs[l].Addr()}, Types: []string{"T"}})
+	if err != nil {
+		t.Fatalf("restart of %s at a new address: %v", victim, err)
+	}
+	defer r.Close()
+	// Raft's replication to the id backs off while the old process is
+	// dead, so the leader may mark the new one failed once more before it
+	// hears it: wait for it to be alive at its new address.
+	if err := placementtest.Wait(10*time.Second, func() bool {
+		mb, _ := regs[l].Member(victim)
+		return mb.Status == placement.Alive && mb.Addr == q.Addr() && mb.Addr != oldAddr
+	}); err != nil {
+		mb, _ := regs[l].Member(victim)
+		t.Fatalf("%s = %+v, want alive at %s", victim, mb, q.Addr())
+	}
+	if _, err := r.Spawn(ctx, placement.SpawnRequest{ID: "restarted", Type: "T", Strategy: placement.Local}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -62,12 +62,16 @@ func (r *Registry) Leave(ctx context.Context) error {
 // register makes this node a recorded member (joining Raft if needed) and
 // waits until its own replica has applied that. A follower asked to admit
 // it answers with the leader's id and address, and the join is sent there
-// next (followers do not forward joins: see authz.go).
+// next (followers do not forward joins: see authz.go). A join refused with
+// ErrIDInUse (the id is alive at another address) is retried for
+// FailTimeout + LeaseTimeout, long enough for the leader to mark a dead
+// previous process failed, then returned.
 func (r *Registry) register(ctx context.Context) error {
 	defer r.endJoin()
 	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types}
 	next := 0
-	var hint transport.Peer // leader named by a follower's redirect
+	var hint transport.Peer  // leader named by a follower's redirect
+	var inUseSince time.Time // first ErrIDInUse
 	for {
 		var res *result
 		var err error
@@ -100,8 +104,19 @@ func (r *Registry) register(ctx context.Context) error {
 			err = res.Err
 		}
 		switch {
+		case errors.Is(err, ErrIDInUse):
+			// This node's previous process may have just died at another
+			// address: the leader marks it failed after FailTimeout, and
+			// then admits this one. A live twin keeps pinging and never
+			// fails, so after that long the refusal stands.
+			if inUseSince.IsZero() {
+				inUseSince = time.Now()
+			}
+			if time.Since(inUseSince) > r.cfg.FailTimeout+r.cfg.LeaseTimeout {
+				return fmt.Errorf("placement: join as %s: %w", r.id, err)
+			}
 		case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrClosed),
-			errors.Is(err, ErrIDInUse), errors.Is(err, ErrExpelled), errors.Is(err, ErrUnauthorized):
+			errors.Is(err, ErrExpelled), errors.Is(err, ErrUnauthorized):
 			return fmt.Errorf("placement: join as %s: %w", r.id, err)
 		}
 		if ctx.Err() != nil {
@@ -169,6 +184,13 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 		}
 	}
 	id, addr := raft.ServerID(origin), raft.ServerAddress(c.Addr)
+	if (have == nil || have.Address != addr) && origin != r.id && !r.toldJoiner(origin) {
+		// The joiner accepts Raft streams only from servers it knows
+		// (AllowRaft), and it may have reached this leader by address
+		// alone: name the leader first, so that it lets the replication
+		// that AddVoter/AddNonvoter starts in. It asks again at once.
+		return &result{Err: ErrNotLeader, Leader: r.id, LeaderAddr: r.addr}, nil
+	}
 	var f raft.IndexFuture
 	switch {
 	case have == nil && voters < r.cfg.Voters, have != nil && have.Suffrage == raft.Voter && have.Address != addr:
