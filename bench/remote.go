@@ -140,7 +140,8 @@ func remoteTell(ctx context.Context, e *env) (*Result, error) {
 // awaitCount calls Count on ref until it reaches sent, or stops growing
 // for a second, or 10s passed; it returns the count and when it was last
 // seen growing (since start). A Count call may overtake Tells still on
-// their way, hence the repeated calls.
+// their way, or find the mailbox full of them (ErrBackpressure), hence the
+// repeated calls.
 func awaitCount(ctx context.Context, ref troupe.Ref, sent int64, start time.Time) (int64, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -153,7 +154,11 @@ func awaitCount(ctx context.Context, ref troupe.Ref, sent int64, start time.Time
 		c, err := settle(ctx, func(ctx context.Context) (int64, error) {
 			return troupe.Call[int64](ctx, ref, "Count").Await(ctx)
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, troupe.ErrBackpressure) && ctx.Err() == nil:
+			// The mailbox is still full of Tells: ask again.
+			c = got
+		case err != nil:
 			if got > 0 && ctx.Err() != nil {
 				return got, el, nil
 			}
