@@ -56,8 +56,20 @@ type Config struct {
 	// with a full replica. Zero means 3.
 	Voters int
 	// MailboxSize bounds the calls queued per hosted actor; a call beyond it
-	// fails with ErrBackpressure. Zero means 1024.
+	// fails with ErrBackpressure once the runtime's few retries found no
+	// room; a one-way Tell waits for room instead. Zero means 1024.
 	MailboxSize int
+	// MailboxBytes bounds the argument bytes queued per hosted actor (and
+	// parked on the node while it waits to be able to serve them), so that
+	// no caller can make a node hold more than that per actor; beyond it a
+	// call fails with ErrBackpressure as above. A lone call always fits.
+	// Zero means 64 MiB.
+	MailboxBytes int
+	// MaxFrameSize is the largest request or result a call may carry, the
+	// same for a local actor as for a remote one: beyond it the call fails
+	// with ErrTooLarge (naming the size and the limit). Zero means 4 MiB;
+	// it is also the QUIC transport's frame limit.
+	MaxFrameSize int
 	// Restart is the local supervision of hosted actors: a panicking actor
 	// is restarted in place with a fresh instance within MaxRestarts per
 	// Window (with Backoff); past that budget the node reports the failure

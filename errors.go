@@ -13,7 +13,7 @@ import (
 var (
 	ErrNotFound      = remote.ErrNotFound      // no such actor, or its type is not registered on the host
 	ErrNotOwner      = remote.ErrNotOwner      // the host does not own the actor at that epoch (retried once)
-	ErrUnavailable   = remote.ErrUnavailable   // the host is unreachable, failed, closing, or the actor is stopped or restarting
+	ErrUnavailable   = remote.ErrUnavailable   // the call did not run: the host could not serve it (after the runtime's retries); also matched by ErrUnknownOutcome
 	ErrDeadline      = remote.ErrDeadline      // the caller's deadline passed (also matches context.DeadlineExceeded)
 	ErrBackpressure  = remote.ErrBackpressure  // the actor's mailbox is full; the call did not run
 	ErrPanicked      = remote.ErrPanicked      // the method panicked
@@ -21,6 +21,12 @@ var (
 	ErrUnknownMethod = remote.ErrUnknownMethod // the type has no callable method of that name
 	ErrBadArgs       = remote.ErrBadArgs       // wrong argument count or types, or a result of the wrong type
 	ErrCanceled      = remote.ErrCanceled      // the caller cancelled (also matches context.Canceled)
+	// ErrUnknownOutcome: the request left and its host failed, left or lost
+	// the connection before answering, so the call may have run. It also
+	// matches ErrUnavailable. Retry only idempotent calls; Error.MayHaveRun
+	// tells, for any call error, whether a retry could run the method twice.
+	ErrUnknownOutcome = remote.ErrUnknownOutcome
+	ErrTooLarge       = remote.ErrTooLarge // an argument or result exceeds Config.MaxFrameSize; names both
 )
 
 // Error is the typed error of a failed call: code, message, node, actor and

@@ -25,10 +25,6 @@ const registerTimeout = 30 * time.Second
 // and may come after it.
 const leftGrace = time.Second
 
-// ownerWait bounds how long a host waits for its replica to catch up with a
-// caller that resolved a newer placement, before answering ErrNotOwner.
-const ownerWait = 2 * time.Second
-
 // Node is one member of a troupe cluster embedded in this process: its
 // transport, its replica of the placement registry and its remote-object
 // endpoint. All methods are safe for concurrent use.
@@ -65,8 +61,8 @@ type backoffGate struct {
 }
 
 var (
-	_ remote.Resolver = (*resolver)(nil)
-	_ remote.Owner    = (*owner)(nil)
+	_ remote.Resolver    = (*resolver)(nil)
+	_ remote.OwnerWaiter = (*owner)(nil)
 )
 
 // Start starts a node per cfg and returns once it is a member of its
@@ -89,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if cfg.Name != "" && cfg.Name != id.NodeID {
 			return nil, fmt.Errorf("troupe: Config.Name %q does not match the certificate's node id %q", cfg.Name, id.NodeID)
 		}
-		q, err := transport.NewQUIC(transport.Config{Addr: cfg.Addr, Identity: id, Logger: cfg.Logger})
+		q, err := transport.NewQUIC(transport.Config{Addr: cfg.Addr, Identity: id, Logger: cfg.Logger, MaxFrameSize: cfg.MaxFrameSize})
 		if err != nil {
 			return nil, fmt.Errorf("troupe: %w", err)
 		}
@@ -135,16 +131,18 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.types = remote.NewTypes()
 	ep, err := remote.New(remote.Config{
-		Transport:   tr,
-		Types:       n.types,
-		Resolver:    (*resolver)(n),
-		Owner:       (*owner)(n),
-		MailboxSize: cfg.MailboxSize,
-		Restart:     cfg.Restart,
-		OnPanic:     n.onPanic,
-		OnStop:      n.onStop,
-		Logger:      cfg.Logger,
-		BaseContext: func() context.Context { return NewContext(context.Background(), n) },
+		Transport:    tr,
+		Types:        n.types,
+		Resolver:     (*resolver)(n),
+		Owner:        (*owner)(n),
+		MailboxSize:  cfg.MailboxSize,
+		MailboxBytes: cfg.MailboxBytes,
+		MaxFrameSize: cfg.MaxFrameSize,
+		Restart:      cfg.Restart,
+		OnPanic:      n.onPanic,
+		OnStop:       n.onStop,
+		Logger:       cfg.Logger,
+		BaseContext:  func() context.Context { return NewContext(context.Background(), n) },
 	})
 	if err != nil {
 		n.sub.Close()
@@ -227,9 +225,29 @@ func (n *Node) Stop(ctx context.Context) error {
 	if others := slices.DeleteFunc(n.Members(), func(id string) bool { return id == n.id }); len(others) > 0 {
 		if lerr := n.reg.Leave(ctx); lerr != nil {
 			err = errors.Join(err, fmt.Errorf("troupe: leave: %w", lerr))
+		} else {
+			n.afterLeave(ctx)
 		}
 	}
 	return errors.Join(err, n.Close())
+}
+
+// afterLeave keeps a node that has left answering ErrNotOwner (the endpoint
+// drains) while the other replicas apply its leave: a caller whose replica
+// still places an actor here gets an answer it retries on, not a closed
+// connection. Replicas apply a committed entry within a heartbeat or two;
+// ctx bounds the wait.
+func (n *Node) afterLeave(ctx context.Context) {
+	hb := n.cfg.HeartbeatTimeout
+	if hb <= 0 {
+		hb = 200 * time.Millisecond
+	}
+	t := time.NewTimer(2 * hb)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Leader returns the id of the registry's Raft leader as this node's
@@ -432,10 +450,12 @@ type owner Node
 
 // Owns admits a call to actor id resolved at epoch: an ephemeral actor of
 // this node, or a registered actor the replica places here with a lease.
-// When the caller resolved a placement newer than this replica knows, the
-// replica is lagging: Owns waits (bounded) for it to catch up rather than
-// answer ErrNotOwner, which would send the caller to wait for an even newer
-// placement that never comes.
+// It never waits (it runs on the transport's reader goroutine): when this
+// node may serve the call once its replica catches up — the caller
+// resolved a placement newer than this replica knows, the lease lapsed
+// (an election, a starved process), a move's fence runs — it returns an
+// error matching remote.ErrNotReady and the endpoint parks the call on
+// WaitOwns.
 func (o *owner) Owns(id string, epoch uint64) (string, error) {
 	if isLocalID(id) {
 		if t, ok := o.locals.Load(id); ok {
@@ -444,22 +464,37 @@ func (o *owner) Owns(id string, epoch uint64) (string, error) {
 		return "", fmt.Errorf("troupe: ephemeral actor %s: %w", id, remote.ErrNotFound)
 	}
 	p, err := o.reg.Owns(id, epoch)
-	if errors.Is(err, placement.ErrNotOwner) && epoch > 0 && (p.ID == "" || p.Epoch < epoch) {
-		ctx, cancel := context.WithTimeout(o.ctx, ownerWait)
-		_, werr := o.reg.WaitNewer(ctx, id, epoch-1)
-		cancel()
-		if werr == nil {
-			p, err = o.reg.Owns(id, epoch)
-		}
+	return (*Node)(o).admit(id, epoch, p, err)
+}
+
+// WaitOwns waits, bounded by ctx, until Owns admits the call or refuses it
+// for good (the registry's WaitOwns: lease, replica catch-up, fence).
+func (o *owner) WaitOwns(ctx context.Context, id string, epoch uint64) (string, error) {
+	if isLocalID(id) {
+		return o.Owns(id, epoch)
 	}
+	p, err := o.reg.WaitOwns(ctx, id, epoch)
+	return (*Node)(o).admit(id, epoch, p, err)
+}
+
+// admit classifies the registry's answer for (id, epoch).
+func (n *Node) admit(id string, epoch uint64, p placement.Placement, err error) (string, error) {
 	switch {
+	case err == nil:
+	case errors.Is(err, placement.ErrNotFound):
+		return "", fmt.Errorf("troupe: %w: %w", remote.ErrNotFound, err)
+	case errors.Is(err, placement.ErrNotOwner) && epoch > 0 && (p.ID == "" || p.Epoch < epoch):
+		// The caller knows a newer placement than this replica: it lags.
+		return "", fmt.Errorf("troupe: %s at epoch %d, replica behind: %w: %w", id, epoch, remote.ErrNotReady, err)
 	case errors.Is(err, placement.ErrNotOwner):
 		return "", fmt.Errorf("troupe: %s at epoch %d: %w", id, epoch, remote.ErrNotOwner)
-	case err != nil:
-		return "", fmt.Errorf("troupe: %w", err) // no lease: unavailable
+	case errors.Is(err, placement.ErrClosed):
+		return "", fmt.Errorf("troupe: node %s is closing: %w", n.id, remote.ErrNotOwner)
+	default: // no lease, fenced: servable here soon
+		return "", fmt.Errorf("troupe: %w: %w", remote.ErrNotReady, err)
 	}
 	if p.Restarts > 0 && p.Policy.Backoff > 0 {
-		if err := (*Node)(o).checkBackoff(p); err != nil {
+		if err := n.checkBackoff(p); err != nil {
 			return "", err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -24,10 +25,12 @@ type Call struct {
 	argsBuf  [48]byte // holds args when they are small: one allocation less
 
 	// Guarded by e.mu while the call is pending.
-	id      uint64
-	loc     Location
-	retried bool
-	stop    func() bool // stops the ctx watcher
+	id       uint64
+	loc      Location
+	attempts int         // retries so far
+	busy     int         // retries after ErrBackpressure so far
+	begin    time.Time   // first send, for the retry budget
+	stop     func() bool // stops the ctx watcher
 
 	state  atomic.Bool // completed
 	done   chan struct{}
@@ -146,6 +149,10 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 		c.finish(nil, err)
 		return c
 	}
+	if err := e.checkSize(&Request{Target: ref.ID, Method: method, Sender: e.self}, len(c.args)); err != nil {
+		c.finish(nil, err)
+		return c
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.deadline = dl.UnixNano()
 	}
@@ -166,8 +173,13 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 }
 
 // Tell sends a one-way call: no reply, no sender. It returns once the frame
-// is queued (or handed to the local actor). An unreachable host is retried
-// once after a refresh; nothing is retried after the frame left.
+// is queued to the host (or handed to the local actor's mailbox). One-way
+// sends travel on a stream of their own, which the host stops reading while
+// the target's mailbox is full, so a fast sender is slowed down rather than
+// its messages dropped: a Tell that returned nil is delivered unless the
+// host fails, the actor stops or moves before it runs, or ctx's deadline
+// passes first. A send that certainly did not leave (host unreachable) is
+// retried after a refresh, within ctx.
 func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) error {
 	if ctx == nil {
 		return &Error{Code: CodeInternal, Actor: ref.ID, Method: method, Message: "nil context"}
@@ -190,6 +202,9 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	if dl, ok := ctx.Deadline(); ok {
 		q.Deadline = dl.UnixNano()
 	}
+	if err := e.checkSize(&q, len(enc)); err != nil {
+		return err
+	}
 	for attempt := 0; ; attempt++ {
 		q.ID = e.nextID.Add(1)
 		q.Epoch = loc.Epoch
@@ -197,14 +212,21 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 			// The job keeps the arguments until the actor runs it: they
 			// must not come from the pool.
 			q.Args = slices.Clone(enc)
-			err = e.serveLocal(&q)
+			if e.isClosed() {
+				err = ErrClosed
+			} else {
+				err = e.serveOneWay(e.self, &q, ctx)
+			}
 		} else {
 			buf := getBuf() // the transport copies the frame
 			*buf = append(AppendRequestHeader((*buf)[:0], &q), enc...)
-			err = e.send(ctx, loc, *buf)
+			err = e.sendKind(ctx, loc, transport.KindOneWay, *buf)
 			putBuf(buf)
+			if err == nil {
+				e.oneWaySent(loc.Node).Add(1)
+			}
 		}
-		if err == nil || attempt > 0 || !errors.Is(err, transport.ErrUnreachable) || e.cfg.Resolver == nil {
+		if err == nil || attempt >= maxRetries || !errors.Is(err, transport.ErrUnreachable) || e.cfg.Resolver == nil {
 			break
 		}
 		if loc, err = e.cfg.Resolver.Refresh(ctx, ref.ID, loc); err != nil {
@@ -214,12 +236,38 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	if err != nil {
 		var re *Error
 		if !errors.As(err, &re) {
-			re = unavailable(loc.Node, err)
+			if ctx.Err() != nil {
+				re = ctxError(ctx)
+			} else {
+				re = unavailable(loc.Node, err)
+			}
 		}
 		re.Actor, re.Method = ref.ID, method
 		return re
 	}
 	return nil
+}
+
+// oneWaySent counts the one-way requests queued to node (see
+// Request.After).
+func (e *Endpoint) oneWaySent(node string) *atomic.Uint64 {
+	if v, ok := e.sentOneWay.Load(node); ok {
+		return v.(*atomic.Uint64)
+	}
+	v, _ := e.sentOneWay.LoadOrStore(node, new(atomic.Uint64))
+	return v.(*atomic.Uint64)
+}
+
+// checkSize refuses a request whose frame would exceed the frame limit,
+// the same way for a local actor as for a remote one.
+func (e *Endpoint) checkSize(q *Request, args int) error {
+	// The header holds the ids, names and a few integers.
+	size := args + 48 + len(q.Target) + len(q.Method) + len(q.Sender)
+	if size <= e.cfg.MaxFrameSize {
+		return nil
+	}
+	return &Error{Code: CodeTooLarge, Actor: q.Target, Method: q.Method,
+		Message: fmt.Sprintf("request of %d bytes exceeds the frame limit of %d bytes", size, e.cfg.MaxFrameSize)}
 }
 
 // resolve finds where ref lives: the Resolver first, the ref's hint second.
@@ -265,6 +313,7 @@ func (e *Endpoint) start(c *Call, loc Location) {
 		q.Args = c.args
 		err = e.serveLocal(&q)
 	} else {
+		q.After = e.oneWaySent(loc.Node).Load()
 		// The transport copies the frame: reuse a pooled buffer.
 		buf := getBuf()
 		*buf = append(AppendRequestHeader((*buf)[:0], &q), c.args...)
@@ -281,9 +330,16 @@ func (e *Endpoint) start(c *Call, loc Location) {
 		c.finish(nil, ctxError(c.ctx))
 		return
 	}
-	cause := unavailable(loc.Node, err)
+	var cause *Error
+	switch {
+	case errors.Is(err, transport.ErrFrameTooLarge):
+		cause = &Error{Code: CodeTooLarge, Node: loc.Node, Message: err.Error(), cause: err}
+	case errors.As(err, &cause): // refused by the local server side
+	default:
+		cause = unavailable(loc.Node, err)
+	}
 	if errors.Is(err, transport.ErrUnreachable) { // not delivered: safe to retry
-		e.retry(c, cause)
+		e.retry(c, cause, retryRefresh)
 		return
 	}
 	c.finish(nil, cause)
@@ -300,27 +356,69 @@ func (e *Endpoint) take(c *Call, id uint64) bool {
 	return true
 }
 
-// retry refreshes c's location and sends it again, once; otherwise c
+// Bounds of the retries of calls that certainly did not run.
+const (
+	maxRetries = 32               // retries of one call
+	maxBusy    = 3                // of them, after ErrBackpressure
+	retryBase  = time.Millisecond // first backoff, doubled each time
+	retryCap   = 100 * time.Millisecond
+	// retryBudget bounds the retrying of a call whose ctx has no deadline.
+	retryBudget = 10 * time.Second
+)
+
+type retryHow int
+
+const (
+	retryRefresh retryHow = iota // wait for a newer placement, then resend
+	retryBackoff                 // wait a backoff, then resend where the actor is
+)
+
+// retry sends c again, for a failure that certainly did not run it (cause):
+// after the Resolver has a newer placement (how retryRefresh) or after a
+// backoff (retryBackoff), within c's ctx and the retry bounds; past them c
 // completes with cause.
-func (e *Endpoint) retry(c *Call, cause *Error) {
+func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 	r := e.cfg.Resolver
-	if r == nil || c.retried {
+	if c.begin.IsZero() {
+		c.begin = time.Now()
+	}
+	if r == nil || c.attempts >= maxRetries || (cause.Code == CodeBackpressure && c.busy >= maxBusy) {
 		c.finish(nil, cause)
 		return
 	}
-	c.retried = true
+	c.attempts++
+	if cause.Code == CodeBackpressure {
+		c.busy++
+	}
 	stale := c.loc
 	ok := e.goTracked(func() {
 		ctx, cancel := context.WithCancel(c.ctx)
+		if _, ok := c.ctx.Deadline(); !ok {
+			ctx, cancel = context.WithDeadline(c.ctx, c.begin.Add(retryBudget))
+		}
 		defer cancel()
 		stop := context.AfterFunc(e.ctx, cancel)
 		defer stop()
-		loc, err := r.Refresh(ctx, c.ref.ID, stale)
+		loc, err := stale, error(nil)
+		if how == retryBackoff {
+			t := time.NewTimer(min(retryBase<<(c.attempts-1), retryCap))
+			select {
+			case <-t.C:
+				if l, ok := e.resolve(c.ref); ok {
+					loc = l
+				}
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+			t.Stop()
+		} else {
+			loc, err = r.Refresh(ctx, c.ref.ID, stale)
+		}
 		switch {
 		case c.ctx.Err() != nil:
 			c.finish(nil, ctxError(c.ctx))
 		case err != nil:
-			e.log("refresh failed", "actor", c.ref.ID, "method", c.method, "err", err)
+			e.log("retry abandoned", "actor", c.ref.ID, "method", c.method, "err", err)
 			c.finish(nil, cause)
 		default:
 			e.start(c, loc)
@@ -342,7 +440,9 @@ func (e *Endpoint) onCallCtxDone(c *Call) {
 	}
 	delete(e.pending, id)
 	e.mu.Unlock()
-	c.finish(nil, ctxError(c.ctx))
+	cerr := ctxError(c.ctx)
+	cerr.sent = true // the request left: the method may have started
+	c.finish(nil, cerr)
 	e.goTracked(func() {
 		if err := e.send(e.ctx, loc, AppendCancel(nil, id)); err != nil {
 			e.log("cancel not sent", "actor", c.ref.ID, "method", c.method, "err", err)
@@ -362,21 +462,26 @@ func (e *Endpoint) onReply(from string, p *Reply) {
 	delete(e.pending, p.ID)
 	e.mu.Unlock()
 	if p.Err != nil {
-		if p.Err.Code == CodeNotOwner {
-			e.retry(c, p.Err)
-			return
+		switch p.Err.Code {
+		case CodeNotOwner: // did not run: the actor is elsewhere now
+			e.retry(c, p.Err, retryRefresh)
+		case CodeUnavailable, CodeBackpressure: // did not run: not now
+			e.retry(c, p.Err, retryBackoff)
+		default:
+			c.finish(nil, p.Err)
 		}
-		c.finish(nil, p.Err)
 		return
 	}
 	c.finish(p.Result, nil)
 }
 
 // NodeFailed tells the endpoint that node is gone (the registry marked it
-// failed, or its connection broke for good). Calls pending on it that are
-// idempotent are retried once after a refresh; the others complete with
-// ErrUnavailable, since they may have run (at-most-once).
+// failed or left, or the connection to it ended). Calls pending on it that
+// are idempotent are retried after a refresh; the others complete with
+// ErrUnknownOutcome, since they may have run (at-most-once). Calls node
+// sent to this one are cancelled: nobody will read their replies.
 func (e *Endpoint) NodeFailed(node string) {
+	e.peerGone(node)
 	e.mu.Lock()
 	var calls []*Call
 	for id, c := range e.pending {
@@ -387,9 +492,9 @@ func (e *Endpoint) NodeFailed(node string) {
 	}
 	e.mu.Unlock()
 	for _, c := range calls {
-		cause := unavailable(node, errors.New("node failed after the request was sent"))
+		cause := &Error{Code: CodeUnknownOutcome, Node: node, Message: "the host failed or disconnected after the request was sent"}
 		if c.flags&FlagIdempotent != 0 {
-			e.retry(c, cause)
+			e.retry(c, cause, retryRefresh)
 		} else {
 			c.finish(nil, cause)
 		}

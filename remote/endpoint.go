@@ -38,6 +38,23 @@ type Owner interface {
 	Owns(id string, epoch uint64) (typeName string, err error)
 }
 
+// OwnerWaiter is an Owner that can wait for ownership. Owns must never
+// block (it runs on the transport's reader goroutine); when it returns an
+// error matching ErrNotReady — this node may serve the actor once its
+// replica catches up, its lease is renewed or a move's fence ends — the
+// Endpoint parks the request on a goroutine of its own and calls WaitOwns,
+// bounded by the request's deadline, instead of failing it.
+type OwnerWaiter interface {
+	Owner
+	// WaitOwns waits until Owns would succeed, or fails as Owns does once
+	// the outcome is certain or ctx is done.
+	WaitOwns(ctx context.Context, id string, epoch uint64) (typeName string, err error)
+}
+
+// ErrNotReady is returned (wrapped) by an Owner for an actor this node may
+// serve soon but not yet; see OwnerWaiter.
+var ErrNotReady = errors.New("remote: host not ready for this actor yet")
+
 // OwnerFunc adapts a function to Owner.
 type OwnerFunc func(id string, epoch uint64) (string, error)
 
@@ -59,8 +76,19 @@ type Config struct {
 	// no actor: every request gets ErrNotFound.
 	Owner Owner
 	// MailboxSize bounds the calls queued per actor; a call beyond it fails
-	// with ErrBackpressure. Zero means 1024.
+	// with ErrBackpressure (a one-way send waits for room instead). Zero
+	// means 1024.
 	MailboxSize int
+	// MailboxBytes bounds the argument bytes of the calls queued per actor,
+	// and of the requests parked while the node waits to be able to serve
+	// them; a call beyond it fails with ErrBackpressure (a one-way send
+	// waits). A lone call always fits. Zero means 64 MiB.
+	MailboxBytes int
+	// MaxFrameSize is the largest request or reply frame; an argument list
+	// or a result over it fails with ErrTooLarge, locally as remotely. It
+	// must not exceed the transport's own limit. Zero means
+	// transport.DefaultMaxFrameSize.
+	MaxFrameSize int
 	// Restart is the local supervision of hosted actors by the actor
 	// engine: a method that panics fails its call with ErrPanicked and the
 	// actor is restarted with a fresh instance from its producer, within
@@ -116,6 +144,13 @@ type Endpoint struct {
 	pending  map[uint64]*Call
 	actors   map[string]*activation
 	inflight map[inflightKey]context.CancelFunc
+	peers    map[string]*peerState  // callers with calls on this node
+	parkQs   map[parkKey]*parkQueue // requests waiting for ownership, per caller and actor
+
+	sentOneWay     sync.Map     // node -> *atomic.Uint64: one-way requests queued to it
+	parked         atomic.Int64 // requests waiting for ownership
+	parkedBytes    atomic.Int64
+	repliesDropped atomic.Uint64
 }
 
 type inflightKey struct {
@@ -133,6 +168,12 @@ func New(cfg Config) (*Endpoint, error) {
 	}
 	if cfg.MailboxSize <= 0 {
 		cfg.MailboxSize = 1024
+	}
+	if cfg.MailboxBytes <= 0 {
+		cfg.MailboxBytes = 64 << 20
+	}
+	if cfg.MaxFrameSize <= 0 {
+		cfg.MaxFrameSize = transport.DefaultMaxFrameSize
 	}
 	base := context.Background()
 	if cfg.BaseContext != nil {
@@ -159,17 +200,50 @@ func New(cfg Config) (*Endpoint, error) {
 		pending:  make(map[uint64]*Call),
 		actors:   make(map[string]*activation),
 		inflight: make(map[inflightKey]context.CancelFunc),
+		peers:    make(map[string]*peerState),
+		parkQs:   make(map[parkKey]*parkQueue),
 	}
 	if owner := cfg.Owner; owner != nil {
-		e.cfg.Owner = OwnerFunc(func(id string, epoch uint64) (string, error) {
-			if e.draining.Load() {
-				return "", fmt.Errorf("remote: node %s is draining: %w", e.self, ErrNotOwner)
-			}
-			return owner.Owns(id, epoch)
-		})
+		e.cfg.Owner = &drainingOwner{e: e, owner: owner}
 	}
 	cfg.Transport.Handle(transport.KindCalls, transport.HandlerFunc(e.handleFrame))
+	cfg.Transport.Handle(transport.KindOneWay, transport.HandlerFunc(e.handleOneWay))
+	cfg.Transport.OnDisconnect(e.onDisconnect)
 	return e, nil
+}
+
+// drainingOwner refuses every actor once the Endpoint drains.
+type drainingOwner struct {
+	e     *Endpoint
+	owner Owner
+}
+
+func (d *drainingOwner) Owns(id string, epoch uint64) (string, error) {
+	if d.e.draining.Load() {
+		return "", fmt.Errorf("remote: node %s is draining: %w", d.e.self, ErrNotOwner)
+	}
+	return d.owner.Owns(id, epoch)
+}
+
+func (d *drainingOwner) WaitOwns(ctx context.Context, id string, epoch uint64) (string, error) {
+	w, ok := d.owner.(OwnerWaiter)
+	if !ok || d.e.draining.Load() {
+		return d.Owns(id, epoch)
+	}
+	typeName, err := w.WaitOwns(ctx, id, epoch)
+	if err == nil && d.e.draining.Load() {
+		return d.Owns(id, epoch)
+	}
+	return typeName, err
+}
+
+// onDisconnect runs when the transport lost its last connection to node:
+// the calls this node sent there will get no reply, and the calls node sent
+// here can no longer be answered.
+func (e *Endpoint) onDisconnect(node string) {
+	e.sentOneWay.Delete(node) // a new connection starts a new count
+	e.peerGone(node)
+	e.NodeFailed(node)
 }
 
 // Node returns this endpoint's node id.
@@ -188,6 +262,7 @@ func (e *Endpoint) Close() error {
 	}
 	e.closed.Store(true)
 	e.lifeMu.Unlock()
+	e.tr.OnDisconnect(nil)
 	e.cancel()
 	e.mu.Lock()
 	calls := make([]*Call, 0, len(e.pending))
@@ -288,12 +363,13 @@ func (e *Endpoint) isClosed() bool {
 // handleFrame is the transport's KindCalls handler. It never blocks for
 // long: requests are queued on the actor, replies complete calls.
 func (e *Endpoint) handleFrame(from string, frame []byte) {
-	if e.isClosed() {
-		return
-	}
 	var env Envelope
 	if err := DecodeEnvelope(frame, &env); err != nil {
 		e.log("dropped malformed frame", "peer", from, "err", err)
+		return
+	}
+	if e.isClosed() {
+		e.refuseClosed(from, &env)
 		return
 	}
 	switch env.Type {
@@ -306,6 +382,34 @@ func (e *Endpoint) handleFrame(from string, frame []byte) {
 	}
 }
 
+// handleOneWay is the transport's KindOneWay handler: one-way requests
+// only, served in order, waiting for room (see serveOneWay).
+func (e *Endpoint) handleOneWay(from string, frame []byte) {
+	var env Envelope
+	if err := DecodeEnvelope(frame, &env); err != nil || env.Type != FrameRequest || env.Request.Flags&FlagOneWay == 0 {
+		e.log("dropped malformed one-way frame", "peer", from, "err", err)
+		return
+	}
+	if e.isClosed() {
+		return
+	}
+	_ = e.serveOneWay(from, &env.Request, nil)
+	e.peer(from).oneWayDone()
+}
+
+// refuseClosed answers a request that reached a closed endpoint with
+// ErrNotOwner while the transport still carries it, so its caller retries
+// wherever the actor is placed next instead of waiting for a reply that
+// will never come.
+func (e *Endpoint) refuseClosed(from string, env *Envelope) {
+	if env.Type != FrameRequest || env.Request.Flags&FlagOneWay != 0 || from == e.self {
+		return
+	}
+	rerr := &Error{Code: CodeNotOwner, Node: e.self, Actor: env.Request.Target, Method: env.Request.Method,
+		Message: "node " + e.self + " is closing"}
+	_ = e.tr.TrySend(transport.Peer{ID: from}, transport.KindCalls, AppendErrorReply(nil, env.Request.ID, rerr))
+}
+
 func (e *Endpoint) log(msg string, args ...any) {
 	if l := e.cfg.Logger; l != nil {
 		l.Debug("remote: "+msg, append([]any{"node", e.self}, args...)...)
@@ -316,6 +420,10 @@ func (e *Endpoint) log(msg string, args ...any) {
 // The local path decodes the frame like a remote one, so arguments and
 // results pass through the codec either way.
 func (e *Endpoint) send(ctx context.Context, to Location, frame []byte) error {
+	return e.sendKind(ctx, to, transport.KindCalls, frame)
+}
+
+func (e *Endpoint) sendKind(ctx context.Context, to Location, k transport.Kind, frame []byte) error {
 	if to.Node == e.self {
 		if e.isClosed() {
 			return ErrClosed
@@ -323,7 +431,7 @@ func (e *Endpoint) send(ctx context.Context, to Location, frame []byte) error {
 		e.handleFrame(e.self, frame)
 		return nil
 	}
-	return e.tr.Send(ctx, transport.Peer{ID: to.Node, Addr: to.Addr}, transport.KindCalls, frame)
+	return e.tr.Send(ctx, transport.Peer{ID: to.Node, Addr: to.Addr}, k, frame)
 }
 
 // serveLocal hands a request from this node to its own server side.

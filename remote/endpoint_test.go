@@ -534,6 +534,8 @@ func TestWireSenderMarker(t *testing.T) {
 	t.Cleanup(func() { spy.Close() })
 	frames := make(chan []byte, 4)
 	spy.Handle(transport.KindCalls, transport.HandlerFunc(func(from string, f []byte) { frames <- f }))
+	oneWays := make(chan []byte, 4) // one-way sends have a stream of their own
+	spy.Handle(transport.KindOneWay, transport.HandlerFunc(func(from string, f []byte) { oneWays <- f }))
 	ref := Ref{ID: "x", Type: "Worker", Node: "spy", Epoch: 9}
 	ctx, cancel := context.WithCancel(context.Background())
 	call := c.nodes[0].Call(ctx, ref, "Add", CallOptions{Idempotent: true}, 1)
@@ -543,10 +545,11 @@ func TestWireSenderMarker(t *testing.T) {
 	want := []struct {
 		sender string
 		flags  Flags
-	}{{"n1", FlagIdempotent}, {"", FlagOneWay}}
+		from   chan []byte
+	}{{"n1", FlagIdempotent, frames}, {"", FlagOneWay, oneWays}}
 	for i, w := range want {
 		var env Envelope
-		if err := DecodeEnvelope(<-frames, &env); err != nil {
+		if err := DecodeEnvelope(<-w.from, &env); err != nil {
 			t.Fatal(err)
 		}
 		q := env.Request

@@ -29,7 +29,7 @@ const (
 )
 
 const (
-	requestFields = 9
+	requestFields = 10
 	replyFields   = 4
 	cancelFields  = 2
 	errorFields   = 4
@@ -37,7 +37,9 @@ const (
 
 // Request is a call envelope. On the wire it is one msgpack array:
 //
-//	[1, id, target, epoch, method, flags, deadline, sender|nil, [args...]]
+//	[1, id, target, epoch, method, flags, deadline, sender|nil, after, [args...]]
+//
+// (a 9-element request without after is accepted too, with After 0).
 //
 // Args holds the raw msgpack array of arguments, sliced from the frame; the
 // method's decoder reads it.
@@ -49,7 +51,12 @@ type Request struct {
 	Flags    Flags
 	Deadline int64  // unix nanoseconds; 0 means none
 	Sender   string // sending node; "" (nil on the wire) means no sender
-	Args     []byte // raw msgpack array
+	// After is the number of one-way requests the sender had queued to
+	// this node when it sent this call: the host admits the call only after
+	// as many one-way requests of the sender (they travel on a stream of
+	// their own), so a Tell followed by a Call arrives in that order.
+	After uint64
+	Args  []byte // raw msgpack array
 }
 
 // DeadlineTime returns the deadline, and false when there is none.
@@ -70,7 +77,8 @@ func AppendRequestHeader(b []byte, q *Request) []byte {
 	b = appendString(b, q.Method)
 	b = appendUint(b, uint64(q.Flags))
 	b = appendInt(b, q.Deadline)
-	return appendOptString(b, q.Sender)
+	b = appendOptString(b, q.Sender)
+	return appendUint(b, q.After)
 }
 
 // AppendRequest appends the whole frame of q, with q.Args copied verbatim
@@ -157,7 +165,7 @@ func DecodeEnvelope(frame []byte, env *Envelope) error {
 	env.Type = t
 	switch t {
 	case FrameRequest:
-		if n != requestFields {
+		if n != requestFields && n != requestFields-1 {
 			return &DecodeError{Offset: 0, Reason: "request: wrong field count"}
 		}
 		q := &env.Request
@@ -172,6 +180,10 @@ func DecodeEnvelope(frame []byte, env *Envelope) error {
 		q.Flags = Flags(flags)
 		q.Deadline = r.int()
 		q.Sender = r.str(true)
+		q.After = 0
+		if n == requestFields {
+			q.After = r.uint()
+		}
 		start := r.off
 		r.arrayHeader()
 		if r.err == nil {

@@ -46,9 +46,15 @@ func TestRequestRoundTrip(t *testing.T) {
 func TestRequestBytes(t *testing.T) {
 	q := Request{ID: 5, Target: "a", Epoch: 2, Method: "M", Flags: FlagOneWay, Deadline: 0, Args: mustArgs(t, 1)}
 	got := AppendRequest(nil, &q)
-	want := []byte{0x99, 0x01, 0x05, 0xa1, 'a', 0x02, 0xa1, 'M', 0x01, 0x00, 0xc0, 0x91, 0x01}
+	want := []byte{0x9a, 0x01, 0x05, 0xa1, 'a', 0x02, 0xa1, 'M', 0x01, 0x00, 0xc0, 0x00, 0x91, 0x01}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got % x\nwant % x", got, want)
+	}
+	// A request of the 9-field layout (no After) still decodes.
+	old := []byte{0x99, 0x01, 0x05, 0xa1, 'a', 0x02, 0xa1, 'M', 0x01, 0x00, 0xc0, 0x91, 0x01}
+	var env Envelope
+	if err := DecodeEnvelope(old, &env); err != nil || env.Request.After != 0 || env.Request.Method != "M" {
+		t.Fatalf("9-field request: %+v, %v", env.Request, err)
 	}
 }
 

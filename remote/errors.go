@@ -18,7 +18,7 @@ const (
 	CodeApplication   Code = 1  // the method returned a non-nil error
 	CodeNotFound      Code = 2  // no such actor, or its type is not registered here
 	CodeNotOwner      Code = 3  // the node does not own the actor at that epoch
-	CodeUnavailable   Code = 4  // the host could not be reached or went away
+	CodeUnavailable   Code = 4  // the host could not serve the call now; it did not run
 	CodeDeadline      Code = 5  // the caller's deadline passed
 	CodeBackpressure  Code = 6  // the actor's mailbox is full
 	CodePanicked      Code = 7  // the method panicked
@@ -26,21 +26,29 @@ const (
 	CodeBadArgs       Code = 9  // wrong argument count or types
 	CodeCanceled      Code = 10 // the caller cancelled the call
 	CodeInternal      Code = 11 // the runtime failed (e.g. the result did not encode)
+	// CodeUnknownOutcome: the request was sent but no answer will come (the
+	// host failed, left or lost its connection to the caller): the call may
+	// have run. See Error.MayHaveRun for the rule of every code.
+	CodeUnknownOutcome Code = 12
+	// CodeTooLarge: an argument or result frame exceeds the frame limit.
+	CodeTooLarge Code = 13
 )
 
 var codeNames = [...]string{
-	CodeOK:            "ok",
-	CodeApplication:   "application",
-	CodeNotFound:      "not found",
-	CodeNotOwner:      "not owner",
-	CodeUnavailable:   "unavailable",
-	CodeDeadline:      "deadline exceeded",
-	CodeBackpressure:  "backpressure",
-	CodePanicked:      "panicked",
-	CodeUnknownMethod: "unknown method",
-	CodeBadArgs:       "bad arguments",
-	CodeCanceled:      "canceled",
-	CodeInternal:      "internal",
+	CodeOK:             "ok",
+	CodeApplication:    "application",
+	CodeNotFound:       "not found",
+	CodeNotOwner:       "not owner",
+	CodeUnavailable:    "unavailable",
+	CodeDeadline:       "deadline exceeded",
+	CodeBackpressure:   "backpressure",
+	CodePanicked:       "panicked",
+	CodeUnknownMethod:  "unknown method",
+	CodeBadArgs:        "bad arguments",
+	CodeCanceled:       "canceled",
+	CodeInternal:       "internal",
+	CodeUnknownOutcome: "unknown outcome",
+	CodeTooLarge:       "too large",
 }
 
 // String names the code.
@@ -65,6 +73,13 @@ var (
 	ErrBadArgs       = errors.New("remote: bad arguments")
 	ErrCanceled      = errors.New("remote: call canceled")
 	ErrInternal      = errors.New("remote: internal error")
+	// ErrUnknownOutcome means the call may have run: the request left, and
+	// its host failed, left or lost the connection before answering. It
+	// also matches ErrUnavailable, so code written before it still works.
+	ErrUnknownOutcome = errors.New("remote: outcome unknown, the call may have run")
+	// ErrTooLarge means an argument or result exceeds the frame limit; the
+	// method did not run (argument) or its result was lost (result).
+	ErrTooLarge = errors.New("remote: message too large")
 )
 
 // Errors of the package itself (not carried on the wire).
@@ -80,17 +95,19 @@ var (
 )
 
 var sentinels = [...]error{
-	CodeApplication:   ErrApplication,
-	CodeNotFound:      ErrNotFound,
-	CodeNotOwner:      ErrNotOwner,
-	CodeUnavailable:   ErrUnavailable,
-	CodeDeadline:      ErrDeadline,
-	CodeBackpressure:  ErrBackpressure,
-	CodePanicked:      ErrPanicked,
-	CodeUnknownMethod: ErrUnknownMethod,
-	CodeBadArgs:       ErrBadArgs,
-	CodeCanceled:      ErrCanceled,
-	CodeInternal:      ErrInternal,
+	CodeApplication:    ErrApplication,
+	CodeNotFound:       ErrNotFound,
+	CodeNotOwner:       ErrNotOwner,
+	CodeUnavailable:    ErrUnavailable,
+	CodeDeadline:       ErrDeadline,
+	CodeBackpressure:   ErrBackpressure,
+	CodePanicked:       ErrPanicked,
+	CodeUnknownMethod:  ErrUnknownMethod,
+	CodeBadArgs:        ErrBadArgs,
+	CodeCanceled:       ErrCanceled,
+	CodeInternal:       ErrInternal,
+	CodeUnknownOutcome: ErrUnknownOutcome,
+	CodeTooLarge:       ErrTooLarge,
 }
 
 // Error is the typed error of a failed call. Every field but cause travels on
@@ -103,6 +120,7 @@ type Error struct {
 	Method  string // target method
 
 	cause error // local cause (never sent), exposed by Unwrap
+	sent  bool  // local: the request may have reached the host (for MayHaveRun)
 }
 
 // Error formats the error as "remote: <code>: Type.Method on actor@node: message".
@@ -138,10 +156,29 @@ func (e *Error) Is(target error) bool {
 		return true
 	}
 	switch e.Code {
+	case CodeUnknownOutcome:
+		return target == ErrUnavailable
 	case CodeDeadline:
 		return target == context.DeadlineExceeded
 	case CodeCanceled:
 		return target == context.Canceled
+	}
+	return false
+}
+
+// MayHaveRun reports whether the failed call may have run on its host, in
+// whole or in part, so that retrying it is safe only if it is idempotent:
+// true for CodeUnknownOutcome, CodeApplication and CodePanicked (the method
+// ran), and for CodeDeadline and CodeCanceled once the request may have
+// reached a running method. The runtime itself retries, within the caller's
+// ctx, every failure that certainly did not run (not owner, no lease, host
+// unreachable before the send, node closing before delivery).
+func (e *Error) MayHaveRun() bool {
+	switch e.Code {
+	case CodeUnknownOutcome, CodeApplication, CodePanicked:
+		return true
+	case CodeDeadline, CodeCanceled:
+		return e.sent
 	}
 	return false
 }

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/troupe-dev/troupe/actor"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // activation is one actor hosted on this node: an actor of the local engine
@@ -20,6 +22,56 @@ type activation struct {
 	pid     actor.PID
 	retired atomic.Bool // deactivated or replaced: queued calls get ErrNotOwner
 	stopped atomic.Pointer[error]
+
+	bmu    sync.Mutex
+	bytes  int64         // argument bytes of the calls queued on the actor
+	bspace chan struct{} // closed when bytes drop; nil if nobody waits
+}
+
+// reserve accounts j's argument bytes against the mailbox byte budget max.
+// A job that would exceed it is refused, unless the mailbox holds nothing
+// (one call of any size below the frame limit always fits) or j may wait
+// for room (one-way stream), in which case reserve waits.
+func (a *activation) reserve(j *job, max int) bool {
+	n := int64(len(j.req.Args))
+	for {
+		a.bmu.Lock()
+		if a.bytes == 0 || a.bytes+n <= int64(max) {
+			a.bytes += n
+			j.held = n
+			a.bmu.Unlock()
+			return true
+		}
+		if !j.block {
+			a.bmu.Unlock()
+			return false
+		}
+		if a.bspace == nil {
+			a.bspace = make(chan struct{})
+		}
+		space := a.bspace
+		a.bmu.Unlock()
+		select {
+		case <-space:
+		case <-j.waitCtx().Done():
+			return false
+		}
+	}
+}
+
+// release returns the bytes reserve accounted for j.
+func (a *activation) release(j *job) {
+	if j.held == 0 {
+		return
+	}
+	a.bmu.Lock()
+	a.bytes -= j.held
+	j.held = 0
+	if a.bspace != nil {
+		close(a.bspace)
+		a.bspace = nil
+	}
+	a.bmu.Unlock()
 }
 
 // hosted is the actor.Actor of an activation: one instance of the type.
@@ -37,50 +89,78 @@ func (h *hosted) Receive(c *actor.Context, msg any) {
 
 // job is one request on its way through an actor's mailbox.
 type job struct {
-	act      *activation
+	act      *activation // nil until admitted
 	from     string
 	req      Request
 	ctx      context.Context
 	cancel   context.CancelFunc // nil when no cancel frame can come
+	stopWait context.CancelFunc // ends the ownership wait of waitCtx
+	block    bool               // one-way stream: wait for mailbox room
+	wait     context.Context    // local one-way: the sender's ctx bounds the waits
+	held     int64              // bytes reserved in act's mailbox budget
 	finished atomic.Bool
 }
 
 // serve handles a request frame: ownership, activation, mailbox. It runs on
-// the transport's reader goroutine (or the local caller's) and never waits.
+// the transport's reader goroutine (or the local caller's) and never waits:
+// a request the host may serve once its replica catches up (no lease yet,
+// replica behind the caller's epoch, a move's fence) is parked on a
+// goroutine of its own until then (see park), so no frame delays the next.
 func (e *Endpoint) serve(from string, q *Request) {
 	if e.cfg.Owner == nil {
 		e.fail(from, q, &Error{Code: CodeNotFound, Message: "this node hosts no actors"})
 		return
 	}
+	j := e.newJob(from, q)
+	if e.parkedBehind(from, q.Target) && e.park(j) {
+		return // the caller's earlier calls to this actor are parked: keep the order
+	}
+	if q.After > 0 && from != e.self && !e.peer(from).oneWayReached(q.After) && e.park(j) {
+		return // the sender's earlier one-way requests go first
+	}
 	typeName, err := e.cfg.Owner.Owns(q.Target, q.Epoch)
-	if err != nil {
-		code := CodeUnavailable
-		switch {
-		case errors.Is(err, ErrNotOwner):
-			code = CodeNotOwner
-		case errors.Is(err, ErrNotFound):
-			code = CodeNotFound
+	if _, ok := e.cfg.Owner.(OwnerWaiter); ok && err != nil && errors.Is(err, ErrNotReady) && e.park(j) {
+		return
+	}
+	e.admit(j, typeName, err)
+}
+
+// serveOneWay handles a one-way request from the one-way stream of a peer.
+// Unlike serve it may wait — for ownership and for room in the actor's
+// mailbox — bounded by the request's deadline and the peer's connection:
+// that stream carries nothing but one-way sends, so waiting here pushes
+// back on the sender through QUIC flow control and loses nothing.
+//
+// The local Tell calls it on the sender's goroutine with the sender's ctx
+// as wait (nil for a remote sender), and gets the refusal back.
+func (e *Endpoint) serveOneWay(from string, q *Request, wait context.Context) error {
+	if e.cfg.Owner == nil {
+		return &Error{Code: CodeNotFound, Message: "this node hosts no actors"}
+	}
+	j := e.newJob(from, q)
+	j.block = true
+	j.wait = wait
+	typeName, err := e.cfg.Owner.Owns(q.Target, q.Epoch)
+	if err != nil && errors.Is(err, ErrNotReady) {
+		if w, ok := e.cfg.Owner.(OwnerWaiter); ok {
+			typeName, err = w.WaitOwns(j.waitCtx(), q.Target, q.Epoch)
 		}
-		e.fail(from, q, &Error{Code: code, Message: err.Error()})
-		return
 	}
-	act, rerr := e.activation(q.Target, typeName, q.Epoch)
-	if rerr != nil {
-		e.fail(from, q, rerr)
-		return
-	}
-	if reason := act.stopped.Load(); reason != nil {
-		e.fail(from, q, &Error{Code: CodeUnavailable, Message: "actor stopped: " + (*reason).Error()})
-		return
-	}
-	j := &job{act: act, from: from, req: *q, ctx: e.ctx}
+	return e.admit(j, typeName, err)
+}
+
+// newJob makes the job of request q from node from, with its ctx: the
+// caller's deadline, cancellable by a cancel frame, and cancelled when the
+// caller's connection ends.
+func (e *Endpoint) newJob(from string, q *Request) *job {
+	j := &job{from: from, req: *q, ctx: e.peerCtx(from)}
 	dl, hasDeadline := q.DeadlineTime()
 	cancellable := q.Flags&(FlagOneWay|FlagNoCancel) == 0 // a cancel frame may follow
 	switch {
 	case hasDeadline:
-		j.ctx, j.cancel = context.WithDeadline(e.ctx, dl)
+		j.ctx, j.cancel = context.WithDeadline(j.ctx, dl)
 	case cancellable:
-		j.ctx, j.cancel = context.WithCancel(e.ctx)
+		j.ctx, j.cancel = context.WithCancel(j.ctx)
 	}
 	if cancellable {
 		cancel := j.cancel
@@ -98,12 +178,158 @@ func (e *Endpoint) serve(from string, q *Request) {
 		e.inflight[inflightKey{from, q.ID}] = cancel
 		e.mu.Unlock()
 	}
-	switch err := e.sys.Tell(act.pid, j); {
-	case err == nil:
-	case errors.Is(err, actor.ErrDeadLetter):
+	return j
+}
+
+// waitCtx bounds a wait for ownership: the job's ctx, and parkTimeout
+// when the caller gave no deadline.
+func (j *job) waitCtx() context.Context {
+	if j.wait != nil {
+		return j.wait
+	}
+	if _, ok := j.ctx.Deadline(); ok {
+		return j.ctx
+	}
+	ctx, cancel := context.WithTimeout(j.ctx, parkTimeout)
+	j.stopWait = cancel
+	return ctx
+}
+
+// parkTimeout bounds how long a request without a deadline waits for its
+// host to be able to serve it; then it is answered ErrUnavailable (it did
+// not run) and its caller retries.
+const parkTimeout = 5 * time.Second
+
+// maxParked bounds the requests waiting for ownership on one node.
+const maxParked = 4096
+
+// parkKey names the queue of parked requests of one caller to one actor.
+type parkKey struct{ from, target string }
+
+// parkQueue holds, in arrival order, the parked requests of one caller to
+// one actor; one goroutine admits them in that order, so parking never
+// reorders a caller's calls.
+type parkQueue struct {
+	jobs []*job
+}
+
+// park queues j behind the caller's other parked requests to the same actor
+// and waits, off the reader goroutine, for the sender's earlier one-way
+// requests (Request.After) and until the host can serve j or certainly
+// cannot. It returns false, and does nothing, when too many requests are
+// parked already.
+func (e *Endpoint) park(j *job) bool {
+	size := int64(len(j.req.Args))
+	if n := e.parked.Add(1); n > maxParked || e.parkedBytes.Add(size) > int64(e.cfg.MailboxBytes) {
+		e.parked.Add(-1)
+		e.parkedBytes.Add(-size)
+		return false
+	}
+	key := parkKey{j.from, j.req.Target}
+	e.mu.Lock()
+	if pq := e.parkQs[key]; pq != nil {
+		pq.jobs = append(pq.jobs, j)
+		e.mu.Unlock()
+		return true
+	}
+	pq := &parkQueue{jobs: []*job{j}}
+	e.parkQs[key] = pq
+	e.mu.Unlock()
+	started := e.goTracked(func() { e.drainParked(key, pq) })
+	if !started {
+		e.mu.Lock()
+		delete(e.parkQs, key)
+		e.mu.Unlock()
+		e.parked.Add(-1)
+		e.parkedBytes.Add(-size)
+	}
+	return started
+}
+
+// parkedBehind reports whether requests of from to target are parked, so
+// that a new one must queue behind them to keep the caller's order.
+func (e *Endpoint) parkedBehind(from, target string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.parkQs[parkKey{from, target}] != nil
+}
+
+// drainParked admits the jobs of pq in order, each once it may run.
+func (e *Endpoint) drainParked(key parkKey, pq *parkQueue) {
+	for {
+		e.mu.Lock()
+		if len(pq.jobs) == 0 {
+			delete(e.parkQs, key)
+			e.mu.Unlock()
+			return
+		}
+		j := pq.jobs[0]
+		e.mu.Unlock()
+		if j.req.After > 0 && j.from != e.self {
+			e.peer(j.from).waitOneWay(j.ctx, j.req.After)
+		}
+		typeName, err := e.cfg.Owner.Owns(j.req.Target, j.req.Epoch)
+		if w, ok := e.cfg.Owner.(OwnerWaiter); ok && err != nil && errors.Is(err, ErrNotReady) {
+			typeName, err = w.WaitOwns(j.waitCtx(), j.req.Target, j.req.Epoch)
+		}
+		e.admit(j, typeName, err)
+		e.mu.Lock()
+		pq.jobs[0] = nil
+		pq.jobs = pq.jobs[1:]
+		e.mu.Unlock()
+		e.parked.Add(-1)
+		e.parkedBytes.Add(-int64(len(j.req.Args)))
+	}
+}
+
+// admit delivers j to its actor once ownership is settled (err nil), or
+// answers it with the ownership error. It returns the error j was answered
+// with, if any (the local Tell hands it to its caller).
+func (e *Endpoint) admit(j *job, typeName string, err error) error {
+	if j.stopWait != nil {
+		j.stopWait()
+	}
+	q := &j.req
+	if err != nil {
+		code := CodeUnavailable
+		switch {
+		case errors.Is(err, ErrNotOwner):
+			code = CodeNotOwner
+		case errors.Is(err, ErrNotFound):
+			code = CodeNotFound
+		case j.ctx.Err() != nil:
+			return errOf(e.finish(j, nil, j.ctx.Err()))
+		}
+		return errOf(e.finish(j, nil, &Error{Code: code, Message: err.Error()}))
+	}
+	act, rerr := e.activation(q.Target, typeName, q.Epoch)
+	if rerr != nil {
+		return errOf(e.finish(j, nil, rerr))
+	}
+	j.act = act
+	if reason := act.stopped.Load(); reason != nil {
+		return errOf(e.finish(j, nil, &Error{Code: CodeUnavailable, Message: "actor stopped: " + (*reason).Error()}))
+	}
+	if !act.reserve(j, e.cfg.MailboxBytes) {
+		if j.block {
+			return errOf(e.finish(j, nil, j.waitCtx().Err()))
+		}
+		return errOf(e.finish(j, nil, &Error{Code: CodeBackpressure, Message: fmt.Sprintf("mailbox holds over %d bytes", e.cfg.MailboxBytes)}))
+	}
+	var terr error
+	if j.block {
+		terr = e.sys.Send(j.waitCtx(), act.pid, j)
+	} else {
+		terr = e.sys.Tell(act.pid, j)
+	}
+	switch {
+	case terr == nil:
+		return nil
+	case errors.Is(terr, actor.ErrDeadLetter):
 		// The engine already handed j to onDeadLetter.
+		return e.engineError(act, terr)
 	default:
-		e.finish(j, nil, err)
+		return errOf(e.finish(j, nil, terr))
 	}
 }
 
@@ -170,30 +396,39 @@ func (e *Endpoint) fail(from string, q *Request, rerr *Error) {
 }
 
 // finish completes j once: it replies with frame, or with err mapped to a
-// wire error (the method's own *Error, a ctx error, or the engine's).
-func (e *Endpoint) finish(j *job, frame []byte, err error) {
+// wire error (the method's own *Error, a ctx error, or the engine's). A
+// result over the frame limit is answered ErrTooLarge.
+func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 	if !j.finished.CompareAndSwap(false, true) {
-		return
+		return nil
+	}
+	if j.act != nil {
+		j.act.release(j)
 	}
 	q := &j.req
-	callerGone := false
+	// The caller cancelled, or its connection ended: nobody waits for an
+	// answer.
+	callerGone := errors.Is(j.ctx.Err(), context.Canceled)
 	if j.cancel != nil {
 		if q.Flags&(FlagOneWay|FlagNoCancel) == 0 {
 			e.mu.Lock()
 			delete(e.inflight, inflightKey{j.from, q.ID})
 			e.mu.Unlock()
 		}
-		callerGone = errors.Is(j.ctx.Err(), context.Canceled)
 		j.cancel()
 	}
 	if e.ctx.Err() != nil {
-		return // closing: the caller's endpoint or ctx fails the call
+		return nil // closing: the caller's endpoint or ctx fails the call
 	}
 	if err == nil {
-		if q.Flags&FlagOneWay == 0 {
-			e.reply(j.from, frame)
+		if q.Flags&FlagOneWay != 0 {
+			return nil
 		}
-		return
+		if len(frame) <= e.cfg.MaxFrameSize {
+			e.reply(j.from, frame)
+			return nil
+		}
+		err = &Error{Code: CodeTooLarge, Message: fmt.Sprintf("result of %d bytes exceeds the frame limit of %d bytes", len(frame), e.cfg.MaxFrameSize)}
 	}
 	var re *Error
 	switch {
@@ -205,11 +440,20 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) {
 			}
 		}
 	case callerGone && errors.Is(err, context.Canceled):
-		return // the caller cancelled and has already completed
+		return nil // the caller cancelled and has already completed
 	default:
 		re = e.engineError(j.act, err)
 	}
 	e.fail(j.from, q, re)
+	return re
+}
+
+// errOf returns re as an error, nil when re is nil.
+func errOf(re *Error) error {
+	if re == nil {
+		return nil
+	}
+	return re
 }
 
 // engineError maps an error of the actor engine to a wire error.
@@ -217,14 +461,14 @@ func (e *Endpoint) engineError(act *activation, err error) *Error {
 	var pe *actor.PanicError
 	switch {
 	case errors.As(err, &pe):
-		return &Error{Code: CodePanicked, Message: act.typ.name + ": " + errString(pe.Value)}
+		return &Error{Code: CodePanicked, Message: errString(pe.Value)}
 	case errors.Is(err, actor.ErrMailboxFull):
 		return &Error{Code: CodeBackpressure, Message: "mailbox full"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: CodeDeadline, Message: "deadline passed before the call ran"}
 	case errors.Is(err, context.Canceled):
 		return &Error{Code: CodeCanceled, Message: "call canceled before it ran"}
-	case act.retired.Load():
+	case act != nil && act.retired.Load():
 		return &Error{Code: CodeNotOwner, Message: "activation retired"}
 	case errors.Is(err, actor.ErrDeadLetter), errors.Is(err, actor.ErrClosed):
 		return &Error{Code: CodeUnavailable, Message: "actor stopped"}
@@ -318,10 +562,114 @@ func (e *Endpoint) onCancel(from string, id uint64) {
 	}
 }
 
-// reply sends a reply frame to the caller's node. It waits only for room in
-// the transport's queue, until Close.
+// reply sends a reply frame to the caller's node. It never waits and
+// never dials: a reply goes on the caller's existing connection, or is
+// dropped (and counted) when that connection is gone or so backed up that
+// the caller is evidently not reading; that caller's call then ends by its
+// own deadline or by the connection loss. So a slow or departed caller can
+// only hurt itself, never the actor that served it.
 func (e *Endpoint) reply(to string, frame []byte) {
-	if err := e.send(e.ctx, Location{Node: to}, frame); err != nil {
-		e.log("reply not sent", "peer", to, "err", err)
+	if to == e.self {
+		e.handleFrame(e.self, frame)
+		return
+	}
+	if err := e.tr.TrySend(transport.Peer{ID: to}, transport.KindCalls, frame); err != nil {
+		e.repliesDropped.Add(1)
+		e.log("reply dropped", "peer", to, "err", err)
+	}
+}
+
+// RepliesDropped counts replies that could not be queued to their caller
+// (its connection was gone or full).
+func (e *Endpoint) RepliesDropped() uint64 { return e.repliesDropped.Load() }
+
+// peerCtx returns the ctx of the calls node from sent: it is cancelled when
+// that node's connection ends or the registry says it failed or left, so
+// that its queued calls are dropped and its running ones see ctx done.
+func (e *Endpoint) peerCtx(from string) context.Context {
+	if from == e.self {
+		return e.ctx
+	}
+	return e.peer(from).ctx
+}
+
+// peer returns the state of calls from node from, making it if needed.
+func (e *Endpoint) peer(from string) *peerState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.peers[from]
+	if p == nil {
+		ctx, cancel := context.WithCancel(e.ctx)
+		p = &peerState{ctx: ctx, cancel: cancel}
+		e.peers[from] = p
+	}
+	return p
+}
+
+// peerGone cancels the calls node sent: it will never read their replies.
+func (e *Endpoint) peerGone(node string) {
+	e.mu.Lock()
+	p := e.peers[node]
+	delete(e.peers, node)
+	e.mu.Unlock()
+	if p != nil {
+		p.cancel()
+	}
+}
+
+// peerState is what the server keeps of one calling node.
+type peerState struct {
+	ctx    context.Context // cancelled when the node is gone
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	oneWays uint64        // one-way requests of the node admitted so far
+	advance chan struct{} // closed when oneWays grows; nil if nobody waits
+}
+
+// oneWayBarrier bounds how long a call waits for the one-way requests sent
+// before it (Request.After): those are on another stream and may have been
+// lost with a broken connection, and then the call goes ahead.
+const oneWayBarrier = time.Second
+
+func (p *peerState) oneWayDone() {
+	p.mu.Lock()
+	p.oneWays++
+	if p.advance != nil {
+		close(p.advance)
+		p.advance = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *peerState) oneWayReached(n uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.oneWays >= n
+}
+
+// waitOneWay waits until n one-way requests of the node were admitted, ctx
+// is done or oneWayBarrier passed.
+func (p *peerState) waitOneWay(ctx context.Context, n uint64) {
+	t := time.NewTimer(oneWayBarrier)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		if p.oneWays >= n {
+			p.mu.Unlock()
+			return
+		}
+		if p.advance == nil {
+			p.advance = make(chan struct{})
+		}
+		ch := p.advance
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
