@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
 
 // appendWriter lets a msgpack.Encoder append straight into a frame.
@@ -68,7 +70,9 @@ func putBuf(b *[]byte) {
 	}
 }
 
-// appendValue appends the msgpack encoding of v to dst.
+// appendValue appends the msgpack encoding of v to dst. A value nested
+// deeper than wirecheck.MaxDepth is an error: no decoder here would take it
+// (see checkEncoded).
 func appendValue(dst []byte, v reflect.Value) (out []byte, err error) {
 	e := encoders.Get().(*pooledEncoder)
 	e.w.b = dst
@@ -76,6 +80,9 @@ func appendValue(dst []byte, v reflect.Value) (out []byte, err error) {
 	out = e.w.b
 	e.w.b = nil
 	encoders.Put(e)
+	if err == nil {
+		err = checkEncoded(out[len(dst):])
+	}
 	if err != nil {
 		return dst, err
 	}
@@ -84,7 +91,8 @@ func appendValue(dst []byte, v reflect.Value) (out []byte, err error) {
 
 // AppendArgs appends args as one msgpack array, the form a Request carries.
 // An argument that does not encode gives a CodeBadArgs *Error naming its
-// index and type.
+// index and type; so do arguments the callee would refuse to decode
+// (nested deeper than wirecheck.MaxDepth, counting the array).
 func AppendArgs(dst []byte, args ...any) ([]byte, error) {
 	start := len(dst)
 	dst = appendArrayHeader(dst, len(args))
@@ -99,13 +107,73 @@ func AppendArgs(dst []byte, args ...any) ([]byte, error) {
 		}
 	}
 	dst, e.w.b = e.w.b, nil
+	if err := checkEncoded(dst[start:]); err != nil {
+		return dst[:start], &Error{Code: CodeBadArgs, Message: "arguments: " + err.Error(), cause: err}
+	}
 	return dst, nil
 }
 
+// checkEncoded checks what this node encoded against what every decoder
+// accepts (wirecheck.Value at wirecheck.MaxDepth), so a caller learns of a
+// value too deep for the callee at once, rather than the callee dropping
+// its frame. It costs nothing for values shorter than the depth bound,
+// which cannot be nested that deep.
+func checkEncoded(b []byte) error {
+	if len(b) <= wirecheck.MaxDepth {
+		return nil
+	}
+	return checkValue(b)
+}
+
 // Unmarshal decodes one raw msgpack value (a Reply's Result) into v, which
-// must be a non-nil pointer.
+// must be a non-nil pointer. raw is validated first (checkValue): a length
+// beyond its bytes, nesting beyond wirecheck.MaxDepth or trailing bytes are
+// an error, never an allocation or a deep recursion; a value that does not
+// fit v is an error, never a panic.
 func Unmarshal(raw []byte, v any) error {
+	if err := checkValue(raw); err != nil {
+		return err
+	}
 	d := getDecoder(raw)
 	defer putDecoder(d)
+	return decodeSafe(d, v)
+}
+
+// checkValue validates that raw is exactly one msgpack value that a
+// decoder can take without allocating beyond its bytes or recursing beyond
+// wirecheck.MaxDepth.
+func checkValue(raw []byte) error {
+	n, err := wirecheck.Value(raw, wirecheck.MaxDepth)
+	if err != nil {
+		return fmt.Errorf("remote: %w", err)
+	}
+	if n != len(raw) {
+		return fmt.Errorf("remote: %d trailing bytes after the value", len(raw)-n)
+	}
+	return nil
+}
+
+// decodeSafe decodes the next value of d into v (a non-nil pointer) and
+// turns a panic into an error. msgpack panics rather than fails on some
+// well-formed values that do not fit the destination, such as an int for a
+// parameter of an interface type (reflect.Set); that is bad input, not a
+// fault of the method or the runtime. (getDecoder resets the decoder for
+// its next use.)
+func decodeSafe(d *pooledDecoder, v any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("remote: value does not decode: %v", p)
+		}
+	}()
 	return d.dec.Decode(v)
+}
+
+// decodeValueSafe is decodeSafe into a settable reflect.Value.
+func decodeValueSafe(d *pooledDecoder, v reflect.Value) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("remote: value does not decode: %v", p)
+		}
+	}()
+	return d.dec.DecodeValue(v)
 }

@@ -2,7 +2,10 @@ package remote
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
+
+	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
 
 // Minimal hand-written msgpack: appenders for the few types an envelope
@@ -261,69 +264,31 @@ func (r *reader) arrayHeader() int {
 	return 0
 }
 
-// skip advances over exactly one well-formed msgpack value, without
-// recursion: pending counts the values still to skip.
+// skip advances over exactly one well-formed msgpack value: every length
+// and element count within the bytes left, nesting at most
+// wirecheck.MaxDepth deep, no reserved code. It does not recurse and
+// allocates nothing (see internal/wirecheck), so whatever it accepts a
+// msgpack decoder can decode without exhausting memory or stack.
 func (r *reader) skip() {
-	pending := 1
-	for pending > 0 && r.err == nil {
-		pending--
-		// Every value takes at least one byte: more pending values than
-		// bytes left is malformed, and this bounds pending.
-		if pending > len(r.b)-r.off {
-			r.fail("container longer than frame")
-			return
-		}
-		c := r.byte()
-		switch {
-		case r.err != nil:
-			return
-		case c <= 0x7f, c >= 0xe0, c == mpNil, c == mpFalse, c == mpTrue:
-		case c&0xf0 == 0x80: // fixmap
-			pending += 2 * int(c&0x0f)
-		case c&0xf0 == 0x90: // fixarray
-			pending += int(c & 0x0f)
-		case c&0xe0 == 0xa0: // fixstr
-			r.bytes(int(c & 0x1f))
-		case c == 0xc1:
-			r.off--
-			r.fail("reserved code 0xc1")
-		case c == mpBin8, c == mpStr8:
-			r.bytes(int(r.be(1)))
-		case c == mpBin16, c == mpStr16:
-			r.bytes(int(r.be(2)))
-		case c == mpBin32, c == mpStr32:
-			r.bytes(int(r.be(4)))
-		case c == mpExt8:
-			r.bytes(1 + int(r.be(1)))
-		case c == mpExt16:
-			r.bytes(1 + int(r.be(2)))
-		case c == mpExt32:
-			r.bytes(1 + int(r.be(4)))
-		case c == mpFloat32, c == mpUint32, c == mpInt32:
-			r.bytes(4)
-		case c == mpFloat64, c == mpUint64, c == mpInt64:
-			r.bytes(8)
-		case c == mpUint8, c == mpInt8:
-			r.bytes(1)
-		case c == mpUint16, c == mpInt16:
-			r.bytes(2)
-		case c >= mpFixExt1 && c <= 0xd8:
-			r.bytes(1 + 1<<(c-mpFixExt1))
-		case c == mpArray16:
-			pending += int(r.be(2))
-		case c == mpArray32:
-			pending += int(r.be(4))
-		case c == mpMap16:
-			pending += 2 * int(r.be(2))
-		case c == mpMap32:
-			pending += 2 * int(r.be(4))
-		}
+	if r.err != nil {
+		return
 	}
+	n, err := wirecheck.Value(r.b[r.off:], wirecheck.MaxDepth)
+	if err != nil {
+		r.failWire(err)
+		return
+	}
+	r.off += n
 }
 
-// bytes advances over n bytes.
-func (r *reader) bytes(n int) {
-	if r.need(n) {
-		r.off += n
+// failWire records a wirecheck error as a *DecodeError at its offset in
+// the frame.
+func (r *reader) failWire(err error) {
+	var we *wirecheck.Error
+	if errors.As(err, &we) {
+		r.off += we.Offset
+		r.fail(we.Reason)
+		return
 	}
+	r.fail(err.Error())
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
 
 // Types is one node's registry of actor types. Only types added here can be
@@ -351,7 +353,13 @@ func (o *Object) clear(cells []reflect.Value) {
 }
 
 // decodeArgs appends to ins one value per argument in args, decoded into
-// cells (zero values of the argument types, one per argument).
+// cells (zero values of the argument types, one per argument). Every
+// argument is validated before msgpack sees any (wirecheck: lengths within
+// the bytes, nesting within wirecheck.MaxDepth counting the argument
+// array), and a value that does not fit its parameter is an error even
+// where msgpack would panic: every failure is a CodeBadArgs *Error for the
+// caller, before the method runs, and never a panic that would reach the
+// actor's supervisor.
 func (m *method) decodeArgs(ins, cells []reflect.Value, args []byte) ([]reflect.Value, error) {
 	r := reader{b: args}
 	n := r.arrayHeader()
@@ -361,14 +369,25 @@ func (m *method) decodeArgs(ins, cells []reflect.Value, args []byte) ([]reflect.
 	if n != len(m.in) {
 		return ins, m.badArgs(fmt.Sprintf("want %d argument%s, got %d", len(m.in), plural(len(m.in)), n))
 	}
+	start := r.off
+	for i, t := range m.in {
+		size, err := wirecheck.Value(args[r.off:], wirecheck.MaxDepth-1)
+		if err != nil {
+			return ins, m.badArgs(fmt.Sprintf("argument %d (%s): %v", i, t, err))
+		}
+		r.off += size
+	}
+	if r.off != len(args) {
+		return ins, m.badArgs(fmt.Sprintf("%d trailing bytes after the arguments", len(args)-r.off))
+	}
 	if n == 0 {
 		return ins, nil
 	}
-	d := getDecoder(args[r.off:])
+	d := getDecoder(args[start:])
 	defer putDecoder(d)
 	for i, t := range m.in {
 		v := cells[i]
-		if err := d.dec.DecodeValue(v); err != nil {
+		if err := decodeValueSafe(d, v); err != nil {
 			return ins, m.badArgs(fmt.Sprintf("argument %d (%s): %v", i, t, err))
 		}
 		ins = append(ins, v)
