@@ -341,8 +341,9 @@ func (r *Registry) kickAuthz() {
 	}
 }
 
-// dropLoop closes the connections of expelled ids: on each expel applied
-// and after each snapshot restore.
+// dropLoop closes the connections of expelled ids, on each expel applied
+// and after each snapshot restore; on an expelled node it makes Owns refuse
+// every actor.
 func (r *Registry) dropLoop() {
 	dropped := make(map[string]struct{})
 	for {
@@ -356,6 +357,12 @@ func (r *Registry) dropLoop() {
 			continue
 		}
 		for id := range *d {
+			if id == r.id && !r.leaving.Load() {
+				// This node was expelled: serve nothing from now on (its
+				// actors were re-placed; Owns refuses every one).
+				r.log.Warn("this node was expelled from the cluster")
+				r.leaving.Store(true)
+			}
 			if _, ok := dropped[id]; ok || id == r.id {
 				continue
 			}

@@ -380,6 +380,17 @@ func TestExpel(t *testing.T) {
 		}
 	}
 
+	// The expelled node serves nothing: it applied its own expel
+	// (ErrNotOwner), or it was cut off first and its lease lapsed, since
+	// the leader no longer answers its pings (ErrNoLease).
+	c.Eventually(10*time.Second, "the expelled node refusing its actors", func() bool {
+		for _, id := range ids {
+			if _, err := c.Reg(ti).Owns(id, 0); !errors.Is(err, placement.ErrNotOwner) && !errors.Is(err, placement.ErrNoLease) {
+				return false
+			}
+		}
+		return true
+	})
 	// It cannot come back: its connections are refused by the Gate...
 	c.Kill(ti)
 	rejoin := func(d time.Duration) error {
