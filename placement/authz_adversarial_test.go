@@ -610,8 +610,8 @@ func TestExpelVoter(t *testing.T) {
 }
 
 // TestRestartAtNewAddress: one process per id does not stop a node whose
-// process died from coming back at a new address: its join is admitted
-// once the leader has marked the old process failed.
+// process died from coming back at a new address once the leader has
+// marked the old process failed.
 func TestRestartAtNewAddress(t *testing.T) {
 	regs, trs, ca := quicClusterCA(t, 3)
 	l := waitLeaderOf(t, regs)
@@ -619,6 +619,14 @@ func TestRestartAtNewAddress(t *testing.T) {
 	victim, oldAddr := regs[vi].ID(), trs[vi].Addr()
 	regs[vi].Close()
 	trs[vi].Close()
+	// Until the leader marks it failed, the id is in use (ErrIDInUse): a
+	// restarted process retries after FailTimeout.
+	if err := placementtest.Wait(10*time.Second, func() bool {
+		mb, _ := regs[l].Member(victim)
+		return mb.Status == placement.Failed
+	}); err != nil {
+		t.Fatal("the dead process was not marked failed")
+	}
 	ident, err := ca.Issue(victim, time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -63,15 +63,15 @@ func (r *Registry) Leave(ctx context.Context) error {
 // waits until its own replica has applied that. A follower asked to admit
 // it answers with the leader's id and address, and the join is sent there
 // next (followers do not forward joins: see authz.go). A join refused with
-// ErrIDInUse (the id is alive at another address) is retried for
-// FailTimeout + LeaseTimeout, long enough for the leader to mark a dead
-// previous process failed, then returned.
+// ErrIDInUse (the id is alive at another address), ErrExpelled or
+// ErrUnauthorized is returned at once, not retried: a process restarted at
+// a new address before the leader marked its predecessor failed (within
+// FailTimeout of its death) must try again after that.
 func (r *Registry) register(ctx context.Context) error {
 	defer r.endJoin()
 	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types}
 	next := 0
-	var hint transport.Peer  // leader named by a follower's redirect
-	var inUseSince time.Time // first ErrIDInUse
+	var hint transport.Peer // leader named by a follower's redirect
 	for {
 		var res *result
 		var err error
@@ -104,18 +104,7 @@ func (r *Registry) register(ctx context.Context) error {
 			err = res.Err
 		}
 		switch {
-		case errors.Is(err, ErrIDInUse):
-			// This node's previous process may have just died at another
-			// address: the leader marks it failed after FailTimeout, and
-			// then admits this one. A live twin keeps pinging and never
-			// fails, so after that long the refusal stands.
-			if inUseSince.IsZero() {
-				inUseSince = time.Now()
-			}
-			if time.Since(inUseSince) > r.cfg.FailTimeout+r.cfg.LeaseTimeout {
-				return fmt.Errorf("placement: join as %s: %w", r.id, err)
-			}
-		case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrClosed),
+		case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrClosed), errors.Is(err, ErrIDInUse),
 			errors.Is(err, ErrExpelled), errors.Is(err, ErrUnauthorized):
 			return fmt.Errorf("placement: join as %s: %w", r.id, err)
 		}
