@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +50,25 @@ func (c *Counter) AddVia(ctx context.Context, other Ref, d int) (int, error) {
 
 // Self returns a Ref argument unchanged: refs travel as results.
 func (c *Counter) Echo(r Ref) Ref { return r }
+
+// Pad returns n bytes: a large reply.
+func (c *Counter) Pad(n int) []byte { return make([]byte, n) }
+
+// napsDone counts the Naps that ran to the end.
+var napsDone atomic.Int64
+
+// Nap takes d unless its ctx ends first.
+func (c *Counter) Nap(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		napsDone.Add(1)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 type testCluster struct {
 	t     *testing.T

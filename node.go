@@ -313,7 +313,7 @@ func (n *Node) followRegistry() {
 			n.notify(ev.Actor.ID, ActorEvent{Kind: Stopped, Ref: n.refOf(ev.Prev), Reason: ev.Actor.Reason})
 		case placement.MemberJoined, placement.MemberAlive:
 			n.addrs.Store(ev.Member.ID, ev.Member.Addr)
-		case placement.MemberFailed:
+		case placement.MemberFailed, placement.MemberExpelled:
 			if ev.Member.ID != n.id {
 				n.ep.NodeFailed(ev.Member.ID)
 			}

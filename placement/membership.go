@@ -72,6 +72,11 @@ func (r *Registry) register(ctx context.Context) error {
 	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types}
 	next := 0
 	var hint transport.Peer // leader named by a follower's redirect
+	// A process restarted at a new address may find its old self still
+	// recorded alive: the leader marks it failed within FailTimeout of
+	// its last ping. Until then ErrIDInUse is retried; past that window
+	// the id is in use by another live process, and that is the answer.
+	inUseUntil := time.Now().Add(2*r.cfg.FailTimeout + r.cfg.LeaseTimeout)
 	for {
 		var res *result
 		var err error
@@ -104,6 +109,13 @@ func (r *Registry) register(ctx context.Context) error {
 			err = res.Err
 		}
 		switch {
+		case (errors.Is(err, ErrIDInUse) || errors.Is(err, transport.ErrRefused)) && time.Now().Before(inUseUntil):
+		case errors.Is(err, transport.ErrIDInUse):
+			return fmt.Errorf("placement: join as %s: %w: %w", r.id, ErrIDInUse, err)
+		case errors.Is(err, transport.ErrRefused):
+			// The members refuse this node's connections (expelled, or its
+			// id connected from elsewhere): retrying will not change it.
+			return fmt.Errorf("placement: join as %s: %w", r.id, err)
 		case errors.Is(err, ErrIdentityMismatch), errors.Is(err, ErrClosed), errors.Is(err, ErrIDInUse),
 			errors.Is(err, ErrExpelled), errors.Is(err, ErrUnauthorized):
 			return fmt.Errorf("placement: join as %s: %w", r.id, err)

@@ -628,9 +628,11 @@ type peerState struct {
 }
 
 // oneWayBarrier bounds how long a call waits for the one-way requests sent
-// before it (Request.After): those are on another stream and may have been
-// lost with a broken connection, and then the call goes ahead.
-const oneWayBarrier = time.Second
+// before it (Request.After) while none of them arrives: those are on
+// another stream and may have been lost with a broken connection, and then
+// the call goes ahead. While they keep arriving the call waits, bounded by
+// its ctx.
+const oneWayBarrier = 5 * time.Second
 
 func (p *peerState) oneWayDone() {
 	p.mu.Lock()
@@ -649,15 +651,20 @@ func (p *peerState) oneWayReached(n uint64) bool {
 }
 
 // waitOneWay waits until n one-way requests of the node were admitted, ctx
-// is done or oneWayBarrier passed.
+// is done or oneWayBarrier passed without progress.
 func (p *peerState) waitOneWay(ctx context.Context, n uint64) {
 	t := time.NewTimer(oneWayBarrier)
 	defer t.Stop()
+	var seen uint64
 	for {
 		p.mu.Lock()
 		if p.oneWays >= n {
 			p.mu.Unlock()
 			return
+		}
+		if p.oneWays != seen {
+			seen = p.oneWays
+			t.Reset(oneWayBarrier)
 		}
 		if p.advance == nil {
 			p.advance = make(chan struct{})

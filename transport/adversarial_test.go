@@ -703,3 +703,69 @@ func TestMemGate(t *testing.T) {
 		s.Close()
 	})
 }
+
+// A second process presenting a connected peer's id from another address is
+// refused while the first one's connection lives: one process per node id.
+// The first keeps being served; once it is gone, the id may connect again.
+func TestAdversarialSecondProcessSameID(t *testing.T) {
+	server := newNode(t, "server", nil)
+	got := newCollector()
+	server.Handle(KindCalls, got)
+	first := newNode(t, "twin", nil)
+	ctx := t.Context()
+	if err := first.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 10*time.Second)
+	impostor := newNode(t, "twin", nil)
+	err := impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("impostor"))
+	for err == nil { // the refusal may reach the impostor only after its first send
+		err = impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("impostor"))
+		if server.Refusals()[RefusalIDInUse] > 0 {
+			break
+		}
+	}
+	if n := server.Refusals()[RefusalIDInUse]; n == 0 {
+		t.Fatalf("impostor not refused (send err %v), refusals %v", err, server.Refusals())
+	}
+	// The impostor learns why: its next dial there fails with ErrIDInUse.
+	for i := 0; err == nil && i < 1000; i++ {
+		err = impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("impostor"))
+	}
+	if !errors.Is(err, ErrIDInUse) {
+		t.Fatalf("impostor's send after the refusal: %v, want ErrIDInUse", err)
+	}
+	if err := first.Send(ctx, Peer{ID: "server"}, KindCalls, []byte("first again")); err != nil {
+		t.Fatal(err)
+	}
+	got.wait(t, 1, 10*time.Second)
+	for i, f := range got.snapshot() {
+		if f == "impostor" {
+			t.Fatalf("frame %d from the impostor was delivered", i)
+		}
+	}
+	// The first process goes away: the id may connect from elsewhere now.
+	// Each attempt is sent once the server has seen the previous one's
+	// connection refused or the first one's close; the successor's frame
+	// arrives within a bounded number of attempts.
+	first.Close()
+	for attempt := 0; ; attempt++ {
+		if attempt == 200 {
+			t.Fatal("the id could not connect after its first process left")
+		}
+		if err := impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("successor")); err != nil {
+			if !errors.Is(err, ErrRefused) {
+				t.Fatal(err)
+			}
+			<-time.After(100 * time.Millisecond) // the refusal is remembered for a while
+			continue
+		}
+		select {
+		case <-got.got:
+			if f := got.snapshot(); f[len(f)-1] == "successor" {
+				return
+			}
+		case <-time.After(100 * time.Millisecond): // this attempt's connection was refused
+		}
+	}
+}

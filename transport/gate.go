@@ -28,6 +28,7 @@ const (
 	RefusalRaftTooLarge   = "raft rpc too large"
 	RefusalFrameTooLarge  = "frame too large"
 	RefusalMalformedFrame = "malformed frame"
+	RefusalIDInUse        = "id in use at another address"
 )
 
 // refusalCounts counts refusals by reason.

@@ -123,6 +123,13 @@ var (
 	ErrRefused = errors.New("transport: peer refused")
 )
 
+// refusal is why a peer refused this node, and until when to believe it.
+type refusal struct {
+	reason string
+	inUse  bool // our id is connected to that peer from another address
+	until  time.Time
+}
+
 // errConnGone is internal: the connection picked for a send died or lost a
 // duplicate resolution; Send picks again.
 var errConnGone = errors.New("transport: connection gone")
@@ -132,6 +139,7 @@ const (
 	codeClosing       quic.ApplicationErrorCode = 0
 	codeDuplicate     quic.ApplicationErrorCode = 0x201
 	codeDropped       quic.ApplicationErrorCode = 0x202 // Drop: the peer is refused
+	codeIDInUse       quic.ApplicationErrorCode = 0x203 // the peer's id is connected from elsewhere
 	codeStreamDone    quic.StreamErrorCode      = 0
 	codeFrameTooLarge quic.StreamErrorCode      = 0x101
 	codeMalformed     quic.StreamErrorCode      = 0x102
@@ -172,9 +180,13 @@ type QUIC struct {
 	conns  map[string]*peerConn // preferred connection per peer id
 	addrs  map[string]string    // last known address per peer id
 	up     map[string]bool      // peers connected since OnDisconnect last fired for them
-	all    map[*peerConn]struct{}
-	dials  map[string]*dialCall // by address
-	stats  map[string]*peerCounters
+	// refusedBy records, per address, why the peer there last closed our
+	// connection as refused (Drop, or our id in use): dials there fail at
+	// once with that reason for a while, so the layer above sees why.
+	refusedBy map[string]refusal
+	all       map[*peerConn]struct{}
+	dials     map[string]*dialCall // by address
+	stats     map[string]*peerCounters
 }
 
 var _ Transport = (*QUIC)(nil)
@@ -207,16 +219,17 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 	}
 	key := quic.StatelessResetKey(*resetKey)
 	q := &QUIC{
-		cfg:   cfg,
-		id:    cfg.Identity.NodeID,
-		udp:   udp,
-		tr:    &quic.Transport{Conn: udp, StatelessResetKey: &key},
-		conns: make(map[string]*peerConn),
-		addrs: make(map[string]string),
-		up:    make(map[string]bool),
-		all:   make(map[*peerConn]struct{}),
-		dials: make(map[string]*dialCall),
-		stats: make(map[string]*peerCounters),
+		cfg:       cfg,
+		id:        cfg.Identity.NodeID,
+		udp:       udp,
+		tr:        &quic.Transport{Conn: udp, StatelessResetKey: &key},
+		conns:     make(map[string]*peerConn),
+		addrs:     make(map[string]string),
+		up:        make(map[string]bool),
+		all:       make(map[*peerConn]struct{}),
+		dials:     make(map[string]*dialCall),
+		stats:     make(map[string]*peerCounters),
+		refusedBy: make(map[string]refusal),
 	}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	q.qconf = &quic.Config{
@@ -225,12 +238,17 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 		KeepAlivePeriod:       cfg.KeepAlivePeriod,
 		MaxIncomingStreams:    cfg.MaxIncomingStreams,
 		MaxIncomingUniStreams: -1,
-		// Both windows bound what a peer can make quic-go buffer; the
-		// initial ones must not exceed them.
+		// Both windows bound what a peer can make quic-go buffer. The
+		// connection window starts at its maximum, well above one stream's:
+		// a stream whose reader waits (one-way sends into a full mailbox)
+		// holds at most its own window of unread bytes, and the others —
+		// Raft, control, calls — keep the rest of the connection's credit.
+		// A connection window that had to grow with reads would be starved
+		// by one unread stream, and with it the node's Raft heartbeats.
 		InitialStreamReceiveWindow:     uint64(min(cfg.StreamReceiveWindow, 512<<10)),
 		MaxStreamReceiveWindow:         uint64(cfg.StreamReceiveWindow),
-		InitialConnectionReceiveWindow: uint64(min(cfg.ConnReceiveWindow, 768<<10)),
-		MaxConnectionReceiveWindow:     uint64(cfg.ConnReceiveWindow),
+		InitialConnectionReceiveWindow: uint64(max(cfg.ConnReceiveWindow, 4*cfg.StreamReceiveWindow)),
+		MaxConnectionReceiveWindow:     uint64(max(cfg.ConnReceiveWindow, 4*cfg.StreamReceiveWindow)),
 	}
 	q.srvTLS = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -484,6 +502,20 @@ func (q *QUIC) runDial(call *dialCall, addr, wantID string) {
 		q.mu.Unlock()
 		close(call.done)
 	}()
+	q.mu.Lock()
+	rf, ok := q.refusedBy[addr]
+	if ok && time.Now().After(rf.until) {
+		delete(q.refusedBy, addr)
+		ok = false
+	}
+	q.mu.Unlock()
+	if ok {
+		call.err = fmt.Errorf("%w by %s: %s", ErrRefused, addr, rf.reason)
+		if rf.inUse {
+			call.err = fmt.Errorf("%w: %w", ErrIDInUse, call.err)
+		}
+		return
+	}
 	uaddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		call.err = fmt.Errorf("%w: %s: %v", ErrUnreachable, addr, err)
@@ -563,6 +595,18 @@ func (q *QUIC) install(conn *quic.Conn, peer, dialer string) (*peerConn, error) 
 		return nil, ErrClosed
 	}
 	old := q.conns[peer]
+	if old != nil && old.usable() && !old.dead.Load() && dialer == peer && old.addr != pc.addr {
+		// A second process presents a live peer's id from another
+		// address: one process per node id. The live connection stays;
+		// once it ends (the first process died), the newcomer may connect.
+		q.mu.Unlock()
+		q.refusals.add(RefusalIDInUse)
+		q.refused.Add(1)
+		q.log(slog.LevelWarn, "transport: connection refused", "addr", pc.addr, "peer", peer,
+			"reason", RefusalIDInUse, "live", old.addr)
+		conn.CloseWithError(codeIDInUse, "node id "+peer+" in use at "+old.addr)
+		return nil, fmt.Errorf("%w: %s: node id %q is connected from %s", ErrRefused, pc.addr, peer, old.addr)
+	}
 	loser := pc
 	if old == nil || !old.usable() || q.newWins(old, pc) {
 		q.conns[peer] = pc
@@ -771,6 +815,14 @@ func (pc *peerConn) watch() {
 		q.refusals.add(RefusalTooManyStreams)
 		q.log(slog.LevelWarn, "transport: connection refused", "addr", pc.addr, "peer", pc.peer, "reason", RefusalTooManyStreams, "err", cause)
 	}
+	var aerr *quic.ApplicationError
+	if errors.As(cause, &aerr) && aerr.Remote && (aerr.ErrorCode == codeDropped || aerr.ErrorCode == codeIDInUse) {
+		q.log(slog.LevelWarn, "transport: refused by peer", "addr", pc.addr, "peer", pc.peer, "reason", aerr.ErrorMessage)
+		q.mu.Lock()
+		q.refusedBy[pc.addr] = refusal{reason: aerr.ErrorMessage, inUse: aerr.ErrorCode == codeIDInUse,
+			until: time.Now().Add(q.cfg.HandshakeTimeout)}
+		q.mu.Unlock()
+	}
 	q.mu.Lock()
 	if q.conns[pc.peer] == pc {
 		delete(q.conns, pc.peer)
@@ -853,6 +905,13 @@ func (pc *peerConn) serveStream(s *quic.Stream) {
 		}
 		pc.stats.framesReceived.Add(1)
 		pc.stats.bytesReceived.Add(uint64(len(f)))
+		if pc.dead.Load() {
+			// The connection ended (and OnDisconnect may have run): what
+			// a reader still had buffered is not delivered, so the layers
+			// above never see a frame of a peer after its disconnect.
+			pc.stats.framesDropped.Add(1)
+			continue
+		}
 		if b := q.handlers[k].Load(); b != nil {
 			b.h.HandleFrame(pc.peer, f)
 		} else {

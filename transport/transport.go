@@ -133,6 +133,10 @@ var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	ErrUnreachable   = errors.New("transport: peer unreachable")
 	ErrPeerIdentity  = errors.New("transport: peer identity mismatch")
+	// ErrIDInUse means a peer refused this node's connection because a
+	// connection with this node's id from another address is live there:
+	// another process holds this node's identity.
+	ErrIDInUse = errors.New("transport: node id in use by another process")
 	// ErrQueueFull means TrySend found the peer's queue over its budget.
 	ErrQueueFull = errors.New("transport: peer queue full")
 )
