@@ -51,6 +51,9 @@ func (c *Counter) AddVia(ctx context.Context, other Ref, d int) (int, error) {
 // Self returns a Ref argument unchanged: refs travel as results.
 func (c *Counter) Echo(r Ref) Ref { return r }
 
+// Keep takes any value: the hostile-argument tests aim at it.
+func (c *Counter) Keep(v any) int { return c.n }
+
 // Pad returns n bytes: a large reply.
 func (c *Counter) Pad(n int) []byte { return make([]byte, n) }
 

@@ -60,6 +60,7 @@ const (
 	RefusalExpelLeader    = "expel of the leader"
 	RefusalIdentityClaims = "join names another node"
 	RefusalWrongReplier   = "reply from another peer"
+	RefusalMalformed      = "malformed control frame"
 )
 
 // authz is the Registry's authorization state.

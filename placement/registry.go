@@ -665,7 +665,7 @@ func (r *Registry) propose(ctx context.Context, c command, idempotent bool) (res
 func (r *Registry) handleFrame(from string, frame []byte) {
 	c, err := decodeCtrl(frame)
 	if err != nil {
-		r.log.Warn("bad control frame", "peer", from, "err", err)
+		_ = r.refuse(from, "control frame", RefusalMalformed, err)
 		return
 	}
 	if err := r.allowFrame(from, c); err != nil {
