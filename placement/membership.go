@@ -49,7 +49,10 @@ func (r *Registry) Leave(ctx context.Context) error {
 			if err == nil && rep.Res != nil && rep.Res.Err == nil {
 				return nil
 			}
-			if err == nil && rep.Res != nil && !errors.Is(rep.Res.Err, ErrNotLeader) {
+			// Not the leader any more, or leadership lost while removing:
+			// a removal is idempotent, so ask whoever leads next.
+			if err == nil && rep.Res != nil && !errors.Is(rep.Res.Err, ErrNotLeader) &&
+				!errors.Is(rep.Res.Err, ErrUnknownOutcome) && !errors.Is(rep.Res.Err, ErrNoLeader) {
 				return rep.Res.Err
 			}
 		}
