@@ -330,11 +330,10 @@ func (m *Mem) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 	if delay > 0 {
 		f.due = time.Now().Add(delay)
 	}
-	if err := l.enqueue(ctx, f, true); err != nil {
-		return err
-	}
+	// Connected before the frame can arrive: the peer's answer to it (a
+	// TrySend) must find the connection, as it would over QUIC.
 	connect(m, target)
-	return nil
+	return l.enqueue(ctx, f, true)
 }
 
 // StreamLayer returns the node's Raft stream layer.
