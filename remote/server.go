@@ -53,7 +53,7 @@ func (a *activation) reserve(j *job, max int) bool {
 		a.bmu.Unlock()
 		select {
 		case <-space:
-		case <-j.waitCtx().Done():
+		case <-j.roomCtx().Done():
 			return false
 		}
 	}
@@ -94,6 +94,7 @@ type job struct {
 	req      Request
 	ctx      context.Context
 	cancel   context.CancelFunc // nil when no cancel frame can come
+	wctx     context.Context    // the ownership wait's ctx, once made
 	stopWait context.CancelFunc // ends the ownership wait of waitCtx
 	block    bool               // one-way stream: wait for mailbox room
 	wait     context.Context    // local one-way: the sender's ctx bounds the waits
@@ -184,15 +185,28 @@ func (e *Endpoint) newJob(from string, q *Request) *job {
 // waitCtx bounds a wait for ownership: the job's ctx, and parkTimeout
 // when the caller gave no deadline.
 func (j *job) waitCtx() context.Context {
-	if j.wait != nil {
+	switch {
+	case j.wait != nil:
 		return j.wait
+	case j.wctx != nil:
+		return j.wctx
 	}
 	if _, ok := j.ctx.Deadline(); ok {
 		return j.ctx
 	}
-	ctx, cancel := context.WithTimeout(j.ctx, parkTimeout)
-	j.stopWait = cancel
-	return ctx
+	j.wctx, j.stopWait = context.WithTimeout(j.ctx, parkTimeout)
+	return j.wctx
+}
+
+// roomCtx bounds a one-way request's wait for room in the mailbox: the
+// local sender's ctx, or the request's own (its deadline, its connection).
+// Without a deadline it waits as long as the connection lives: that is the
+// flow control that slows the sender down.
+func (j *job) roomCtx() context.Context {
+	if j.wait != nil {
+		return j.wait
+	}
+	return j.ctx
 }
 
 // parkTimeout bounds how long a request without a deadline waits for its
@@ -312,13 +326,13 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 	}
 	if !act.reserve(j, e.cfg.MailboxBytes) {
 		if j.block {
-			return errOf(e.finish(j, nil, j.waitCtx().Err()))
+			return errOf(e.finish(j, nil, j.roomCtx().Err()))
 		}
 		return errOf(e.finish(j, nil, &Error{Code: CodeBackpressure, Message: fmt.Sprintf("mailbox holds over %d bytes", e.cfg.MailboxBytes)}))
 	}
 	var terr error
 	if j.block {
-		terr = e.sys.Send(j.waitCtx(), act.pid, j)
+		terr = e.sys.Send(j.roomCtx(), act.pid, j)
 	} else {
 		terr = e.sys.Tell(act.pid, j)
 	}
