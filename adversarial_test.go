@@ -80,8 +80,7 @@ func TestHostileCertificateHolder(t *testing.T) {
 	}
 	// 3. An argument nested a million levels deep, for Keep(any).
 	deep := append(bytes.Repeat([]byte{0x91}, 1<<20), 0xc0)
-	p, _ := c.nodes[1].reg.Lookup(r.ID)
-	q := remote.Request{ID: 1, Target: r.ID, Epoch: p.Epoch, Method: "Keep", Flags: remote.FlagNoCancel,
+	q := remote.Request{ID: 1, Target: r.ID, Epoch: r.Epoch, Method: "Keep", Flags: remote.FlagNoCancel,
 		Sender: "mallory", Args: append([]byte{0x91}, deep...)}
 	send(c.nodes[1], transport.KindCalls, remote.AppendRequest(nil, &q))
 	// 4. A one-way send of the same, and a frame that is no envelope.

@@ -39,11 +39,10 @@ func TestStalledCallerHurtsOnlyItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := n2.reg.Lookup(r.ID)
 	sendCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for i := range 400 { // 100 MiB of replies asked for
-		q := remote.Request{ID: uint64(i + 1), Target: r.ID, Epoch: p.Epoch, Method: "Pad",
+		q := remote.Request{ID: uint64(i + 1), Target: r.ID, Epoch: r.Epoch, Method: "Pad",
 			Flags: remote.FlagNoCancel, Sender: "stalled", Args: args}
 		if err := stalled.Send(sendCtx, transport.Peer{ID: "n2", Addr: n2.Addr()}, transport.KindCalls, remote.AppendRequest(nil, &q)); err != nil {
 			t.Fatalf("request %d: %v", i, err)
