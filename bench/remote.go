@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/quicecho"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // arg is the 32-byte argument of the cluster scenarios.
@@ -71,6 +73,10 @@ func remoteCall(inflight int) func(ctx context.Context, e *env) (*Result, error)
 			return nil, err
 		}
 		defer cl.main.StopActor(context.WithoutCancel(ctx), ref)
+		fl, err := echoFloor(ctx, cl, "w1", inflight, e.o.duration)
+		if err != nil {
+			return nil, err
+		}
 		r, err := closedLoop(ctx, e.o.duration, inflight, unavailable, func(ctx context.Context) error {
 			_, err := troupe.Call[[]byte](ctx, ref, "Echo", arg).Await(ctx)
 			return err
@@ -78,10 +84,13 @@ func remoteCall(inflight int) func(ctx context.Context, e *env) (*Result, error)
 		if err != nil {
 			return nil, err
 		}
+		rate := float64(r.ops) / r.elapsed.Seconds()
+		figs := append([]Figure{{Name: "throughput", Value: rate, Unit: "rt/s", Higher: true}}, r.lat.figures()...)
 		return &Result{
 			Setup: Setup{Nodes: 2, Processes: 2, InFlight: inflight, Payload: len(arg), Duration: r.elapsed.Round(time.Millisecond).String(), Ops: r.ops,
-				Notes: "caller in the suite's process, actor in worker w1, QUIC+mTLS on 127.0.0.1" + failedNote(r.failed)},
-			Figures: append([]Figure{{Name: "throughput", Value: float64(r.ops) / r.elapsed.Seconds(), Unit: "rt/s", Higher: true}}, r.lat.figures()...),
+				Notes: "caller in the suite's process, actor in worker w1, QUIC+mTLS on 127.0.0.1, every call's ctx has a deadline, default mailbox; " +
+					"quic floor: bare quic-go echo over one mTLS stream between the same two processes, same in flight" + failedNote(r.failed)},
+			Figures: append(figs, floorFigures(fl, rate, "rt/s")...),
 		}, nil
 	}
 }
@@ -101,6 +110,10 @@ func remoteTell(ctx context.Context, e *env) (*Result, error) {
 		return nil, err
 	}
 	defer cl.main.StopActor(context.WithoutCancel(ctx), ref)
+	fl, err := sendFloor(ctx, cl, "w1", e.o.duration)
+	if err != nil {
+		return nil, err
+	}
 	deadline := time.Now().Add(e.o.duration)
 	start := time.Now()
 	var sent, refused int64
@@ -128,12 +141,13 @@ func remoteTell(ctx context.Context, e *env) (*Result, error) {
 	lost := sent - got
 	return &Result{
 		Setup: Setup{Nodes: 2, Processes: 2, InFlight: 1, Payload: len(arg), Duration: el.Round(time.Millisecond).String(), Ops: got,
-			Notes: fmt.Sprintf("sender in the suite's process, actor in worker w1, default mailbox (1024); Tell returned nil %d times in %s, the actor handled %d, lost %d; %d Tells refused with an error", sent, sendEl.Round(time.Millisecond), got, lost, refused)},
-		Figures: []Figure{
+			Notes: fmt.Sprintf("sender in the suite's process, actor in worker w1, default mailbox (1024), the sender's ctx has a deadline; Tell returned nil %d times in %s, the actor handled %d, lost %d; %d Tells refused with an error; "+
+				"quic floor: one-way frames over one bare quic-go mTLS stream between the same two processes", sent, sendEl.Round(time.Millisecond), got, lost, refused)},
+		Figures: append([]Figure{
 			{Name: "throughput", Value: float64(got) / el.Seconds(), Unit: "msgs/s", Higher: true},
 			{Name: "send rate", Value: float64(sent) / sendEl.Seconds(), Unit: "msgs/s", Higher: true},
 			{Name: "lost", Value: float64(lost), Unit: "msgs"},
-		},
+		}, floorFigures(fl, float64(got)/el.Seconds(), "msgs/s")...),
 	}, nil
 }
 
@@ -511,4 +525,98 @@ func stopAll(ctx context.Context, n *troupe.Node, refs []troupe.Ref) {
 		})
 	}
 	wg.Wait()
+}
+
+// floor is the bare quic-go figure a remote scenario is compared with.
+type floor struct {
+	rate float64 // round trips or messages per second
+	lat  *latency
+}
+
+// echoClient dials the bare quic-go echo server of worker name from this
+// process, with main's certificate, for callers callers.
+func (c *cluster) echoClient(ctx context.Context, name string, callers int) (*quicecho.Client, error) {
+	c.mu.Lock()
+	var addr string
+	for _, w := range c.workers {
+		if w.name == name {
+			addr = w.echo
+		}
+	}
+	c.mu.Unlock()
+	if addr == "" {
+		return nil, fmt.Errorf("worker %s has no echo server", name)
+	}
+	f := tlsFiles(c.dir, "main")
+	ident, err := transport.LoadIdentity(f.CAFile, f.CertFile, f.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return quicecho.Dial(dctx, addr, ident, callers)
+}
+
+// echoFloor measures round trips of 32-byte frames over one stream of a
+// bare quic-go connection to worker name, inflight at a time, for d.
+func echoFloor(ctx context.Context, cl *cluster, name string, inflight int, d time.Duration) (floor, error) {
+	ec, err := cl.echoClient(ctx, name, inflight)
+	if err != nil {
+		return floor{}, err
+	}
+	defer ec.Close()
+	free := make(chan int, inflight)
+	for i := range inflight {
+		free <- i
+	}
+	r, err := closedLoop(ctx, d, inflight, nil, func(ctx context.Context) error {
+		i := <-free
+		p := make([]byte, len(arg))
+		err := ec.Call(ctx, i, p)
+		free <- i
+		return err
+	})
+	if err != nil {
+		return floor{}, fmt.Errorf("bare quic-go floor: %w", err)
+	}
+	return floor{rate: float64(r.ops) / r.elapsed.Seconds(), lat: r.lat}, nil
+}
+
+// sendFloor measures one-way 32-byte frames over one stream of a bare
+// quic-go connection to worker name for d, counted once a round trip after
+// them returned (the server has read them all).
+func sendFloor(ctx context.Context, cl *cluster, name string, d time.Duration) (floor, error) {
+	ec, err := cl.echoClient(ctx, name, 1)
+	if err != nil {
+		return floor{}, err
+	}
+	defer ec.Close()
+	p := make([]byte, len(arg))
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var sent int64
+	for sent < maxOps && (sent%256 != 0 || time.Now().Before(deadline)) {
+		if err := ec.Send(p); err != nil {
+			return floor{}, fmt.Errorf("bare quic-go floor: %w", err)
+		}
+		sent++
+	}
+	if err := ec.Call(ctx, 0, p); err != nil {
+		return floor{}, fmt.Errorf("bare quic-go floor: %w", err)
+	}
+	return floor{rate: float64(sent) / time.Since(start).Seconds()}, nil
+}
+
+// floorFigures are the floor's figures beside a scenario's, and the ratio
+// of the scenario's rate to the floor's.
+func floorFigures(f floor, rate float64, unit string) []Figure {
+	figs := []Figure{{Name: "quic floor", Value: f.rate, Unit: unit, Higher: true}}
+	if f.lat != nil {
+		for _, lf := range f.lat.figures() {
+			if lf.Name == "p50" || lf.Name == "p99" {
+				figs = append(figs, Figure{Name: "floor " + lf.Name, Value: lf.Value, Unit: lf.Unit})
+			}
+		}
+	}
+	return append(figs, Figure{Name: "÷ floor", Value: rate / f.rate, Unit: "×", Higher: true})
 }

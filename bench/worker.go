@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/internal/quicecho"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -123,7 +124,21 @@ func workerMain() int {
 		fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
 		return 1
 	}
-	fmt.Printf("READY %s\n", n.Addr())
+	// The bare quic-go echo beside the node: the floor the remote
+	// scenarios are compared with, across the same two processes.
+	f := tlsFiles(dir, name)
+	ident, err := transport.LoadIdentity(f.CAFile, f.CertFile, f.KeyFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
+		return 1
+	}
+	echo, err := quicecho.Listen("127.0.0.1:0", ident)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench worker %s: echo: %v\n", name, err)
+		return 1
+	}
+	defer echo.Close()
+	fmt.Printf("READY %s %s\n", n.Addr(), echo.Addr())
 	eof := make(chan struct{})
 	// This goroutine blocks on stdin until the process ends; os.Exit is
 	// its owner.
@@ -142,6 +157,7 @@ func workerMain() int {
 type worker struct {
 	name  string
 	addr  string
+	echo  string // address of its bare quic-go echo server
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	ready bool          // it printed READY (set by startWorker)
@@ -271,7 +287,8 @@ func (c *cluster) startWorkerJoin(ctx context.Context, name, join string) (*work
 		close(w.done)
 	})
 	select {
-	case w.addr = <-ready:
+	case addrs := <-ready:
+		w.addr, w.echo, _ = strings.Cut(addrs, " ")
 		w.ready = true
 		return w, nil
 	case <-w.done:
