@@ -122,6 +122,10 @@ type command struct {
 	Origin string `msgpack:"o,omitempty"`
 	Inc    uint64 `msgpack:"u,omitempty"`
 	Seq    uint64 `msgpack:"q,omitempty"`
+	// Floor is the lowest seq of Origin whose request may still be
+	// retried (its propose has not returned): the state machine may
+	// forget results below it (see session). 0 means unknown.
+	Floor uint64 `msgpack:"f,omitempty"`
 }
 
 func encodeCommand(c command) ([]byte, error) {

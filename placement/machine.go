@@ -44,18 +44,58 @@ type machine struct {
 	moving func(e *Event, prevDown bool)
 }
 
-// sessionWindow is how many recent results each node's session keeps for
-// exactly-once retries.
-const sessionWindow = 1024
+// sessionWindow bounds the results each node's session keeps for
+// exactly-once retries, and how far a node's requests in flight may span
+// (seqWindow): a node never has a request in flight whose seq is
+// sessionWindow or more below the newest it issued.
+const sessionWindow = 4096
 
 // session remembers the results of a node's recent requests so that a
 // retried request (same Origin, Inc, Seq) returns the first result instead
 // of applying twice.
+//
+// Requests reach the log in any order (seqs are taken before commands
+// queue for the batcher, and retries follow newer requests), so the window
+// is not "the last N applied": each request carries its node's Floor, the
+// lowest seq whose request that node may still retry. The session keeps
+// the result of every seq at or above the highest Floor it has seen, and
+// refuses as stale only a seq below it (its node stopped waiting for it) or
+// one evicted by the sessionWindow cap, which a node honouring seqWindow
+// never reaches (docs/placement.md, "Exactly-once writes").
 type session struct {
 	Inc        uint64            `msgpack:"u"`
-	Order      []uint64          `msgpack:"o"` // seqs in apply order, oldest first
+	Order      []uint64          `msgpack:"o"` // seqs with a result, ascending
 	Results    map[uint64]result `msgpack:"r"`
-	EvictedMax uint64            `msgpack:"e"` // largest seq dropped from the window
+	EvictedMax uint64            `msgpack:"e"`           // largest seq dropped by the cap
+	Floor      uint64            `msgpack:"f,omitempty"` // highest Floor seen
+}
+
+// remember records the result of seq and drops the results below floor,
+// then the smallest ones beyond the cap.
+func (s *session) remember(seq, floor uint64, res result) {
+	s.Results[seq] = res
+	if i, found := slices.BinarySearch(s.Order, seq); !found {
+		s.Order = slices.Insert(s.Order, i, seq)
+	}
+	s.forget(floor)
+}
+
+// forget raises the floor and drops what falls below it or beyond the cap.
+func (s *session) forget(floor uint64) {
+	s.Floor = max(s.Floor, floor)
+	n := 0
+	for n < len(s.Order) && s.Order[n] < s.Floor {
+		delete(s.Results, s.Order[n])
+		n++
+	}
+	for len(s.Order)-n > sessionWindow {
+		delete(s.Results, s.Order[n])
+		s.EvictedMax = max(s.EvictedMax, s.Order[n])
+		n++
+	}
+	if n > 0 {
+		s.Order = slices.Delete(s.Order, 0, n)
+	}
 }
 
 func newMachine() *machine {
@@ -170,7 +210,8 @@ func (m *machine) applyOne(index, pos uint64, data []byte, evs *[]Event) result 
 			prev.WireErr = nil
 			return prev // a retry: the first outcome stands
 		}
-		if c.Seq <= sess.EvictedMax {
+		if c.Seq < max(sess.Floor, c.Floor) || c.Seq <= sess.EvictedMax {
+			sess.forget(c.Floor)
 			return result{Index: index, Err: fmt.Errorf("%w: request %d is older than the dedup window", ErrStaleRequest, c.Seq)}
 		}
 	}
@@ -181,14 +222,7 @@ func (m *machine) applyOne(index, pos uint64, data []byte, evs *[]Event) result 
 	if sess != nil {
 		keep := res
 		keep.WireErr, keep.Err = toWire(res.Err), nil
-		sess.Results[c.Seq] = keep
-		sess.Order = append(sess.Order, c.Seq)
-		if len(sess.Order) > sessionWindow {
-			old := sess.Order[0]
-			sess.Order = sess.Order[1:]
-			delete(sess.Results, old)
-			sess.EvictedMax = max(sess.EvictedMax, old)
-		}
+		sess.remember(c.Seq, c.Floor, keep)
 	}
 	return res
 }

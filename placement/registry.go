@@ -78,7 +78,7 @@ type Registry struct {
 	restoredAt atomic.Int64  // ns since base + 1 of the last snapshot restore; 0 if none
 	reqID      atomic.Uint64 // control request ids
 	inc        atomic.Uint64 // incarnation: log index of this node's latest join
-	seq        atomic.Uint64 // exactly-once sequence of this incarnation's writes
+	seqs       seqWindow     // exactly-once sequence of this node's writes (seqwindow.go)
 	closed     atomic.Bool
 	leaving    atomic.Bool // set by Leave: Owns refuses every actor
 
@@ -620,7 +620,12 @@ func (r *Registry) replyCtrl(to string, c *ctrl) {
 // idempotent are retried.
 func (r *Registry) propose(ctx context.Context, c command, idempotent bool) (result, error) {
 	if inc := r.inc.Load(); inc != 0 {
-		c.Origin, c.Inc, c.Seq = r.id, inc, r.seq.Add(1)
+		seq, floor, err := r.seqs.acquire(ctx, r.done)
+		if err != nil {
+			return result{}, err
+		}
+		defer r.seqs.release(seq)
+		c.Origin, c.Inc, c.Seq, c.Floor = r.id, inc, seq, floor
 		idempotent = true
 	}
 	data, err := encodeCommand(c)

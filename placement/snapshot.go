@@ -41,7 +41,7 @@ func (m *machine) capture() snapshotBody {
 	b := snapshotBody{Index: m.applied.Load(), Members: m.memberList(), Sessions: make(map[string]*session)}
 	m.mu.RLock()
 	for k, s := range m.sessions {
-		c := &session{Inc: s.Inc, Order: slices.Clone(s.Order), Results: make(map[uint64]result, len(s.Results)), EvictedMax: s.EvictedMax}
+		c := &session{Inc: s.Inc, Order: slices.Clone(s.Order), Results: make(map[uint64]result, len(s.Results)), EvictedMax: s.EvictedMax, Floor: s.Floor}
 		for q, r := range s.Results {
 			c.Results[q] = r
 		}
@@ -127,6 +127,9 @@ func (m *machine) restore(b snapshotBody) {
 		if s.Results == nil {
 			s.Results = make(map[uint64]result)
 		}
+		// Snapshots before the Floor kept Order in apply order.
+		slices.Sort(s.Order)
+		s.Order = slices.Compact(s.Order)
 		m.sessions[k] = s
 	}
 	for i := range b.Members {
