@@ -229,6 +229,10 @@ func (f *Future[R]) decode() {
 	if len(raw) == 0 {
 		return
 	}
+	if v, ok := remote.DecodeFast[R](raw); ok {
+		f.val = v
+		return
+	}
 	f.derr = f.call.Decode(context.Background(), &f.val)
 }
 

@@ -96,6 +96,16 @@ func appendValue(dst []byte, v reflect.Value) (out []byte, err error) {
 func AppendArgs(dst []byte, args ...any) ([]byte, error) {
 	start := len(dst)
 	dst = appendArrayHeader(dst, len(args))
+	fast := true
+	for _, a := range args {
+		if dst, fast = appendFast(dst, a); !fast {
+			break
+		}
+	}
+	if fast {
+		return dst, nil
+	}
+	dst = appendArrayHeader(dst[:start], len(args))
 	e := encoders.Get().(*pooledEncoder)
 	defer encoders.Put(e)
 	e.w.b = dst

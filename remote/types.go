@@ -120,6 +120,7 @@ func NewType[T any](name string, newFn func() *T) (*Type, error) {
 			t.skipped[m.Name] = why
 			continue
 		}
+		mm.fast = fastInvoker[*T](m.Func.Interface(), m.Name)
 		mm.index = len(t.byIndex)
 		t.byIndex = append(t.byIndex, mm)
 		t.methods[m.Name] = mm
@@ -213,7 +214,7 @@ func (t *Type) New() (*Object, error) {
 	if !v.IsValid() {
 		return nil, fmt.Errorf("%w: %q: producer returned nil", ErrBadType, t.name)
 	}
-	return &Object{typ: t, recv: v, args: make([][]reflect.Value, len(t.byIndex))}, nil
+	return &Object{typ: t, recv: v, ptr: v.Interface(), args: make([][]reflect.Value, len(t.byIndex))}, nil
 }
 
 // method is one entry of a method table.
@@ -226,6 +227,7 @@ type method struct {
 	in     []reflect.Type
 	result reflect.Type // nil when the method returns no value
 	hasErr bool
+	fast   fastFn // the typed invoker (adapt.go); nil for other shapes
 }
 
 // Object is one instance of a registered type together with its method
@@ -240,6 +242,7 @@ type method struct {
 type Object struct {
 	typ  *Type
 	recv reflect.Value
+	ptr  any               // recv.Interface(): the *T the typed invokers assert
 	args [][]reflect.Value // per method index: its argument cells, made on first use
 	ctx  context.Context   // the ctx of the call in progress; nil between calls
 }
@@ -283,6 +286,22 @@ func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byt
 		}
 		return dst, &Error{Code: CodeUnknownMethod, Method: name, Message: msg}
 	}
+	if catch {
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			pe := &PanicError{Value: p, Stack: debug.Stack()}
+			out, err = dst, &Error{Code: CodePanicked, Method: name,
+				Message: fmt.Sprintf("%s: %v", m.full, p), cause: pe}
+		}()
+	}
+	if m.fast != nil {
+		if out, err, ok := m.fast(o, ctx, dst, args, encode); ok {
+			return out, err
+		}
+	}
 	var inBuf [6]reflect.Value
 	ins := append(inBuf[:0], o.recv)
 	if m.hasCtx {
@@ -297,17 +316,6 @@ func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byt
 	ins, err = m.decodeArgs(ins, cells, args)
 	if err != nil {
 		return dst, err
-	}
-	if catch {
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			pe := &PanicError{Value: p, Stack: debug.Stack()}
-			out, err = dst, &Error{Code: CodePanicked, Method: name,
-				Message: fmt.Sprintf("%s: %v", m.full, p), cause: pe}
-		}()
 	}
 	outs := m.fn.Call(ins)
 	if m.hasErr {

@@ -157,6 +157,7 @@ type QUIC struct {
 	cfg      Config
 	id       string
 	udp      *net.UDPConn
+	addr     string // udp.LocalAddr().String(), made once: Send compares it
 	tr       *quic.Transport
 	ln       *quic.Listener
 	qconf    *quic.Config
@@ -222,6 +223,7 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 		cfg:       cfg,
 		id:        cfg.Identity.NodeID,
 		udp:       udp,
+		addr:      udp.LocalAddr().String(),
 		tr:        &quic.Transport{Conn: udp, StatelessResetKey: &key},
 		conns:     make(map[string]*peerConn),
 		addrs:     make(map[string]string),
@@ -288,7 +290,7 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 func (q *QUIC) ID() string { return q.id }
 
 // Addr returns the bound UDP address, e.g. "127.0.0.1:41234".
-func (q *QUIC) Addr() string { return q.udp.LocalAddr().String() }
+func (q *QUIC) Addr() string { return q.addr }
 
 // Handle sets the handler of frames of kind k.
 func (q *QUIC) Handle(k Kind, h Handler) {
