@@ -14,18 +14,18 @@ import (
 // shapes has one method per kind of shape: fast ones and general ones.
 type shapes struct{ n int }
 
-func (s *shapes) Int(n int) int                                  { return n + 1 }
-func (s *shapes) Int64(n int64) int64                            { return n - 1 }
-func (s *shapes) Uint(n uint64) uint64                           { return n * 2 }
-func (s *shapes) Str(x string) string                            { return x + "!" }
-func (s *shapes) Bytes(b []byte) []byte                          { return append(b, 1) }
-func (s *shapes) Bool(b bool) bool                               { return !b }
-func (s *shapes) Float(f float64) float64                        { return f / 2 }
-func (s *shapes) Mixed(b []byte) int                             { return len(b) }
-func (s *shapes) None()                                          { s.n++ }
-func (s *shapes) Count() int                                     { return s.n }
-func (s *shapes) Take(_ string)                                  { s.n++ }
-func (s *shapes) Fail(msg string) error                          { return errors.New(msg) }
+func (s *shapes) Int(n int) int           { return n + 1 }
+func (s *shapes) Int64(n int64) int64     { return n - 1 }
+func (s *shapes) Uint(n uint64) uint64    { return n * 2 }
+func (s *shapes) Str(x string) string     { return x + "!" }
+func (s *shapes) Bytes(b []byte) []byte   { return append(b, 1) }
+func (s *shapes) Bool(b bool) bool        { return !b }
+func (s *shapes) Float(f float64) float64 { return f / 2 }
+func (s *shapes) Mixed(b []byte) int      { return len(b) }
+func (s *shapes) None()                   { s.n++ }
+func (s *shapes) Count() int              { return s.n }
+func (s *shapes) Take(_ string)           { s.n++ }
+func (s *shapes) Fail(msg string) error   { return errors.New(msg) }
 func (s *shapes) FailR(ctx context.Context, msg string) (int, error) {
 	if ctx == nil {
 		panic("nil ctx")
