@@ -93,7 +93,7 @@ type job struct {
 	from     string
 	req      Request
 	ctx      context.Context
-	cancel   context.CancelFunc // nil when no cancel frame can come
+	jc       *jobCtx            // ctx, when it has a deadline or may be cancelled
 	wctx     context.Context    // the ownership wait's ctx, once made
 	stopWait context.CancelFunc // ends the ownership wait of waitCtx
 	block    bool               // one-way stream: wait for mailbox room
@@ -157,23 +157,27 @@ func (e *Endpoint) newJob(from string, q *Request) *job {
 	j := &job{from: from, req: *q, ctx: e.peerCtx(from)}
 	dl, hasDeadline := q.DeadlineTime()
 	cancellable := q.Flags&(FlagOneWay|FlagNoCancel) == 0 // a cancel frame may follow
-	switch {
-	case hasDeadline:
-		j.ctx, j.cancel = context.WithDeadline(j.ctx, dl)
-	case cancellable:
-		j.ctx, j.cancel = context.WithCancel(j.ctx)
+	if !hasDeadline && !cancellable {
+		return j
 	}
+	// No timer and no registration per request: see jobCtx.
+	jc := newJobCtx(j.ctx, dl)
+	j.ctx, j.jc = jc, jc
 	if cancellable {
-		cancel := j.cancel
+		var cancel func()
 		if hasDeadline {
 			// A cancel frame sent because the caller's deadline passed
 			// must not beat the callee's own deadline to it: the method
 			// sees context.DeadlineExceeded, as the caller does.
 			cancel = func() {
 				if time.Now().Before(dl) {
-					j.cancel()
+					jc.cancel()
+				} else {
+					jc.end(context.DeadlineExceeded)
 				}
 			}
+		} else {
+			cancel = jc.cancel
 		}
 		e.mu.Lock()
 		e.inflight[inflightKey{from, q.ID}] = cancel
@@ -423,13 +427,13 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 	// The caller cancelled, or its connection ended: nobody waits for an
 	// answer.
 	callerGone := errors.Is(j.ctx.Err(), context.Canceled)
-	if j.cancel != nil {
+	if j.jc != nil {
 		if q.Flags&(FlagOneWay|FlagNoCancel) == 0 {
 			e.mu.Lock()
 			delete(e.inflight, inflightKey{j.from, q.ID})
 			e.mu.Unlock()
 		}
-		j.cancel()
+		j.jc.cancel()
 	}
 	if e.ctx.Err() != nil {
 		return nil // closing: the caller's endpoint or ctx fails the call

@@ -1,0 +1,143 @@
+package remote
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// jobCtx is the ctx of one hosted call: its caller's deadline, its
+// cancellation by a cancel frame, and its peer's ctx (cancelled when the
+// caller's connection ends), without a timer or a registration with the
+// peer's ctx per request. Err compares the clock with the deadline and asks
+// the peer's ctx, which is all the runtime itself needs (when the job
+// starts, and when a method checks ctx.Err()). Only Done — a method that
+// selects on its ctx, or derives one from it — arms what it takes to close
+// a channel: a timer for the deadline and a callback on the peer's ctx.
+// Most methods never call Done, so most calls pay for neither.
+type jobCtx struct {
+	parent   context.Context // the peer's ctx
+	deadline time.Time       // zero: none
+
+	mu    sync.Mutex
+	err   error         // set once: Canceled or DeadlineExceeded
+	done  chan struct{} // made by the first Done
+	timer *time.Timer   // armed by Done when there is a deadline
+	stop  func() bool   // stops the callback on parent, armed by Done
+
+	afters map[*after]struct{} // AfterFunc callbacks still to run
+}
+
+func newJobCtx(parent context.Context, deadline time.Time) *jobCtx {
+	return &jobCtx{parent: parent, deadline: deadline}
+}
+
+// Deadline returns the caller's deadline.
+func (c *jobCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
+
+// Value returns the peer ctx's value for key.
+func (c *jobCtx) Value(key any) any { return c.parent.Value(key) }
+
+// Err returns context.Canceled once the call was cancelled or its caller is
+// gone, context.DeadlineExceeded once its deadline passed, nil before.
+func (c *jobCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		switch {
+		case c.parent.Err() != nil:
+			c.endLocked(context.Canceled)
+		case !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+			c.endLocked(context.DeadlineExceeded)
+		}
+	}
+	return c.err
+}
+
+// Done returns a channel closed when Err becomes non-nil; the first call
+// arms the deadline's timer and the watch of the peer's ctx.
+func (c *jobCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	if c.err != nil {
+		close(c.done)
+		return c.done
+	}
+	if !c.deadline.IsZero() {
+		d := time.Until(c.deadline)
+		if d <= 0 {
+			c.endLocked(context.DeadlineExceeded)
+			return c.done
+		}
+		c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
+	}
+	c.stop = context.AfterFunc(c.parent, func() { c.end(context.Canceled) })
+	return c.done
+}
+
+// AfterFunc arranges for f to run in a goroutine of its own once c ends,
+// as context.AfterFunc does; the context package uses it, rather than a
+// goroutine per derived ctx, when a method derives a ctx from c. stop
+// reports whether it kept f from running.
+func (c *jobCtx) AfterFunc(f func()) (stop func() bool) {
+	c.Done() // arm the timer and the watch of the peer's ctx
+	a := &after{f: f}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	if c.afters == nil {
+		c.afters = make(map[*after]struct{})
+	}
+	c.afters[a] = struct{}{}
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if _, ok := c.afters[a]; !ok {
+			return false
+		}
+		delete(c.afters, a)
+		return true
+	}
+}
+
+type after struct{ f func() }
+
+// cancel ends c with context.Canceled (a cancel frame, or the job
+// finished) unless it has ended already.
+func (c *jobCtx) cancel() { c.end(context.Canceled) }
+
+func (c *jobCtx) end(err error) {
+	c.mu.Lock()
+	c.endLocked(err)
+	c.mu.Unlock()
+}
+
+func (c *jobCtx) endLocked(err error) {
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stop != nil {
+		c.stop()
+	}
+	for a := range c.afters {
+		go a.f()
+	}
+	c.afters = nil
+}
+
+func (c *jobCtx) String() string { return "remote.jobCtx" }
