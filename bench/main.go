@@ -37,6 +37,7 @@ type options struct {
 	compare  string
 	list     bool
 	verbose  bool
+	profile  string // directory for CPU profiles of every process, "" for none
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -50,6 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.compare, "compare", "", "compare the results with this earlier -json file")
 	fs.BoolVar(&o.list, "list", false, "list the scenarios and exit")
 	fs.BoolVar(&o.verbose, "v", false, "log the cluster nodes' warnings to stderr")
+	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the suite's process (main.cpu.pprof) and of each worker process (NAME.cpu.pprof) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,6 +110,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if o.profile != "" {
+		stop, err := startProfile(o.profile, "main")
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 2
+		}
+		defer stop()
+	}
 	rep := newReport(o.quick, o.duration)
 	e := newEnv(o, stderr)
 	failed := 0

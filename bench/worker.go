@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,6 +95,7 @@ const (
 	envJoin = "TROUPE_BENCH_JOIN" // address of a member; empty: bootstrap a new cluster
 	envDir  = "TROUPE_BENCH_DIR"  // directory with ca.pem, NAME.pem, NAME-key.pem
 	envLog  = "TROUPE_BENCH_LOG"  // "1": log warnings to stderr
+	envProf = "TROUPE_BENCH_PROF" // directory for this worker's CPU profile; empty: none
 )
 
 // workerMain runs one node of the cluster scenarios in this process: it
@@ -111,6 +113,14 @@ func workerMain() int {
 	var members []string
 	if join != "" {
 		members = []string{join}
+	}
+	if dir := os.Getenv(envProf); dir != "" {
+		stopProf, err := startProfile(dir, name)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
+			return 1
+		}
+		defer stopProf()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	n, err := troupe.Start(sctx, nodeConfig(dir, name, members, os.Getenv(envLog) == "1"))
@@ -254,6 +264,9 @@ func (c *cluster) startWorkerJoin(ctx context.Context, name, join string) (*work
 	if c.e.o.verbose {
 		cmd.Env = append(cmd.Env, envLog+"=1")
 	}
+	if c.e.o.profile != "" {
+		cmd.Env = append(cmd.Env, envProf+"="+c.e.o.profile)
+	}
 	cmd.SysProcAttr = procAttr()
 	cmd.Stderr = prefixWriter{c.e, name}
 	stdout, err := cmd.StdoutPipe()
@@ -347,4 +360,24 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		p.e.logf("      [%s] %s", p.name, strings.TrimRight(line, "\n"))
 	}
 	return len(b), nil
+}
+
+// startProfile writes a CPU profile of this process to dir/NAME.cpu.pprof
+// until the returned function is called.
+func startProfile(dir, name string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -144,7 +144,7 @@ type Endpoint struct {
 	pending  map[uint64]*Call
 	actors   map[string]*activation
 	inflight map[inflightKey]context.CancelFunc
-	peers    map[string]*peerState  // callers with calls on this node
+	peers    sync.Map               // node -> *peerState: callers with calls on this node
 	parkQs   map[parkKey]*parkQueue // requests waiting for ownership, per caller and actor
 
 	sentOneWay     sync.Map     // node -> *atomic.Uint64: one-way requests queued to it
@@ -200,7 +200,6 @@ func New(cfg Config) (*Endpoint, error) {
 		pending:  make(map[uint64]*Call),
 		actors:   make(map[string]*activation),
 		inflight: make(map[inflightKey]context.CancelFunc),
-		peers:    make(map[string]*peerState),
 		parkQs:   make(map[parkKey]*parkQueue),
 	}
 	if owner := cfg.Owner; owner != nil {
@@ -364,7 +363,11 @@ func (e *Endpoint) isClosed() bool {
 // long: requests are queued on the actor, replies complete calls.
 func (e *Endpoint) handleFrame(from string, frame []byte) {
 	var env Envelope
-	if err := DecodeEnvelope(frame, &env); err != nil {
+	var names *interner
+	if from != e.self {
+		names = &e.peer(from).names
+	}
+	if err := decodeEnvelope(frame, &env, names); err != nil {
 		e.log("dropped malformed frame", "peer", from, "err", err)
 		return
 	}
@@ -386,7 +389,8 @@ func (e *Endpoint) handleFrame(from string, frame []byte) {
 // only, served in order, waiting for room (see serveOneWay).
 func (e *Endpoint) handleOneWay(from string, frame []byte) {
 	var env Envelope
-	if err := DecodeEnvelope(frame, &env); err != nil || env.Type != FrameRequest || env.Request.Flags&FlagOneWay == 0 {
+	p := e.peer(from)
+	if err := decodeEnvelope(frame, &env, &p.names); err != nil || env.Type != FrameRequest || env.Request.Flags&FlagOneWay == 0 {
 		e.log("dropped malformed one-way frame", "peer", from, "err", err)
 		return
 	}
@@ -394,7 +398,7 @@ func (e *Endpoint) handleOneWay(from string, frame []byte) {
 		return
 	}
 	_ = e.serveOneWay(from, &env.Request, nil)
-	e.peer(from).oneWayDone()
+	p.oneWayDone()
 }
 
 // refuseClosed answers a request that reached a closed endpoint with

@@ -156,6 +156,13 @@ type Envelope struct {
 // Result) alias frame. Any malformation, including trailing bytes, returns a
 // *DecodeError (errors.Is(err, ErrMalformed)); it never panics.
 func DecodeEnvelope(frame []byte, env *Envelope) error {
+	return decodeEnvelope(frame, env, nil)
+}
+
+// decodeEnvelope is DecodeEnvelope; with names non-nil, a request's
+// target, method and sender reuse the strings of the previous requests
+// when their bytes are the same, rather than allocating them again.
+func decodeEnvelope(frame []byte, env *Envelope, names *interner) error {
 	r := reader{b: frame}
 	n := r.arrayHeader()
 	t := FrameType(r.uint())
@@ -170,16 +177,16 @@ func DecodeEnvelope(frame []byte, env *Envelope) error {
 		}
 		q := &env.Request
 		q.ID = r.uint()
-		q.Target = r.str(false)
+		q.Target = r.strIn(names, slotTarget, false)
 		q.Epoch = r.uint()
-		q.Method = r.str(false)
+		q.Method = r.strIn(names, slotMethod, false)
 		flags := r.uint()
 		if r.err == nil && flags > uint64(flagsKnown) {
 			r.fail("request: unknown flags")
 		}
 		q.Flags = Flags(flags)
 		q.Deadline = r.int()
-		q.Sender = r.str(true)
+		q.Sender = r.strIn(names, slotSender, true)
 		q.After = 0
 		if n == requestFields {
 			q.After = r.uint()

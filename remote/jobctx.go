@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,8 +20,9 @@ type jobCtx struct {
 	parent   context.Context // the peer's ctx
 	deadline time.Time       // zero: none
 
+	errp atomic.Pointer[error] // set once, under mu: Canceled or DeadlineExceeded
+
 	mu    sync.Mutex
-	err   error         // set once: Canceled or DeadlineExceeded
 	done  chan struct{} // made by the first Done
 	timer *time.Timer   // armed by Done when there is a deadline
 	stop  func() bool   // stops the callback on parent, armed by Done
@@ -29,8 +31,20 @@ type jobCtx struct {
 }
 
 func newJobCtx(parent context.Context, deadline time.Time) *jobCtx {
-	return &jobCtx{parent: parent, deadline: deadline}
+	c := &jobCtx{}
+	c.init(parent, deadline)
+	return c
 }
+
+// init readies a zero jobCtx (one embedded in a job).
+func (c *jobCtx) init(parent context.Context, deadline time.Time) {
+	c.parent, c.deadline = parent, deadline
+}
+
+var (
+	errCanceled = context.Canceled
+	errDeadline = context.DeadlineExceeded
+)
 
 // Deadline returns the caller's deadline.
 func (c *jobCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
@@ -41,17 +55,18 @@ func (c *jobCtx) Value(key any) any { return c.parent.Value(key) }
 // Err returns context.Canceled once the call was cancelled or its caller is
 // gone, context.DeadlineExceeded once its deadline passed, nil before.
 func (c *jobCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err == nil {
-		switch {
-		case c.parent.Err() != nil:
-			c.endLocked(context.Canceled)
-		case !c.deadline.IsZero() && !time.Now().Before(c.deadline):
-			c.endLocked(context.DeadlineExceeded)
-		}
+	if p := c.errp.Load(); p != nil {
+		return *p
 	}
-	return c.err
+	switch {
+	case c.parent.Err() != nil:
+		c.end(errCanceled)
+	case !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+		c.end(errDeadline)
+	default:
+		return nil
+	}
+	return *c.errp.Load()
 }
 
 // Done returns a channel closed when Err becomes non-nil; the first call
@@ -63,14 +78,14 @@ func (c *jobCtx) Done() <-chan struct{} {
 		return c.done
 	}
 	c.done = make(chan struct{})
-	if c.err != nil {
+	if c.errp.Load() != nil {
 		close(c.done)
 		return c.done
 	}
 	if !c.deadline.IsZero() {
 		d := time.Until(c.deadline)
 		if d <= 0 {
-			c.endLocked(context.DeadlineExceeded)
+			c.endLocked(errDeadline)
 			return c.done
 		}
 		c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
@@ -87,7 +102,7 @@ func (c *jobCtx) AfterFunc(f func()) (stop func() bool) {
 	c.Done() // arm the timer and the watch of the peer's ctx
 	a := &after{f: f}
 	c.mu.Lock()
-	if c.err != nil {
+	if c.errp.Load() != nil {
 		c.mu.Unlock()
 		go f()
 		return func() bool { return false }
@@ -112,7 +127,7 @@ type after struct{ f func() }
 
 // cancel ends c with context.Canceled (a cancel frame, or the job
 // finished) unless it has ended already.
-func (c *jobCtx) cancel() { c.end(context.Canceled) }
+func (c *jobCtx) cancel() { c.end(errCanceled) }
 
 func (c *jobCtx) end(err error) {
 	c.mu.Lock()
@@ -121,10 +136,10 @@ func (c *jobCtx) end(err error) {
 }
 
 func (c *jobCtx) endLocked(err error) {
-	if c.err != nil {
+	if c.errp.Load() != nil {
 		return
 	}
-	c.err = err
+	c.errp.Store(&err)
 	if c.done != nil {
 		close(c.done)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"sync"
 
 	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
@@ -214,16 +215,65 @@ func (r *reader) int() int64 {
 	return 0
 }
 
+// Slots of an interner.
+const (
+	slotTarget = iota
+	slotMethod
+	slotSender
+	slots
+)
+
+// interner keeps the last string read into each slot, so that a stream of
+// requests to the same actor and method allocates those strings once.
+type interner struct {
+	mu sync.Mutex
+	s  [slots]string
+}
+
+// strIn is str, reusing in's string of slot when the bytes are the same
+// (in may be nil).
+func (r *reader) strIn(in *interner, slot int, optional bool) string {
+	if in == nil {
+		return r.str(optional)
+	}
+	start := r.off
+	b := r.strBytes(optional)
+	if r.err != nil {
+		return ""
+	}
+	if b == nil && r.off == start+1 && optional {
+		return ""
+	}
+	in.mu.Lock()
+	s := in.s[slot]
+	if s != string(b) { // compares without allocating
+		s = string(b)
+		in.s[slot] = s
+	}
+	in.mu.Unlock()
+	return s
+}
+
 // str reads a string; nil reads as "" when optional is set.
 func (r *reader) str(optional bool) string {
+	b := r.strBytes(optional)
+	if b == nil {
+		return ""
+	}
+	return string(b)
+}
+
+// strBytes reads a string and returns its bytes (aliasing the frame); nil
+// reads as nil when optional is set.
+func (r *reader) strBytes(optional bool) []byte {
 	start := r.off
 	c := r.byte()
 	var n uint64
 	switch {
 	case r.err != nil:
-		return ""
+		return nil
 	case c == mpNil && optional:
-		return ""
+		return nil
 	case c&0xe0 == 0xa0:
 		n = uint64(c & 0x1f)
 	case c == mpStr8:
@@ -235,14 +285,14 @@ func (r *reader) str(optional bool) string {
 	default:
 		r.off = start
 		r.fail("want string")
-		return ""
+		return nil
 	}
 	if !r.need(int(n)) {
-		return ""
+		return nil
 	}
-	s := string(r.b[r.off : r.off+int(n)])
+	b := r.b[r.off : r.off+int(n) : r.off+int(n)]
 	r.off += int(n)
-	return s
+	return b
 }
 
 // arrayHeader reads an array header and returns its length.

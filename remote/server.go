@@ -93,7 +93,8 @@ type job struct {
 	from     string
 	req      Request
 	ctx      context.Context
-	jc       *jobCtx            // ctx, when it has a deadline or may be cancelled
+	jc       *jobCtx            // ctx, when it has a deadline or may be cancelled: &jcv
+	jcv      jobCtx             // embedded: one allocation per job
 	wctx     context.Context    // the ownership wait's ctx, once made
 	stopWait context.CancelFunc // ends the ownership wait of waitCtx
 	block    bool               // one-way stream: wait for mailbox room
@@ -161,7 +162,8 @@ func (e *Endpoint) newJob(from string, q *Request) *job {
 		return j
 	}
 	// No timer and no registration per request: see jobCtx.
-	jc := newJobCtx(j.ctx, dl)
+	jc := &j.jcv
+	jc.init(j.ctx, dl)
 	j.ctx, j.jc = jc, jc
 	if cancellable {
 		var cancel func()
@@ -267,6 +269,9 @@ func (e *Endpoint) park(j *job) bool {
 // parkedBehind reports whether requests of from to target are parked, so
 // that a new one must queue behind them to keep the caller's order.
 func (e *Endpoint) parkedBehind(from, target string) bool {
+	if e.parked.Load() == 0 {
+		return false // parked counts a job before it is queued and after it was admitted
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.parkQs[parkKey{from, target}] != nil
@@ -424,6 +429,12 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 		j.act.release(j)
 	}
 	q := &j.req
+	if err == nil && q.Flags&FlagOneWay != 0 {
+		if j.jc != nil {
+			j.jc.cancel()
+		}
+		return nil // done: nobody waits for an answer
+	}
 	// The caller cancelled, or its connection ended: nobody waits for an
 	// answer.
 	callerGone := errors.Is(j.ctx.Err(), context.Canceled)
@@ -611,27 +622,24 @@ func (e *Endpoint) peerCtx(from string) context.Context {
 	return e.peer(from).ctx
 }
 
-// peer returns the state of calls from node from, making it if needed.
+// peer returns the state of calls from node from, making it if needed. It
+// is on the path of every frame: a lock-free read once the peer is known.
 func (e *Endpoint) peer(from string) *peerState {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := e.peers[from]
-	if p == nil {
-		ctx, cancel := context.WithCancel(e.ctx)
-		p = &peerState{ctx: ctx, cancel: cancel}
-		e.peers[from] = p
+	if v, ok := e.peers.Load(from); ok {
+		return v.(*peerState)
 	}
-	return p
+	ctx, cancel := context.WithCancel(e.ctx)
+	v, loaded := e.peers.LoadOrStore(from, &peerState{ctx: ctx, cancel: cancel})
+	if loaded {
+		cancel()
+	}
+	return v.(*peerState)
 }
 
 // peerGone cancels the calls node sent: it will never read their replies.
 func (e *Endpoint) peerGone(node string) {
-	e.mu.Lock()
-	p := e.peers[node]
-	delete(e.peers, node)
-	e.mu.Unlock()
-	if p != nil {
-		p.cancel()
+	if v, ok := e.peers.LoadAndDelete(node); ok {
+		v.(*peerState).cancel()
 	}
 }
 
@@ -639,6 +647,8 @@ func (e *Endpoint) peerGone(node string) {
 type peerState struct {
 	ctx    context.Context // cancelled when the node is gone
 	cancel context.CancelFunc
+
+	names interner // strings of the node's recent requests
 
 	mu      sync.Mutex
 	oneWays uint64        // one-way requests of the node admitted so far
