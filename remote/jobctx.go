@@ -130,6 +130,9 @@ type after struct{ f func() }
 func (c *jobCtx) cancel() { c.end(errCanceled) }
 
 func (c *jobCtx) end(err error) {
+	if c.errp.Load() != nil {
+		return
+	}
 	c.mu.Lock()
 	c.endLocked(err)
 	c.mu.Unlock()
@@ -139,7 +142,13 @@ func (c *jobCtx) endLocked(err error) {
 	if c.errp.Load() != nil {
 		return
 	}
-	c.errp.Store(&err)
+	// The stored pointer is to a package variable: ending a ctx allocates
+	// nothing.
+	if err == errCanceled {
+		c.errp.Store(&errCanceled)
+	} else {
+		c.errp.Store(&errDeadline)
+	}
 	if c.done != nil {
 		close(c.done)
 	}

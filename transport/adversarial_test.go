@@ -718,6 +718,9 @@ func TestAdversarialSecondProcessSameID(t *testing.T) {
 	}
 	got.wait(t, 1, 10*time.Second)
 	impostor := newNode(t, "twin", nil)
+	refused := make(chan struct{})
+	var once sync.Once
+	impostor.OnDisconnect(func(string) { once.Do(func() { close(refused) }) })
 	err := impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("impostor"))
 	for err == nil { // the refusal may reach the impostor only after its first send
 		err = impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("impostor"))
@@ -728,8 +731,14 @@ func TestAdversarialSecondProcessSameID(t *testing.T) {
 	if n := server.Refusals()[RefusalIDInUse]; n == 0 {
 		t.Fatalf("impostor not refused (send err %v), refusals %v", err, server.Refusals())
 	}
-	// The impostor learns why: its next dial there fails with ErrIDInUse.
-	for i := 0; err == nil && i < 1000; i++ {
+	// The impostor learns why: once its connection is closed, its next dial
+	// there fails with ErrIDInUse.
+	if err == nil {
+		select {
+		case <-refused:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the impostor's refused connection did not end")
+		}
 		err = impostor.Send(ctx, Peer{ID: "server", Addr: server.Addr()}, KindCalls, []byte("impostor"))
 	}
 	if !errors.Is(err, ErrIDInUse) {
