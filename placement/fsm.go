@@ -70,13 +70,12 @@ func (f *fsm) publish(evs []Event) {
 	f.subMu.Unlock()
 }
 
-// Snapshot captures the state; Raft calls it on the FSM goroutine.
+// Snapshot captures the state; Raft calls it on the FSM goroutine, so it
+// only takes a point-in-time view (the directory's published root, a copy
+// of the members and sessions); Persist encodes it on Raft's snapshot
+// goroutine while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	b, err := encodeSnapshot(f.m.capture())
-	if err != nil {
-		return nil, err
-	}
-	return fsmSnapshot(b), nil
+	return &fsmSnapshot{v: f.m.view()}, nil
 }
 
 // Restore replaces the state with a snapshot, or refuses it with an error
@@ -96,14 +95,15 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot []byte
+type fsmSnapshot struct{ v *snapView }
 
-func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s); err != nil {
+// Persist encodes the view and writes it to sink, off the FSM goroutine.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.v.writeTo(sink); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
 }
 
-func (s fsmSnapshot) Release() {}
+func (s *fsmSnapshot) Release() {}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,13 +20,13 @@ import (
 // lock). Every decision in apply depends only on the state, the command and
 // the log index, so all replicas agree.
 type machine struct {
-	actors  sync.Map      // id -> *Placement; values are never mutated once stored
-	count   atomic.Int64  // entries in actors
+	dir     directory     // the actor directory readers see (directory.go)
+	w       *dirWriter    // its writer's side: apply and restore only
+	count   atomic.Int64  // entries in the directory
 	applied atomic.Uint64 // index of the last applied entry
 
-	mu      sync.RWMutex // guards members and byNode for readers
+	mu      sync.RWMutex // guards members for readers
 	members map[string]*Member
-	byNode  map[string]map[string]struct{} // node -> ids of its active actors
 
 	sessions map[string]*session // origin node -> its recent request results
 
@@ -99,19 +100,38 @@ func (s *session) forget(floor uint64) {
 }
 
 func newMachine() *machine {
-	return &machine{
+	m := &machine{
+		dir:      directory{seed: maphash.MakeSeed()},
 		members:  make(map[string]*Member),
-		byNode:   make(map[string]map[string]struct{}),
 		sessions: make(map[string]*session),
 	}
+	m.w = newDirWriter(&m.dir)
+	return m
 }
 
-func (m *machine) lookup(id string) (Placement, bool) {
-	v, ok := m.actors.Load(id)
-	if !ok {
-		return Placement{}, false
+// lookup reads the published directory: any goroutine, no lock.
+func (m *machine) lookup(id string) (Placement, bool) { return m.dir.lookup(id) }
+
+// get reads the writer's working directory: apply only.
+func (m *machine) get(id string) (Placement, bool) { return m.w.get(id) }
+
+// activeOn returns the ids of the active actors on node in the working
+// directory, sorted (re-placement order must be the same on every
+// replica). It walks the whole directory, so it skips a node without any.
+func (m *machine) activeOn(node string) []string {
+	mb := m.members[node]
+	if mb == nil || mb.Load == 0 {
+		return nil
 	}
-	return *v.(*Placement), true
+	ids := make([]string, 0, mb.Load)
+	walk(m.w.root, func(e *entry) bool {
+		if e.cls.state == Active && e.cls.node == node {
+			ids = append(ids, e.id)
+		}
+		return true
+	})
+	slices.Sort(ids)
+	return ids
 }
 
 func (m *machine) member(id string) (Member, bool) {
@@ -139,20 +159,17 @@ func (m *machine) memberList() []Member {
 	return out
 }
 
+// actorsOn returns the active actors on node, sorted by id, from the
+// published directory; it walks all of it.
 func (m *machine) actorsOn(node string) []Placement {
-	m.mu.RLock()
-	ids := make([]string, 0, len(m.byNode[node]))
-	for id := range m.byNode[node] {
-		ids = append(ids, id)
-	}
-	m.mu.RUnlock()
-	slices.Sort(ids)
-	out := make([]Placement, 0, len(ids))
-	for _, id := range ids {
-		if p, ok := m.lookup(id); ok && p.State == Active && p.Node == node {
-			out = append(out, p)
+	var out []Placement
+	walk(m.dir.root.Load(), func(e *entry) bool {
+		if e.cls.state == Active && e.cls.node == node {
+			out = append(out, e.placement())
 		}
-	}
+		return true
+	})
+	slices.SortFunc(out, func(a, b Placement) int { return cmp.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -163,6 +180,7 @@ func (m *machine) apply(index uint64, data []byte) (result, []Event) {
 	defer m.applied.Store(index) // after the effects: HasLease relies on it
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.w.publish() // before applied: Owns reads applied, then the entry
 	var evs []Event
 	res := m.applyOne(index, 0, data, &evs)
 	return res, evs
@@ -181,6 +199,7 @@ func (m *machine) applyEntry(index uint64, data []byte) (any, []Event) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.w.publish()
 	var evs []Event
 	out := make([]result, len(cmds))
 	for pos, c := range cmds {
@@ -264,7 +283,7 @@ func (a *applier) run(c command) result {
 	case cmdRestart:
 		return a.restart(c)
 	case cmdRead:
-		p, ok := a.m.lookup(c.ID)
+		p, ok := a.m.get(c.ID)
 		if !ok {
 			return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
 		}
@@ -352,13 +371,8 @@ func (a *applier) expel(c command) result {
 		a.m.onExpel()
 	}
 	a.emit(Event{Kind: MemberExpelled, Member: a.snap(mb)})
-	ids := make([]string, 0, len(a.m.byNode[c.Node]))
-	for id := range a.m.byNode[c.Node] {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		p, _ := a.m.lookup(id)
+	for _, id := range a.m.activeOn(c.Node) {
+		p, _ := a.m.get(id)
 		a.replace(p, "node "+c.Node+" expelled", true)
 	}
 	return result{}
@@ -402,13 +416,8 @@ func (a *applier) memberDown(node string, st MemberStatus) result {
 		kind, reason = MemberLeft, "node "+node+" left"
 	}
 	a.emit(Event{Kind: kind, Member: a.snap(mb)})
-	ids := make([]string, 0, len(a.m.byNode[node]))
-	for id := range a.m.byNode[node] {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids) // determinism: least-loaded depends on order
-	for _, id := range ids {
-		p, _ := a.m.lookup(id)
+	for _, id := range a.m.activeOn(node) { // sorted: least-loaded depends on order
+		p, _ := a.m.get(id)
 		a.replace(p, reason, st == Failed)
 	}
 	return result{}
@@ -429,7 +438,6 @@ func (a *applier) replace(p Placement, reason string, countRestart bool) Placeme
 	if err != nil {
 		return a.stopActor(prev, reason+"; "+err.Error())
 	}
-	a.unlink(prev)
 	p.Node, p.Epoch = node, a.epoch
 	a.emit(Event{Kind: ActorReplaced, Actor: p, Prev: prev}) // before store: see machine.moving
 	a.store(p)
@@ -438,35 +446,25 @@ func (a *applier) replace(p Placement, reason string, countRestart bool) Placeme
 
 func (a *applier) stopActor(p Placement, reason string) Placement {
 	prev := p
-	a.unlink(p)
 	p.State, p.Reason = Stopped, reason
 	a.emit(Event{Kind: ActorStopped, Actor: p, Prev: prev}) // before store: see machine.moving
 	a.store(p)
 	return p
 }
 
+// store puts p in the working directory and keeps the members' loads.
 func (a *applier) store(p Placement) {
-	if _, loaded := a.m.actors.Swap(p.ID, &p); !loaded {
+	old, existed := a.m.w.put(p)
+	if !existed {
 		a.m.count.Add(1)
+	} else if old.State == Active {
+		if mb := a.m.members[old.Node]; mb != nil {
+			mb.Load--
+		}
 	}
 	if p.State == Active {
-		set := a.m.byNode[p.Node]
-		if set == nil {
-			set = make(map[string]struct{})
-			a.m.byNode[p.Node] = set
-		}
-		set[p.ID] = struct{}{}
 		if mb := a.m.members[p.Node]; mb != nil {
-			mb.Load = len(set)
-		}
-	}
-}
-
-func (a *applier) unlink(p Placement) {
-	if set := a.m.byNode[p.Node]; set != nil {
-		delete(set, p.ID)
-		if mb := a.m.members[p.Node]; mb != nil {
-			mb.Load = len(set)
+			mb.Load++
 		}
 	}
 }
@@ -562,7 +560,7 @@ func (a *applier) spawn(c command) result {
 		return fail(ErrInvalidPolicy)
 	}
 	if req.ID != "" {
-		if p, ok := a.m.lookup(req.ID); ok && p.State == Active {
+		if p, ok := a.m.get(req.ID); ok && p.State == Active {
 			if p.Type != req.Type {
 				return fail(fmt.Errorf("%w: id in use by type %s", ErrInvalidRequest, p.Type))
 			}
@@ -589,7 +587,7 @@ func (a *applier) spawn(c command) result {
 }
 
 func (a *applier) stop(c command) result {
-	p, ok := a.m.lookup(c.ID)
+	p, ok := a.m.get(c.ID)
 	if !ok {
 		return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
 	}
@@ -607,7 +605,7 @@ func (a *applier) stop(c command) result {
 }
 
 func (a *applier) restart(c command) result {
-	p, ok := a.m.lookup(c.ID)
+	p, ok := a.m.get(c.ID)
 	if !ok {
 		return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
 	}

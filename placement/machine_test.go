@@ -295,9 +295,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if m.applied.Load() != s.index || m.count.Load() != s.m.count.Load() {
 		t.Fatalf("restored index %d count %d, want %d %d", m.applied.Load(), m.count.Load(), s.index, s.m.count.Load())
 	}
-	s.m.actors.Range(func(k, v any) bool {
-		if p, _ := m.lookup(k.(string)); p != *v.(*Placement) {
-			t.Fatalf("%s: restored %+v, want %+v", k, p, *v.(*Placement))
+	walk(s.m.dir.root.Load(), func(e *entry) bool {
+		if p, _ := m.lookup(e.id); p != e.placement() {
+			t.Fatalf("%s: restored %+v, want %+v", e.id, p, e.placement())
 		}
 		return true
 	})

@@ -53,6 +53,9 @@ type Config struct {
 	SnapshotThreshold uint64
 	// Logger receives the registry's and Raft's warnings. Nil means silent.
 	Logger *slog.Logger
+
+	// wrapSnapshots, if set, wraps the snapshot store (tests).
+	wrapSnapshots func(raft.SnapshotStore) raft.SnapshotStore
 }
 
 // Registry is one node's replica of the placement registry and its client.
@@ -245,6 +248,9 @@ func (r *Registry) startRaft() error {
 			return fmt.Errorf("placement: snapshot store: %w", err)
 		}
 		snaps = fs
+	}
+	if r.cfg.wrapSnapshots != nil {
+		snaps = r.cfg.wrapSnapshots(snaps)
 	}
 	has, err := raft.HasExistingState(logs, stable, snaps)
 	if err != nil {

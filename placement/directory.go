@@ -1,0 +1,275 @@
+package placement
+
+import (
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"slices"
+	"sync/atomic"
+)
+
+// The actor directory is a persistent hash array mapped trie (HAMT) of
+// compact entries. Readers (Lookup, Owns) load the published root with one
+// atomic load and walk immutable nodes: no lock, no allocation. The writer
+// (the FSM goroutine) copies the nodes on the path it changes, or changes
+// in place the nodes it created since the last publish (their gen is the
+// current one; no reader can reach them), and publishes the new root once
+// per log entry. A published root is never changed again, so a snapshot is
+// the root pointer: O(1) on the FSM goroutine, encoded later by Persist.
+
+// class is what many entries share: type, node, strategy, policy, state
+// and, for a stopped actor, its reason. Classes are interned (see dirWriter.intern)
+// and never mutated.
+type class struct {
+	typ      string
+	node     string
+	reason   string
+	policy   RestartPolicy
+	strategy Strategy
+	state    ActorState
+}
+
+// entry is one directory entry, 40 bytes; the rest is in its class.
+type entry struct {
+	id       string
+	epoch    uint64
+	cls      *classInfo
+	restarts uint32 // saturates at MaxUint32
+}
+
+// classInfo is an interned class with its Placement prefilled, so a
+// lookup copies it whole and sets three fields (building it field by field
+// cost a third of a lookup: narrow stores the copy out cannot forward).
+type classInfo struct {
+	class
+	tmpl Placement
+}
+
+func (e *entry) placement() Placement {
+	p := e.cls.tmpl
+	p.ID, p.Epoch, p.Restarts = e.id, e.epoch, int(e.restarts)
+	return p
+}
+
+// hnode is a trie node. Slot k (6 hash bits at this depth) holds an entry
+// (bit k of dmap; ents in slot order) or a subnode (bit k of nmap; kids in
+// slot order). Below the last level (shift ≥ 64) a node is a list of
+// entries whose 64-bit hashes collide, searched by id.
+type hnode struct {
+	gen  uint64
+	dmap uint64
+	nmap uint64
+	ents []entry
+	kids []*hnode
+}
+
+const (
+	hamtBits  = 6
+	hamtMask  = 1<<hamtBits - 1
+	hamtDepth = 64 // shift at which nodes become collision lists
+)
+
+// directory is the published side: what readers see.
+type directory struct {
+	seed maphash.Seed
+	root atomic.Pointer[hnode]
+	// hashOf, if set, replaces the seeded hash (tests: collisions).
+	hashOf func(string) uint64
+}
+
+// hash is seeded per process: ids chosen to collide on one replica do not
+// on another. Nothing depends on trie order but snapshot bytes.
+func (d *directory) hash(id string) uint64 {
+	if d.hashOf != nil {
+		return d.hashOf(id)
+	}
+	return maphash.String(d.seed, id)
+}
+
+// get finds id under root n.
+func (d *directory) get(n *hnode, id string) *entry {
+	h := d.hash(id)
+	for shift := uint(0); n != nil; shift += hamtBits {
+		if shift >= hamtDepth {
+			for i := range n.ents {
+				if n.ents[i].id == id {
+					return &n.ents[i]
+				}
+			}
+			return nil
+		}
+		bit := uint64(1) << (h >> shift & hamtMask)
+		if n.dmap&bit != 0 {
+			e := &n.ents[bits.OnesCount64(n.dmap&(bit-1))]
+			if e.id == id {
+				return e
+			}
+			return nil
+		}
+		if n.nmap&bit == 0 {
+			return nil
+		}
+		n = n.kids[bits.OnesCount64(n.nmap&(bit-1))]
+	}
+	return nil
+}
+
+// lookup reads id from the published root (any goroutine).
+func (d *directory) lookup(id string) (p Placement, ok bool) {
+	e := d.get(d.root.Load(), id)
+	if e == nil {
+		return p, false
+	}
+	p = e.cls.tmpl
+	p.ID, p.Epoch, p.Restarts = e.id, e.epoch, int(e.restarts)
+	return p, true
+}
+
+// walk calls f for every entry under n, in trie order, until f returns
+// false.
+func walk(n *hnode, f func(*entry) bool) bool {
+	if n == nil {
+		return true
+	}
+	for i := range n.ents {
+		if !f(&n.ents[i]) {
+			return false
+		}
+	}
+	for _, k := range n.kids {
+		if !walk(k, f) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxInterned bounds the interned classes; past it (a flood of distinct
+// policies or stop reasons) new classes are allocated per entry.
+const maxInterned = 1 << 16
+
+// dirWriter is the writer's side of a directory: the working root, the
+// current generation and the intern table. Only the FSM goroutine uses it.
+type dirWriter struct {
+	d      *directory
+	root   *hnode
+	gen    uint64
+	intern map[class]*classInfo
+}
+
+func newDirWriter(d *directory) *dirWriter {
+	return &dirWriter{d: d, gen: 1, intern: make(map[class]*classInfo)}
+}
+
+// publish makes the working root visible to readers; nodes reachable from
+// it are never changed again.
+func (w *dirWriter) publish() {
+	if w.d.root.Load() != w.root {
+		w.d.root.Store(w.root)
+		w.gen++
+	}
+}
+
+// reset empties the directory (restore); it is published with the next
+// publish.
+func (w *dirWriter) reset() {
+	w.root = nil
+	w.gen++
+	clear(w.intern)
+}
+
+func (w *dirWriter) get(id string) (Placement, bool) {
+	if e := w.d.get(w.root, id); e != nil {
+		return e.placement(), true
+	}
+	return Placement{}, false
+}
+
+func (w *dirWriter) classOf(p *Placement) *classInfo {
+	k := class{typ: p.Type, node: p.Node, reason: p.Reason, policy: p.Policy, strategy: p.Strategy, state: p.State}
+	if c := w.intern[k]; c != nil {
+		return c
+	}
+	c := &classInfo{class: k, tmpl: Placement{Type: p.Type, Node: p.Node, Reason: p.Reason, Policy: p.Policy, Strategy: p.Strategy, State: p.State}}
+	if len(w.intern) < maxInterned {
+		w.intern[k] = c
+	}
+	return c
+}
+
+// put stores p and returns the entry it replaced, if any.
+func (w *dirWriter) put(p Placement) (old Placement, existed bool) {
+	e := entry{id: p.ID, epoch: p.Epoch, cls: w.classOf(&p), restarts: uint32(min(max(p.Restarts, 0), math.MaxUint32))}
+	var prev *entry
+	w.root, prev = w.insert(w.root, 0, w.d.hash(p.ID), e)
+	if prev == nil {
+		return Placement{}, false
+	}
+	return prev.placement(), true
+}
+
+// own returns n itself if this generation created it, else a copy the
+// writer may change (a new node for nil).
+func (w *dirWriter) own(n *hnode) *hnode {
+	switch {
+	case n == nil:
+		return &hnode{gen: w.gen}
+	case n.gen == w.gen:
+		return n
+	}
+	return &hnode{gen: w.gen, dmap: n.dmap, nmap: n.nmap, ents: slices.Clone(n.ents), kids: slices.Clone(n.kids)}
+}
+
+// insert puts e under n (at depth shift) and returns the node to link in
+// its place and, if e replaced an entry, a copy of that entry.
+func (w *dirWriter) insert(n *hnode, shift uint, h uint64, e entry) (*hnode, *entry) {
+	n = w.own(n)
+	if shift >= hamtDepth {
+		for i := range n.ents {
+			if n.ents[i].id == e.id {
+				old := n.ents[i]
+				n.ents[i] = e
+				return n, &old
+			}
+		}
+		n.ents = grow(n.ents, len(n.ents), e)
+		return n, nil
+	}
+	bit := uint64(1) << (h >> shift & hamtMask)
+	switch {
+	case n.dmap&bit != 0:
+		i := bits.OnesCount64(n.dmap & (bit - 1))
+		if n.ents[i].id == e.id {
+			old := n.ents[i]
+			n.ents[i] = e
+			return n, &old
+		}
+		// Two entries in one slot: push both one level down.
+		other := n.ents[i]
+		sub, _ := w.insert(nil, shift+hamtBits, w.d.hash(other.id), other)
+		sub, _ = w.insert(sub, shift+hamtBits, h, e)
+		n.ents = slices.Concat(n.ents[:i], n.ents[i+1:])
+		n.dmap &^= bit
+		n.kids = grow(n.kids, bits.OnesCount64(n.nmap&(bit-1)), sub)
+		n.nmap |= bit
+		return n, nil
+	case n.nmap&bit != 0:
+		j := bits.OnesCount64(n.nmap & (bit - 1))
+		kid, old := w.insert(n.kids[j], shift+hamtBits, h, e)
+		n.kids[j] = kid
+		return n, old
+	}
+	n.ents = grow(n.ents, bits.OnesCount64(n.dmap&(bit-1)), e)
+	n.dmap |= bit
+	return n, nil
+}
+
+// grow inserts v at i into s, reallocating to exactly the new length: the
+// trie keeps no spare capacity (memory per entry).
+func grow[T any](s []T, i int, v T) []T {
+	out := make([]T, len(s)+1)
+	copy(out, s[:i])
+	out[i] = v
+	copy(out[i+1:], s[i:])
+	return out
+}

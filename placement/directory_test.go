@@ -1,0 +1,280 @@
+package placement
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/troupe-dev/troupe/internal/wirecheck"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// TestDirectoryPersistent checks the trie against a map through inserts
+// and updates, with hashes that collide in their low bits, in all 64 bits
+// (collision lists) or not at all, and that a published root is never
+// changed by later writes (what a snapshot relies on).
+func TestDirectoryPersistent(t *testing.T) {
+	hashes := map[string]func(string) uint64{
+		"seeded": nil,
+		"low bits collide": func(id string) uint64 {
+			var h uint64
+			for _, c := range []byte(id) {
+				h = h*31 + uint64(c)
+			}
+			return h << 40 // the first 8 levels see only zeros
+		},
+		"all collide": func(string) uint64 { return 42 },
+	}
+	for name, hf := range hashes {
+		t.Run(name, func(t *testing.T) {
+			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
+			w := newDirWriter(d)
+			rng := rand.New(rand.NewPCG(1, 2))
+			want := map[string]Placement{}
+			type frozen struct {
+				root *hnode
+				want map[string]Placement
+			}
+			var roots []frozen
+			n := 3000
+			if hf != nil && hf("a") == 42 {
+				n = 300
+			}
+			for step := range 20 {
+				for range n / 10 {
+					id := fmt.Sprint("id", rng.IntN(n))
+					p := Placement{ID: id, Type: fmt.Sprint("T", rng.IntN(3)), Node: fmt.Sprint("n", rng.IntN(4)),
+						Epoch: rng.Uint64(), Restarts: rng.IntN(5), State: ActorState(rng.IntN(2))}
+					old, existed := w.put(p)
+					if prev, ok := want[id]; ok != existed || old != prev {
+						t.Fatalf("put %s: replaced %+v (%v), want %+v (%v)", id, old, existed, prev, ok)
+					}
+					want[id] = p
+				}
+				w.publish()
+				roots = append(roots, frozen{d.root.Load(), clonePlacements(want)})
+				if step%5 == 4 {
+					w.reset()
+					clear(want)
+				}
+			}
+			for i, f := range roots {
+				got := map[string]Placement{}
+				walk(f.root, func(e *entry) bool {
+					if _, dup := got[e.id]; dup {
+						t.Fatalf("root %d: %s twice", i, e.id)
+					}
+					got[e.id] = e.placement()
+					return true
+				})
+				if len(got) != len(f.want) {
+					t.Fatalf("root %d: %d entries, want %d", i, len(got), len(f.want))
+				}
+				for id, p := range f.want {
+					if got[id] != p {
+						t.Fatalf("root %d: %s = %+v, want %+v", i, id, got[id], p)
+					}
+					if e := d.get(f.root, id); e == nil || e.placement() != p {
+						t.Fatalf("root %d: get %s = %v", i, id, e)
+					}
+				}
+				if d.get(f.root, "absent") != nil {
+					t.Fatalf("root %d: found an absent id", i)
+				}
+			}
+		})
+	}
+}
+
+func clonePlacements(m map[string]Placement) map[string]Placement {
+	c := make(map[string]Placement, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// TestSnapshotIsAView: fsm.Snapshot, on the FSM goroutine, copies nothing
+// per actor (it allocated the whole encoded directory before), and the
+// snapshot it returns holds the state of that moment however many applies
+// follow before Persist runs.
+func TestSnapshotIsAView(t *testing.T) {
+	f := &fsm{m: bigMachine(t, 20000), subs: map[*Subscription]struct{}{}}
+	want, err := encodeSnapshot(f.m.capture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	snap, err := f.Snapshot()
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<10 {
+		t.Fatalf("Snapshot allocated %d bytes for 20000 actors on the FSM goroutine", n)
+	}
+	// Later applies: re-place everything, spawn more.
+	idx := f.m.applied.Load()
+	for i, c := range []command{{Type: cmdFailed, Node: "n1"}, {Type: cmdSpawn, Node: "n2", Spawn: SpawnRequest{Type: "T"}}} {
+		b, _ := encodeCommand(c)
+		f.Apply(&raft.Log{Index: idx + uint64(i) + 1, Data: b})
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot(bytes.NewReader(sink.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := decodeSnapshot(bytes.NewReader(want))
+	m1, m2 := newMachine(), newMachine()
+	m1.restore(got)
+	m2.restore(w)
+	g1, _ := encodeSnapshot(m1.capture())
+	g2, _ := encodeSnapshot(m2.capture())
+	if !bytes.Equal(g1, g2) {
+		t.Fatal("the persisted snapshot differs from the state when Snapshot was called")
+	}
+	if mb, _ := m1.member("n1"); mb.Status != Alive || mb.Load != 10000 {
+		t.Fatalf("persisted n1 = %+v, want alive with its 10000 actors", mb)
+	}
+}
+
+// blockingStore makes every snapshot sink block in Write until release is
+// closed; persisting is closed when the first Write starts.
+type blockingStore struct {
+	raft.SnapshotStore
+	release, persisting chan struct{}
+}
+
+func (s *blockingStore) Create(v raft.SnapshotVersion, index, term uint64, c raft.Configuration, ci uint64, tr raft.Transport) (raft.SnapshotSink, error) {
+	sink, err := s.SnapshotStore.Create(v, index, term, c, ci, tr)
+	if err != nil {
+		return nil, err
+	}
+	return &blockedSink{SnapshotSink: sink, s: s}, nil
+}
+
+type blockedSink struct {
+	raft.SnapshotSink
+	s    *blockingStore
+	once bool
+}
+
+func (b *blockedSink) Write(p []byte) (int, error) {
+	if !b.once {
+		b.once = true
+		close(b.s.persisting)
+		<-b.s.release
+	}
+	return b.SnapshotSink.Write(p)
+}
+
+// TestFollowerServesWhileSnapshotPersists: a follower whose snapshot is
+// being persisted (its sink blocked) keeps applying the leader's entries
+// and serving its actors: the work of a snapshot is off the FSM goroutine.
+func TestFollowerServesWhileSnapshotPersists(t *testing.T) {
+	net := transport.NewMemNetwork()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store := &blockingStore{release: make(chan struct{}), persisting: make(chan struct{})}
+	released := false
+	defer func() {
+		if !released {
+			close(store.release)
+		}
+	}()
+	var regs []*Registry
+	for i := range 3 {
+		id := fmt.Sprintf("n%d", i+1)
+		tr, err := net.Join(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{Transport: tr, Types: []string{"T"}, SnapshotThreshold: 1 << 40}
+		if i > 0 {
+			cfg.Join = []string{transport.MemAddrPrefix + "n1"}
+		}
+		if i == 2 {
+			cfg.wrapSnapshots = func(s raft.SnapshotStore) raft.SnapshotStore { store.SnapshotStore = s; return store }
+		}
+		r, err := New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		defer r.Close()
+		regs = append(regs, r)
+	}
+	f := regs[2]
+	if f.IsLeader() {
+		t.Skip("n3 leads") // bootstrapped by n1; n3 joined last
+	}
+	spawn := func(id string) Placement {
+		p, err := regs[0].Spawn(ctx, SpawnRequest{ID: id, Type: "T", Strategy: OnNode, Node: f.ID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WaitOwns(ctx, id, p.Epoch); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		return p
+	}
+	a := spawn("a")
+	snapDone := make(chan error, 1)
+	go func() { snapDone <- f.Snapshot(ctx) }()
+	select {
+	case <-store.persisting:
+	case err := <-snapDone:
+		t.Fatalf("snapshot ended before its sink was written: %v", err)
+	}
+	for i := range 50 {
+		spawn(fmt.Sprint("b", i)) // applied and served by the follower
+		if _, err := f.Owns("a", a.Epoch); err != nil {
+			t.Fatalf("while persisting, after %d spawns: Owns(a) = %v", i, err)
+		}
+	}
+	released = true
+	close(store.release)
+	if err := <-snapDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAppendEntry: the hand-written encoding of an entry decodes to its
+// Placement, at every size boundary of msgpack's ints and strings.
+func TestAppendEntry(t *testing.T) {
+	long := func(n int) string { return string(bytes.Repeat([]byte{'x'}, n)) }
+	ints := []int64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64,
+		-1, -32, -33, -128, -129, -32768, -32769, math.MinInt32, math.MinInt32 - 1, math.MinInt64}
+	strs := []string{"", "a", long(31), long(32), long(255), long(256), long(65535), long(65536)}
+	var ps []Placement
+	for i, v := range ints {
+		ps = append(ps, Placement{ID: strs[i%len(strs)], Type: strs[(i+1)%len(strs)], Node: strs[(i+2)%len(strs)],
+			Epoch: uint64(v), Strategy: HashID, Policy: RestartPolicy{MaxRestarts: int(v), Backoff: time.Duration(v)},
+			Restarts: int(uint32(v)), State: ActorState(i % 2), Reason: strs[(i+3)%len(strs)]})
+	}
+	for _, p := range ps {
+		w := newDirWriter(&directory{})
+		e := entry{id: p.ID, epoch: p.Epoch, cls: w.classOf(&p), restarts: uint32(p.Restarts)}
+		b := appendEntry(nil, &e)
+		if n, err := wirecheck.Value(b, wirecheck.MaxDepth); err != nil || n != len(b) {
+			t.Fatalf("%+v: wirecheck %d of %d bytes: %v", p, n, len(b), err)
+		}
+		var got Placement
+		if err := msgpack.Unmarshal(b, &got); err != nil || got != p {
+			t.Fatalf("decoded %+v (%v), want %+v", got, err, p)
+		}
+	}
+}
