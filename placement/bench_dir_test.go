@@ -139,17 +139,29 @@ func BenchmarkMachineLookup(b *testing.B) {
 // Snapshot call itself, persist-ms the encoding and write.
 //
 // sink=discard counts the bytes (a file store writes them through a small
-// buffer); sink=mem keeps them in a growing buffer, as Raft's in-memory
-// snapshot store does, whose allocations the collector then works off.
+// buffer); sink=chunks is the registry's in-memory store (memSnapshots);
+// sink=raftmem is Raft's InmemSnapshotStore, one growing buffer.
 func BenchmarkSnapshotStall(b *testing.B) {
 	const n = 1 << 20
 	f := &fsm{m: bigMachine(b, n), subs: map[*Subscription]struct{}{}}
-	for _, kind := range []string{"discard", "mem"} {
-		b.Run("sink="+kind, func(b *testing.B) { snapshotStall(b, f, kind == "mem") })
+	for _, kind := range []string{"discard", "chunks", "raftmem"} {
+		b.Run("sink="+kind, func(b *testing.B) {
+			snapshotStall(b, f, func() raft.SnapshotSink {
+				switch kind {
+				case "chunks":
+					sink, _ := (&memSnapshots{}).Create(1, 1, 1, raft.Configuration{}, 1, nil)
+					return sink
+				case "raftmem":
+					sink, _ := raft.NewInmemSnapshotStore().Create(1, 1, 1, raft.Configuration{}, 1, nil)
+					return sink
+				}
+				return &memSink{discard: true}
+			})
+		})
 	}
 }
 
-func snapshotStall(b *testing.B, f *fsm, keep bool) {
+func snapshotStall(b *testing.B, f *fsm, newSink func() raft.SnapshotSink) {
 	cmd, _ := encodeCommand(command{Type: cmdRead, ID: "~3072"})
 	idx := f.m.applied.Load()
 	b.ResetTimer()
@@ -178,7 +190,7 @@ func snapshotStall(b *testing.B, f *fsm, keep bool) {
 		go func() {
 			defer close(done)
 			t := time.Now()
-			if err := snap.Persist(&memSink{discard: !keep}); err != nil {
+			if err := snap.Persist(newSink()); err != nil {
 				b.Error(err)
 			}
 			persistTime = time.Since(t)

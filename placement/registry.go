@@ -228,7 +228,7 @@ func (r *Registry) startRaft() error {
 	)
 	if r.cfg.DataDir == "" {
 		s := raft.NewInmemStore()
-		logs, stable, snaps = s, s, raft.NewInmemSnapshotStore()
+		logs, stable, snaps = s, s, &memSnapshots{}
 	} else {
 		if err := os.MkdirAll(r.cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("placement: data dir: %w", err)
