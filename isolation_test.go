@@ -81,6 +81,12 @@ func TestDepartedCallerOverQUIC(t *testing.T) {
 	if _, err := Call[int](ctx, r, "Get").Await(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// n3 has reached n2 once (it knows the placement and n2's address),
+	// so the naps are sent at once, in order: a first attempt that fails
+	// before it leaves is retried later and may overtake the others.
+	if _, err := Call[int](ctx, n3.Ref(r), "Get").Await(ctx); err != nil {
+		t.Fatal(err)
+	}
 	before := napsDone.Load()
 	var futs []*Future[struct{}]
 	for range 30 {

@@ -97,6 +97,24 @@ func TestCompareFlag(t *testing.T) {
 	}
 }
 
+func TestMedianFigures(t *testing.T) {
+	rounds := [][]Figure{
+		{{Name: "throughput", Value: 30, Unit: "rt/s", Higher: true}, {Name: "p50", Value: 9, Unit: "µs"}},
+		{{Name: "throughput", Value: 10, Unit: "rt/s", Higher: true}, {Name: "p50", Value: 7, Unit: "µs"}},
+		{{Name: "throughput", Value: 20, Unit: "rt/s", Higher: true}, {Name: "p50", Value: 8, Unit: "µs"}},
+	}
+	got := medianFigures(rounds)
+	if len(got) != 2 || got[0].Name != "throughput" || got[0].Value != 20 || got[1].Value != 8 {
+		t.Fatalf("medians %+v", got)
+	}
+	if lo, hi := got[0].spread(); lo != 10 || hi != 30 || !slices.Equal(got[0].Samples, []float64{30, 10, 20}) {
+		t.Fatalf("spread %v–%v, samples %v", lo, hi, got[0].Samples)
+	}
+	if even := medianFigures(rounds[:2]); even[0].Value != 20 {
+		t.Fatalf("median of two rounds = %v, want their mean 20", even[0].Value)
+	}
+}
+
 func TestCompare(t *testing.T) {
 	report := func(figs ...Figure) *Report {
 		return &Report{Results: []Result{{Scenario: "s", Figures: figs}}}
@@ -108,16 +126,16 @@ func TestCompare(t *testing.T) {
 		ratio     float64
 		regressed bool
 	}{
-		{"throughput same", Figure{"t", 100, "x/s", true}, Figure{"t", 100, "x/s", true}, true, 1, false},
-		{"throughput -5%", Figure{"t", 100, "x/s", true}, Figure{"t", 95, "x/s", true}, true, 0.95, false},
-		{"throughput -15%", Figure{"t", 100, "x/s", true}, Figure{"t", 85, "x/s", true}, true, 0.85, true},
-		{"throughput +50%", Figure{"t", 100, "x/s", true}, Figure{"t", 150, "x/s", true}, true, 1.5, false},
-		{"latency +5%", Figure{"p50", 100, "µs", false}, Figure{"p50", 105, "µs", false}, true, 1.05, false},
-		{"latency +20%", Figure{"p50", 100, "µs", false}, Figure{"p50", 120, "µs", false}, true, 1.2, true},
-		{"latency -50%", Figure{"p50", 100, "µs", false}, Figure{"p50", 50, "µs", false}, true, 0.5, false},
-		{"other unit", Figure{"t", 100, "x/s", true}, Figure{"t", 100, "y/s", true}, false, 0, false},
-		{"other name", Figure{"t", 100, "x/s", true}, Figure{"u", 100, "x/s", true}, false, 0, false},
-		{"old zero", Figure{"t", 0, "x/s", true}, Figure{"t", 100, "x/s", true}, false, 0, false},
+		{"throughput same", Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, true, 1, false},
+		{"throughput -5%", Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, Figure{Name: "t", Value: 95, Unit: "x/s", Higher: true}, true, 0.95, false},
+		{"throughput -15%", Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, Figure{Name: "t", Value: 85, Unit: "x/s", Higher: true}, true, 0.85, true},
+		{"throughput +50%", Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, Figure{Name: "t", Value: 150, Unit: "x/s", Higher: true}, true, 1.5, false},
+		{"latency +5%", Figure{Name: "p50", Value: 100, Unit: "µs", Higher: false}, Figure{Name: "p50", Value: 105, Unit: "µs", Higher: false}, true, 1.05, false},
+		{"latency +20%", Figure{Name: "p50", Value: 100, Unit: "µs", Higher: false}, Figure{Name: "p50", Value: 120, Unit: "µs", Higher: false}, true, 1.2, true},
+		{"latency -50%", Figure{Name: "p50", Value: 100, Unit: "µs", Higher: false}, Figure{Name: "p50", Value: 50, Unit: "µs", Higher: false}, true, 0.5, false},
+		{"other unit", Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, Figure{Name: "t", Value: 100, Unit: "y/s", Higher: true}, false, 0, false},
+		{"other name", Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, Figure{Name: "u", Value: 100, Unit: "x/s", Higher: true}, false, 0, false},
+		{"old zero", Figure{Name: "t", Value: 0, Unit: "x/s", Higher: true}, Figure{Name: "t", Value: 100, Unit: "x/s", Higher: true}, false, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := compare(report(tc.old), report(tc.cur))

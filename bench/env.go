@@ -44,6 +44,15 @@ func (e *env) trials(full, quick int) int {
 	return full
 }
 
+// rounds is how many alternating rounds a scenario compared with a floor
+// runs: the machine is shared and noisy, so each figure is a median.
+func (e *env) rounds() int {
+	if e.o.quick {
+		return 1
+	}
+	return 3
+}
+
 // maxOps bounds every measuring loop in count, beside its time bound.
 const maxOps = 50_000_000
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,24 +74,32 @@ func remoteCall(inflight int) func(ctx context.Context, e *env) (*Result, error)
 			return nil, err
 		}
 		defer cl.main.StopActor(context.WithoutCancel(ctx), ref)
-		fl, err := echoFloor(ctx, cl, "w1", inflight, e.o.duration)
-		if err != nil {
-			return nil, err
+		var rounds [][]Figure
+		var ops, failed int64
+		var elapsed time.Duration
+		for range e.rounds() {
+			fl, err := echoFloor(ctx, cl, "w1", inflight, e.o.duration)
+			if err != nil {
+				return nil, err
+			}
+			r, err := closedLoop(ctx, e.o.duration, inflight, unavailable, func(ctx context.Context) error {
+				_, err := troupe.Call[[]byte](ctx, ref, "Echo", arg).Await(ctx)
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			ops, failed, elapsed = ops+r.ops, failed+r.failed, elapsed+r.elapsed
+			rate := float64(r.ops) / r.elapsed.Seconds()
+			figs := append([]Figure{{Name: "throughput", Value: rate, Unit: "rt/s", Higher: true}}, r.lat.figures()...)
+			rounds = append(rounds, append(figs, floorFigures(fl, rate, "rt/s")...))
 		}
-		r, err := closedLoop(ctx, e.o.duration, inflight, unavailable, func(ctx context.Context) error {
-			_, err := troupe.Call[[]byte](ctx, ref, "Echo", arg).Await(ctx)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		rate := float64(r.ops) / r.elapsed.Seconds()
-		figs := append([]Figure{{Name: "throughput", Value: rate, Unit: "rt/s", Higher: true}}, r.lat.figures()...)
 		return &Result{
-			Setup: Setup{Nodes: 2, Processes: 2, InFlight: inflight, Payload: len(arg), Duration: r.elapsed.Round(time.Millisecond).String(), Ops: r.ops,
-				Notes: "caller in the suite's process, actor in worker w1, QUIC+mTLS on 127.0.0.1, every call's ctx has a deadline, default mailbox; " +
-					"quic floor: bare quic-go echo over one mTLS stream between the same two processes, same in flight" + failedNote(r.failed)},
-			Figures: append(figs, floorFigures(fl, rate, "rt/s")...),
+			Setup: Setup{Nodes: 2, Processes: 2, InFlight: inflight, Payload: len(arg), Duration: elapsed.Round(time.Millisecond).String(), Ops: ops,
+				Notes: fmt.Sprintf("caller in the suite's process, actor in worker w1, QUIC+mTLS on 127.0.0.1, every call's ctx has a deadline, default mailbox; "+
+					"quic floor: bare quic-go echo over one mTLS stream between the same two processes, same in flight; "+
+					"%d alternating rounds of floor then troupe, medians", len(rounds)) + failedNote(failed)},
+			Figures: medianFigures(rounds),
 		}, nil
 	}
 }
@@ -110,9 +119,40 @@ func remoteTell(ctx context.Context, e *env) (*Result, error) {
 		return nil, err
 	}
 	defer cl.main.StopActor(context.WithoutCancel(ctx), ref)
-	fl, err := sendFloor(ctx, cl, "w1", e.o.duration)
+	var rounds [][]Figure
+	var notes []string
+	var ops int64
+	var elapsed time.Duration
+	for range e.rounds() {
+		fl, err := sendFloor(ctx, cl, "w1", e.o.duration)
+		if err != nil {
+			return nil, err
+		}
+		figs, got, el, note, err := tellRound(ctx, e, ref)
+		if err != nil {
+			return nil, err
+		}
+		ops, elapsed = ops+got, elapsed+el
+		notes = append(notes, note)
+		rounds = append(rounds, append(figs, floorFigures(fl, figs[0].Value, "msgs/s")...))
+	}
+	return &Result{
+		Setup: Setup{Nodes: 2, Processes: 2, InFlight: 1, Payload: len(arg), Duration: elapsed.Round(time.Millisecond).String(), Ops: ops,
+			Notes: "sender in the suite's process, actor in worker w1, default mailbox (1024), the sender's ctx has a deadline; " +
+				"quic floor: one-way frames over one bare quic-go mTLS stream between the same two processes; " +
+				fmt.Sprintf("%d alternating rounds of floor then troupe, medians; ", len(rounds)) + strings.Join(notes, "; ")},
+		Figures: medianFigures(rounds),
+	}, nil
+}
+
+// tellRound is one round of remoteTell: Tells for the scenario's duration,
+// then Count until they are all handled or lost.
+func tellRound(ctx context.Context, e *env, ref troupe.Ref) (figs []Figure, got int64, el time.Duration, note string, err error) {
+	before, err := settle(ctx, func(ctx context.Context) (int64, error) {
+		return troupe.Call[int64](ctx, ref, "Count").Await(ctx)
+	})
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, "", err
 	}
 	deadline := time.Now().Add(e.o.duration)
 	start := time.Now()
@@ -123,7 +163,7 @@ func remoteTell(ctx context.Context, e *env) (*Result, error) {
 		}
 		if err := troupe.Tell(ctx, ref, "Inc", arg); err != nil {
 			if !unavailable(err) && !errors.Is(err, troupe.ErrBackpressure) {
-				return nil, fmt.Errorf("tell %d: %w", sent, err)
+				return nil, 0, 0, "", fmt.Errorf("tell %d: %w", sent, err)
 			}
 			refused++
 			continue
@@ -131,24 +171,21 @@ func remoteTell(ctx context.Context, e *env) (*Result, error) {
 		sent++
 	}
 	sendEl := time.Since(start)
-	got, el, err := awaitCount(ctx, ref, sent, start)
+	count, el, err := awaitCount(ctx, ref, before+sent, start)
 	if err != nil {
-		return nil, err
+		return nil, 0, 0, "", err
 	}
+	got = count - before
 	if got == 0 {
-		return nil, errors.New("no Tell arrived")
+		return nil, 0, 0, "", errors.New("no Tell arrived")
 	}
 	lost := sent - got
-	return &Result{
-		Setup: Setup{Nodes: 2, Processes: 2, InFlight: 1, Payload: len(arg), Duration: el.Round(time.Millisecond).String(), Ops: got,
-			Notes: fmt.Sprintf("sender in the suite's process, actor in worker w1, default mailbox (1024), the sender's ctx has a deadline; Tell returned nil %d times in %s, the actor handled %d, lost %d; %d Tells refused with an error; "+
-				"quic floor: one-way frames over one bare quic-go mTLS stream between the same two processes", sent, sendEl.Round(time.Millisecond), got, lost, refused)},
-		Figures: append([]Figure{
-			{Name: "throughput", Value: float64(got) / el.Seconds(), Unit: "msgs/s", Higher: true},
-			{Name: "send rate", Value: float64(sent) / sendEl.Seconds(), Unit: "msgs/s", Higher: true},
-			{Name: "lost", Value: float64(lost), Unit: "msgs"},
-		}, floorFigures(fl, float64(got)/el.Seconds(), "msgs/s")...),
-	}, nil
+	note = fmt.Sprintf("Tell returned nil %d times in %s, the actor handled %d, lost %d, %d refused with an error", sent, sendEl.Round(time.Millisecond), got, lost, refused)
+	return []Figure{
+		{Name: "throughput", Value: float64(got) / el.Seconds(), Unit: "msgs/s", Higher: true},
+		{Name: "send rate", Value: float64(sent) / sendEl.Seconds(), Unit: "msgs/s", Higher: true},
+		{Name: "lost", Value: float64(lost), Unit: "msgs"},
+	}, got, el, note, nil
 }
 
 // awaitCount calls Count on ref until it reaches sent, or stops growing

@@ -23,6 +23,47 @@ type Figure struct {
 	// Higher is true when a larger value is better (throughput), false
 	// when smaller is (latency, memory, failover time).
 	Higher bool `json:"higher"`
+	// Samples are the values of the rounds Value is the median of (the
+	// scenarios that run several alternating rounds); empty otherwise.
+	Samples []float64 `json:"samples,omitempty"`
+}
+
+// spread returns the lowest and highest sample, or Value twice.
+func (f Figure) spread() (lo, hi float64) {
+	if len(f.Samples) == 0 {
+		return f.Value, f.Value
+	}
+	return slices.Min(f.Samples), slices.Max(f.Samples)
+}
+
+// medianFigures merges the figures of several rounds of one scenario:
+// each figure's Value is its median over the rounds and its Samples are the
+// rounds' values, in order. Figures keep the order of the first round.
+func medianFigures(rounds [][]Figure) []Figure {
+	if len(rounds) == 0 {
+		return nil
+	}
+	var out []Figure
+	for _, f := range rounds[0] {
+		var vals []float64
+		for _, r := range rounds {
+			for _, g := range r {
+				if g.Name == f.Name {
+					vals = append(vals, g.Value)
+				}
+			}
+		}
+		m := f
+		m.Samples = vals
+		sorted := slices.Clone(vals)
+		slices.Sort(sorted)
+		m.Value = sorted[len(sorted)/2]
+		if len(sorted)%2 == 0 {
+			m.Value = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // Setup says what a scenario ran on.
@@ -163,7 +204,7 @@ func (r *Report) printHeader(w io.Writer) {
 // printTable prints every result: its setup, then one row per figure.
 func printTable(w io.Writer, results []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tFIGURE\tVALUE\tUNIT")
+	fmt.Fprintln(tw, "SCENARIO\tFIGURE\tVALUE\tUNIT\tSPREAD")
 	for _, r := range results {
 		if r.Error != "" {
 			// The last cell of a line does not widen its column.
@@ -175,7 +216,12 @@ func printTable(w io.Writer, results []Result) {
 			if i == 0 {
 				name = r.Scenario
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, f.Name, human(f.Value), f.Unit)
+			spread := ""
+			if len(f.Samples) > 1 {
+				lo, hi := f.spread()
+				spread = fmt.Sprintf("%s–%s over %d rounds", human(lo), human(hi), len(f.Samples))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, f.Name, human(f.Value), f.Unit, spread)
 		}
 		fmt.Fprintf(tw, "\tsetup: %s\n", r.Setup)
 	}
@@ -202,6 +248,8 @@ func human(v float64) string {
 type Comparison struct {
 	Scenario, Figure, Unit string
 	Old, New, Ratio        float64 // Ratio is New/Old
+	OldLo, OldHi           float64 // spread of the old rounds (Old twice for one round)
+	NewLo, NewHi           float64
 	Regression             bool    // worse by more than 10%
 }
 
@@ -225,6 +273,8 @@ func compare(old, cur *Report) []Comparison {
 				continue
 			}
 			c := Comparison{Scenario: r.Scenario, Figure: f.Name, Unit: f.Unit, Old: o.Value, New: f.Value, Ratio: f.Value / o.Value}
+			c.OldLo, c.OldHi = o.spread()
+			c.NewLo, c.NewHi = f.spread()
 			if f.Higher {
 				c.Regression = c.Ratio < 1-regressionLimit
 			} else {
@@ -239,13 +289,14 @@ func compare(old, cur *Report) []Comparison {
 func printComparison(w io.Writer, oldPath string, cs []Comparison) {
 	fmt.Fprintf(w, "\ncompared with %s (ratio = new/old; REGRESSION = worse by more than %.0f%%)\n", oldPath, regressionLimit*100)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tFIGURE\tOLD\tNEW\tUNIT\tRATIO\t")
+	fmt.Fprintln(tw, "SCENARIO\tFIGURE\tOLD\tNEW\tUNIT\tRATIO\tOLD SPREAD\tNEW SPREAD\t")
 	for _, c := range cs {
 		mark := ""
 		if c.Regression {
 			mark = "REGRESSION"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\n", c.Scenario, c.Figure, human(c.Old), human(c.New), c.Unit, c.Ratio, mark)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\n", c.Scenario, c.Figure, human(c.Old), human(c.New), c.Unit, c.Ratio,
+			human(c.OldLo)+"–"+human(c.OldHi), human(c.NewLo)+"–"+human(c.NewHi), mark)
 	}
 	tw.Flush()
 	n := 0

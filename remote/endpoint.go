@@ -248,7 +248,8 @@ func (e *Endpoint) onDisconnect(node string) {
 // Node returns this endpoint's node id.
 func (e *Endpoint) Node() string { return e.self }
 
-// Close fails every pending call with ErrClosed, cancels the ctx of every
+// Close fails every pending call with ErrClosed (and sends its host a
+// cancel, so the call is dropped there at once), cancels the ctx of every
 // running method, stops every hosted actor (queued calls are dropped) and
 // waits for every goroutine the Endpoint and its engine started (methods
 // must honour ctx for Close to return promptly). Later calls fail
@@ -271,6 +272,12 @@ func (e *Endpoint) Close() error {
 	}
 	e.mu.Unlock()
 	for _, c := range calls {
+		// Tell the host at once, best effort: its queued calls from this
+		// node are dropped now, not when the connection ends, which may
+		// be seconds later (the registry closes first).
+		if c.loc.Node != e.self && c.flags&FlagNoCancel == 0 {
+			_ = e.tr.TrySend(transport.Peer{ID: c.loc.Node}, transport.KindCalls, AppendCancel(nil, c.id))
+		}
 		c.finish(nil, &Error{Code: CodeUnavailable, Message: "endpoint closed", cause: ErrClosed})
 	}
 	e.sys.Close()
