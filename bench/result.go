@@ -250,7 +250,7 @@ type Comparison struct {
 	Old, New, Ratio        float64 // Ratio is New/Old
 	OldLo, OldHi           float64 // spread of the old rounds (Old twice for one round)
 	NewLo, NewHi           float64
-	Regression             bool    // worse by more than 10%
+	Regression             bool // worse by more than 10%
 }
 
 // regressionLimit is the relative change beyond which a worse figure is
