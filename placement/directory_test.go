@@ -15,7 +15,6 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/troupe-dev/troupe/internal/wirecheck"
-	"github.com/troupe-dev/troupe/transport"
 )
 
 // TestDirectoryPersistent checks the trie against a map through inserts
@@ -185,7 +184,6 @@ func (b *blockedSink) Write(p []byte) (int, error) {
 // being persisted (its sink blocked) keeps applying the leader's entries
 // and serving its actors: the work of a snapshot is off the FSM goroutine.
 func TestFollowerServesWhileSnapshotPersists(t *testing.T) {
-	net := transport.NewMemNetwork()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	store := &blockingStore{release: make(chan struct{}), persisting: make(chan struct{})}
@@ -195,28 +193,12 @@ func TestFollowerServesWhileSnapshotPersists(t *testing.T) {
 			close(store.release)
 		}
 	}()
-	var regs []*Registry
-	for i := range 3 {
-		id := fmt.Sprintf("n%d", i+1)
-		tr, err := net.Join(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg := Config{Transport: tr, Types: []string{"T"}, SnapshotThreshold: 1 << 40}
-		if i > 0 {
-			cfg.Join = []string{transport.MemAddrPrefix + "n1"}
-		}
+	regs := startMem(t, 3, func(i int, cfg *Config) {
+		cfg.SnapshotThreshold = 1 << 40
 		if i == 2 {
 			cfg.wrapSnapshots = func(s raft.SnapshotStore) raft.SnapshotStore { store.SnapshotStore = s; return store }
 		}
-		r, err := New(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tr.Close()
-		defer r.Close()
-		regs = append(regs, r)
-	}
+	})
 	f := regs[2]
 	if f.IsLeader() {
 		t.Skip("n3 leads") // bootstrapped by n1; n3 joined last

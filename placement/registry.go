@@ -56,6 +56,8 @@ type Config struct {
 
 	// wrapSnapshots, if set, wraps the snapshot store (tests).
 	wrapSnapshots func(raft.SnapshotStore) raft.SnapshotStore
+	// commitTimeout, if set, replaces commitTimeout (benchmarks).
+	commitTimeout time.Duration
 }
 
 // Registry is one node's replica of the placement registry and its client.
@@ -266,7 +268,10 @@ func (r *Registry) startRaft() error {
 	// of a busy 2-core host deposed the leader and voided every lease;
 	// the longest value Raft accepts (HeartbeatTimeout) rides that out.
 	rc.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.CommitTimeout = commitTimeout
+	if r.cfg.commitTimeout > 0 {
+		rc.CommitTimeout = r.cfg.commitTimeout
+	}
 	rc.MaxAppendEntries = 1024
 	rc.BatchApplyCh = true
 	rc.SnapshotThreshold = r.cfg.SnapshotThreshold
@@ -304,6 +309,15 @@ func (r *Registry) shutdownStores() {
 		r.bolt.Close()
 	}
 }
+
+// commitTimeout is Raft's CommitTimeout: with no new entries, the leader
+// still sends every follower an AppendEntries every 1–2 × commitTimeout,
+// the only way a follower learns the commit index of the last entries (and
+// applies them) once writes stop. So it bounds how long a follower lags
+// after the last write (Node.Spawn's catch-up, WaitOwns on the new host),
+// and sets the idle cost: one RPC per follower per 1.5 × commitTimeout.
+// See docs/performance.md, "Registry at scale (issue 14)".
+const commitTimeout = 5 * time.Millisecond
 
 // goFunc runs f on a goroutine that Close waits for; after Close it does
 // nothing.
