@@ -209,6 +209,32 @@ func snapshotStall(b *testing.B, f *fsm, newSink func() raft.SnapshotSink) {
 	}
 }
 
+// BenchmarkApplySpawns measures the FSM's apply of batch entries of 256
+// unnamed spawns on a directory of 64 k or 1 M actors (the directory's
+// write path: path copying, once per batch for the top of the trie).
+func BenchmarkApplySpawns(b *testing.B) {
+	for _, n := range []int{1 << 16, 1 << 20} {
+		b.Run(fmt.Sprint("n=", n), func(b *testing.B) {
+			m := bigMachine(b, n)
+			cmds := make([][]byte, 256)
+			for i := range cmds {
+				cmds[i], _ = encodeCommand(command{Type: cmdSpawn, Node: "n1", Spawn: SpawnRequest{Type: "T", Policy: RestartPolicy{MaxRestarts: -1}}})
+			}
+			entry, err := encodeBatch(cmds)
+			if err != nil {
+				b.Fatal(err)
+			}
+			idx := m.applied.Load()
+			b.ResetTimer()
+			for range b.N {
+				idx++
+				m.applyEntry(idx, entry)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(cmds)), "ns/spawn")
+		})
+	}
+}
+
 var lookupSets = map[int]*lookupSet{}
 
 // lookupSet holds n placements in the directory and, for comparison, in a
