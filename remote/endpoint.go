@@ -206,7 +206,7 @@ func New(cfg Config) (*Endpoint, error) {
 		e.cfg.Owner = &drainingOwner{e: e, owner: owner}
 	}
 	cfg.Transport.Handle(transport.KindCalls, transport.HandlerFunc(e.handleFrame))
-	cfg.Transport.Handle(transport.KindOneWay, transport.HandlerFunc(e.handleOneWay))
+	cfg.Transport.Handle(transport.KindOneWay, oneWayHandler{e})
 	cfg.Transport.OnDisconnect(e.onDisconnect)
 	return e, nil
 }
@@ -392,20 +392,47 @@ func (e *Endpoint) handleFrame(from string, frame []byte) {
 	}
 }
 
-// handleOneWay is the transport's KindOneWay handler: one-way requests
+// oneWayHandler is the transport's KindOneWay handler: one-way requests
 // only, served in order, waiting for room (see serveOneWay).
-func (e *Endpoint) handleOneWay(from string, frame []byte) {
-	var env Envelope
-	p := e.peer(from)
-	if err := decodeEnvelope(frame, &env, &p.names); err != nil || env.Type != FrameRequest || env.Request.Flags&FlagOneWay == 0 {
-		e.log("dropped malformed one-way frame", "peer", from, "err", err)
-		return
-	}
+type oneWayHandler struct{ e *Endpoint }
+
+func (h oneWayHandler) HandleFrame(from string, frame []byte) {
+	h.HandleFrames(from, [][]byte{frame})
+}
+
+// HandleFrames serves a burst of one-way requests of one peer in order. A
+// run of requests to the same actor at the same epoch shares one ownership
+// check and one activation lookup; each still takes its own mailbox slot.
+func (h oneWayHandler) HandleFrames(from string, frames [][]byte) {
+	e := h.e
 	if e.isClosed() {
 		return
 	}
-	_ = e.serveOneWay(from, &env.Request, nil)
-	p.oneWayDone()
+	p := e.peer(from)
+	var run []*job
+	flush := func() {
+		if len(run) > 0 {
+			e.serveOneWays(from, run)
+			p.oneWaysDone(len(run))
+			clear(run)
+			run = run[:0]
+		}
+	}
+	for _, frame := range frames {
+		var env Envelope
+		if err := decodeEnvelope(frame, &env, &p.names); err != nil || env.Type != FrameRequest || env.Request.Flags&FlagOneWay == 0 {
+			e.log("dropped malformed one-way frame", "peer", from, "err", err)
+			continue
+		}
+		q := &env.Request
+		if len(run) > 0 && (run[0].req.Target != q.Target || run[0].req.Epoch != q.Epoch) {
+			flush()
+		}
+		j := e.newJob(from, q)
+		j.block = true
+		run = append(run, j)
+	}
+	flush()
 }
 
 // refuseClosed answers a request that reached a closed endpoint with

@@ -151,6 +151,43 @@ func (e *Endpoint) serveOneWay(from string, q *Request, wait context.Context) er
 	return e.admit(j, typeName, err)
 }
 
+// serveOneWays is serveOneWay for a run of one-way jobs of one remote
+// peer to one actor at one epoch: one ownership check (and wait), one
+// activation lookup, then each job in order.
+func (e *Endpoint) serveOneWays(from string, run []*job) {
+	head := &run[0].req
+	if e.cfg.Owner == nil {
+		for _, j := range run {
+			e.finish(j, nil, &Error{Code: CodeNotFound, Message: "this node hosts no actors"})
+		}
+		return
+	}
+	typeName, err := e.cfg.Owner.Owns(head.Target, head.Epoch)
+	if err != nil && errors.Is(err, ErrNotReady) {
+		if w, ok := e.cfg.Owner.(OwnerWaiter); ok {
+			typeName, err = w.WaitOwns(run[0].waitCtx(), head.Target, head.Epoch)
+		}
+	}
+	if stop := run[0].stopWait; stop != nil {
+		stop()
+	}
+	var act *activation
+	var rerr *Error
+	if err == nil {
+		act, rerr = e.activation(head.Target, typeName, head.Epoch)
+	}
+	for _, j := range run {
+		switch {
+		case err != nil:
+			e.admit(j, typeName, err)
+		case rerr != nil:
+			e.finish(j, nil, rerr)
+		default:
+			e.deliver(j, act)
+		}
+	}
+}
+
 // newJob makes the job of request q from node from, with its ctx: the
 // caller's deadline, cancellable by a cancel frame, and cancelled when the
 // caller's connection ends.
@@ -329,6 +366,12 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 	if rerr != nil {
 		return errOf(e.finish(j, nil, rerr))
 	}
+	return e.deliver(j, act)
+}
+
+// deliver queues an admitted job on its activation's mailbox, within the
+// mailbox's byte budget.
+func (e *Endpoint) deliver(j *job, act *activation) error {
 	j.act = act
 	if reason := act.stopped.Load(); reason != nil {
 		return errOf(e.finish(j, nil, &Error{Code: CodeUnavailable, Message: "actor stopped: " + (*reason).Error()}))
@@ -662,9 +705,10 @@ type peerState struct {
 // its ctx.
 const oneWayBarrier = 5 * time.Second
 
-func (p *peerState) oneWayDone() {
+// oneWaysDone counts n more one-way requests of the node as admitted.
+func (p *peerState) oneWaysDone(n int) {
 	p.mu.Lock()
-	p.oneWays++
+	p.oneWays += uint64(n)
 	if p.advance != nil {
 		close(p.advance)
 		p.advance = nil

@@ -377,28 +377,25 @@ func TestAdversarialSilentPeer(t *testing.T) {
 	frame := make([]byte, 4096)
 	to := Peer{ID: "silent"}
 	var slowest time.Duration
-	full := false
-	for i := 0; i < 5000 && !full; i++ {
+	// The queue is full for good once the peer's flow-control window is
+	// spent too: until then the writer drains it now and then. A hundred
+	// refusals in a row mean it no longer drains.
+	inARow := 0
+	for i := 0; i < 50000 && inARow < 100; i++ {
 		start := time.Now()
 		err = server.TrySend(to, KindCalls, frame)
 		slowest = max(slowest, time.Since(start))
 		switch {
 		case err == nil:
+			inARow = 0
 		case errors.Is(err, ErrQueueFull):
-			full = true
+			inARow++
 		default:
 			t.Fatal(err)
 		}
 	}
-	if !full {
-		t.Fatalf("TrySend never reported a full queue: %v", err)
-	}
-	for range 100 {
-		start := time.Now()
-		if err := server.TrySend(to, KindCalls, frame); !errors.Is(err, ErrQueueFull) {
-			t.Fatalf("TrySend on a full queue = %v", err)
-		}
-		slowest = max(slowest, time.Since(start))
+	if inARow < 100 {
+		t.Fatalf("TrySend never reported a full queue for good: %v", err)
 	}
 	t.Logf("slowest TrySend %v", slowest)
 	if slowest > 50*time.Millisecond {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -56,6 +57,7 @@ func appendFrame(dst, payload []byte) []byte {
 // budget, each growth is reserved from the connection's connBudget first.
 type frameReader struct {
 	r      io.Reader
+	br     *bufio.Reader // r, when it is one: ready peeks into it
 	max    int
 	hdr    [frameHeaderLen]byte
 	slab   []byte
@@ -69,7 +71,22 @@ func newFrameReader(r io.Reader, max int) *frameReader {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &frameReader{r: r, max: max}
+	br, _ := r.(*bufio.Reader)
+	return &frameReader{r: r, br: br, max: max}
+}
+
+// ready reports whether the next frame is a small one (carved from a slab)
+// already buffered whole, so that next returns it without waiting.
+func (fr *frameReader) ready() bool {
+	if fr.br == nil || fr.br.Buffered() < frameHeaderLen {
+		return false
+	}
+	h, err := fr.br.Peek(frameHeaderLen)
+	if err != nil {
+		return false
+	}
+	n := int(binary.BigEndian.Uint32(h))
+	return n <= slabSize/4 && n <= fr.max && fr.br.Buffered() >= frameHeaderLen+n
 }
 
 // next returns the next frame. It returns io.EOF when r ends cleanly between

@@ -784,3 +784,62 @@ func TestQUICSendBackpressure(t *testing.T) {
 		t.Fatalf("Send after the receiver resumed: %v", err)
 	}
 }
+
+// batchCollector is a BatchHandler that records every frame in order and
+// the size of each call.
+type batchCollector struct {
+	mu     sync.Mutex
+	frames []string
+	calls  []int
+	all    chan struct{}
+	want   int
+}
+
+func (c *batchCollector) HandleFrame(from string, f []byte) { c.HandleFrames(from, [][]byte{f}) }
+
+func (c *batchCollector) HandleFrames(_ string, fs [][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range fs {
+		c.frames = append(c.frames, string(f))
+	}
+	c.calls = append(c.calls, len(fs))
+	if len(c.frames) == c.want {
+		close(c.all)
+	}
+}
+
+// A BatchHandler gets every frame, in order, in calls of at most MaxBatch.
+func TestQUICBatchHandler(t *testing.T) {
+	a := newNode(t, "a", nil)
+	b := newNode(t, "b", nil)
+	const n = 20000
+	got := &batchCollector{all: make(chan struct{}), want: n}
+	b.Handle(KindOneWay, got)
+	ctx := t.Context()
+	for i := range n {
+		if err := a.Send(ctx, Peer{ID: "b", Addr: b.Addr()}, KindOneWay, fmt.Appendf(nil, "m%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-got.all:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%d of %d frames arrived", len(got.frames), n)
+	}
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	for i, f := range got.frames {
+		if want := fmt.Sprintf("m%05d", i); f != want {
+			t.Fatalf("frame %d = %q, want %q", i, f, want)
+		}
+	}
+	biggest := 0
+	for _, c := range got.calls {
+		if c > MaxBatch || c < 1 {
+			t.Fatalf("a call of %d frames", c)
+		}
+		biggest = max(biggest, c)
+	}
+	t.Logf("%d frames in %d calls, the biggest of %d", n, len(got.calls), biggest)
+}

@@ -45,6 +45,20 @@ type Handler interface {
 	HandleFrame(from string, frame []byte)
 }
 
+// BatchHandler is a Handler that can take a burst of frames at once. The
+// QUIC transport hands it, in order, every frame of a stream that had
+// already arrived whole when it read the first (at most MaxBatch, each
+// small), so that it can share per-frame work across them; a lone frame
+// comes alone, without waiting for others. Frames are owned as with
+// HandleFrame. Other transports may call HandleFrame only.
+type BatchHandler interface {
+	Handler
+	HandleFrames(from string, frames [][]byte)
+}
+
+// MaxBatch bounds the frames of one HandleFrames call.
+const MaxBatch = 64
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(from string, frame []byte)
 
