@@ -109,6 +109,21 @@ func AppendReplyHeader(b []byte, id uint64) []byte {
 	return append(b, byte(CodeOK))
 }
 
+// replyHeaderLen is the length of AppendReplyHeader's bytes for id.
+func replyHeaderLen(id uint64) int {
+	switch {
+	case id < 128:
+		return 4
+	case id <= 0xff:
+		return 5
+	case id <= 0xffff:
+		return 6
+	case id <= 0xffffffff:
+		return 8
+	}
+	return 12
+}
+
 // AppendReply appends the whole frame of p.
 func AppendReply(b []byte, p *Reply) []byte {
 	if p.Err == nil {

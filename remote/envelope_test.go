@@ -183,3 +183,11 @@ func TestSkipAllTypes(t *testing.T) {
 		t.Fatalf("skip: off %d/%d err %v", r.off, len(args), r.err)
 	}
 }
+
+func TestReplyHeaderLen(t *testing.T) {
+	for _, id := range []uint64{0, 127, 128, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1} {
+		if got, want := replyHeaderLen(id), len(AppendReplyHeader(nil, id)); got != want {
+			t.Errorf("replyHeaderLen(%d) = %d, want %d", id, got, want)
+		}
+	}
+}

@@ -497,6 +497,11 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 			return nil
 		}
 		if len(frame) <= e.cfg.MaxFrameSize {
+			if j.from == e.self {
+				// A local caller: the result as is, no frame to decode.
+				e.onReply(e.self, &Reply{ID: q.ID, Result: frame[replyHeaderLen(q.ID):]})
+				return nil
+			}
 			e.reply(j.from, frame)
 			return nil
 		}
