@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
@@ -259,4 +260,77 @@ func TestAppendEntry(t *testing.T) {
 			t.Fatalf("decoded %+v (%v), want %+v", got, err, p)
 		}
 	}
+}
+
+// TestDecodeBodyFast: the hand decoder gives exactly what msgpack gives,
+// on bodies from writeTo and from the reflecting encoder (older
+// snapshots), and gives up (to msgpack) on anything else.
+func TestDecodeBodyFast(t *testing.T) {
+	s := populated(t)
+	s.do(command{Type: cmdSpawn, Node: "n1", Spawn: SpawnRequest{Type: "A", Policy: RestartPolicy{MaxRestarts: 1 << 40, Backoff: -1}}, Origin: "n1", Inc: 1, Seq: 3, Floor: 2})
+	var streamed memSink
+	if err := (&fsmSnapshot{v: s.m.view()}).Persist(&streamed); err != nil {
+		t.Fatal(err)
+	}
+	reflected, err := encodeSnapshot(s.m.capture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, snap := range map[string][]byte{"streamed": streamed.Bytes(), "reflected": reflected} {
+		body := snap[snapHeaderSize:]
+		fast, ok := decodeBodyFast(body)
+		if !ok {
+			t.Fatalf("%s: the fast decoder gave up", name)
+		}
+		var want snapshotBody
+		if err := msgpack.Unmarshal(body, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(fast, want) || len(fast.Actors) != int(s.m.count.Load()) || len(fast.Sessions) != 1 {
+			t.Fatalf("%s: fast decode differs:\n%+v\n%+v", name, fast, want)
+		}
+	}
+	odd := []any{
+		map[string]any{"a": []any{map[string]any{"i": "x", "z": 1}}},     // unknown field
+		map[string]any{"a": []any{map[string]any{"i": "x", "s": 300}}},   // strategy out of range
+		map[string]any{"a": []any{map[string]any{"i": []byte("x")}}},     // bin, not str
+		map[string]any{"a": []any{map[string]any{"i": nil}}},             // nil
+		map[string]any{"a": []any{1}},                                    // not a map
+		map[string]any{"a": []any{map[string]any{"r": uint64(1) << 63}}}, // overflows int
+		map[string]any{"a": []any{map[string]any{"p": map[string]any{"q": 1}}}},
+		[]any{1, 2},
+	}
+	for i, v := range odd {
+		body, err := msgpack.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := decodeBodyFast(body); ok {
+			t.Fatalf("odd body %d decoded by the fast path", i)
+		}
+	}
+}
+
+// FuzzDecodeBodyFast: whatever the hand decoder accepts, msgpack decodes
+// to the same value; nothing panics.
+func FuzzDecodeBodyFast(f *testing.F) {
+	for _, s := range seedSnapshots() {
+		f.Add(s[snapHeaderSize:])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if n, err := wirecheck.Value(body, wirecheck.MaxDepth); err != nil || n != len(body) {
+			return // decodeSnapshot refuses it first
+		}
+		fast, ok := decodeBodyFast(body)
+		if !ok {
+			return
+		}
+		var want snapshotBody
+		if err := msgpack.Unmarshal(body, &want); err != nil {
+			t.Fatalf("fast decoded what msgpack refuses (%v)", err)
+		}
+		if !reflect.DeepEqual(fast, want) {
+			t.Fatalf("fast %+v\nmsgpack %+v", fast, want)
+		}
+	})
 }
