@@ -422,7 +422,7 @@ func (q *QUIC) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 		if err != nil {
 			return err
 		}
-		err = pc.enqueue(ctx, k, frame, true)
+		err = pc.enqueue(ctx, k, frame, true, true)
 		if err != errConnGone {
 			return err
 		}
@@ -725,8 +725,9 @@ func (pc *peerConn) wakeWaitersLocked() {
 }
 
 // enqueue frames payload into the writer of kind k, waiting for space in
-// that kind's budget; without wait, a full queue is ErrQueueFull.
-func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bool) error {
+// that kind's budget; without wait, a full queue is ErrQueueFull. With
+// direct, a frame for an idle stream is written on this goroutine.
+func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait, direct bool) error {
 	n := len(payload) + frameHeaderLen
 	pc.mu.Lock()
 	for {
@@ -770,11 +771,13 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bo
 	w.frames++
 	w.queued += n
 	pc.queued += n
-	if w.s != nil && !w.busy && !w.stalled && k != KindOneWay {
-		// Nobody is writing: write from this goroutine, no hand-off to
-		// the writer. Under load the writer is busy and frames batch up
-		// behind it instead. One-way streams carry bursts, which the
-		// writer batches into fewer, larger writes.
+	if direct && w.s != nil && !w.busy && !w.stalled && !w.burst && k != KindOneWay {
+		// Nobody is writing and no burst is on: write from this
+		// goroutine, no hand-off to the writer. Under load frames batch up
+		// behind the writer instead: once it finds more than one frame
+		// queued (burst), senders queue until it finds one alone again.
+		// One-way streams carry bursts, which the writer batches into
+		// fewer, larger writes.
 		out, frames := w.buf, w.frames
 		w.buf, w.frames, w.spare = w.spare[:0], 0, nil
 		w.busy = true
@@ -1038,6 +1041,7 @@ type streamWriter struct {
 	s       *quic.Stream // set once open: senders may write it directly
 	busy    bool         // a goroutine is writing s
 	stalled bool         // a direct write was held back: only the writer writes until it has caught up
+	burst   bool         // the writer's last write held more than one frame: senders queue
 
 	carry int // bytes of buf's frames written by a direct write that was cut short
 
@@ -1090,6 +1094,7 @@ func (w *streamWriter) run() {
 			carry := w.carry
 			w.buf, w.frames, w.spare, w.carry = w.spare[:0], 0, nil, 0
 			w.busy = true
+			w.burst = frames > 1
 			pc.mu.Unlock()
 			if w.deadline {
 				s.SetWriteDeadline(time.Time{})
