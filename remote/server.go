@@ -59,14 +59,6 @@ func (a *activation) reserve(j *job, max int) bool {
 	}
 }
 
-// queued reports whether calls are queued on the actor (their bytes are
-// still reserved).
-func (a *activation) queued() bool {
-	a.bmu.Lock()
-	defer a.bmu.Unlock()
-	return a.bytes > 0
-}
-
 // release returns the bytes reserve accounted for j.
 func (a *activation) release(j *job) {
 	if j.held == 0 {
@@ -510,10 +502,7 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 				e.onReply(e.self, &Reply{ID: q.ID, Result: frame[replyHeaderLen(q.ID):]})
 				return nil
 			}
-			// An actor with more calls queued hands the write off to the
-			// transport's writer and goes on to the next; a lone call's
-			// reply is written at once.
-			e.replyQueued(j.from, frame, j.act != nil && j.act.queued())
+			e.reply(j.from, frame)
 			return nil
 		}
 		err = &Error{Code: CodeTooLarge, Message: fmt.Sprintf("result of %d bytes exceeds the frame limit of %d bytes", len(frame), e.cfg.MaxFrameSize)}
@@ -656,27 +645,12 @@ func (e *Endpoint) onCancel(from string, id uint64) {
 // the caller is evidently not reading; that caller's call then ends by its
 // own deadline or by the connection loss. So a slow or departed caller can
 // only hurt itself, never the actor that served it.
-func (e *Endpoint) reply(to string, frame []byte) { e.replyQueued(to, frame, false) }
-
-// queueSender is a transport that can queue a frame without writing it on
-// the caller's goroutine (transport.QUIC).
-type queueSender interface {
-	TrySendQueued(to transport.Peer, k transport.Kind, frame []byte) error
-}
-
-// replyQueued is reply; with queue, through the transport's writer when
-// the transport has one.
-func (e *Endpoint) replyQueued(to string, frame []byte, queue bool) {
+func (e *Endpoint) reply(to string, frame []byte) {
 	if to == e.self {
 		e.handleFrame(e.self, frame)
 		return
 	}
-	var err error
-	if qs, ok := e.tr.(queueSender); ok && queue {
-		err = qs.TrySendQueued(transport.Peer{ID: to}, transport.KindCalls, frame)
-	} else {
-		err = e.tr.TrySend(transport.Peer{ID: to}, transport.KindCalls, frame)
-	}
+	err := e.tr.TrySend(transport.Peer{ID: to}, transport.KindCalls, frame)
 	if err != nil {
 		e.repliesDropped.Add(1)
 		e.log("reply dropped", "peer", to, "err", err)

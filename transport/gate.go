@@ -78,18 +78,6 @@ func (q *QUIC) loadGate() Gate {
 // error matching ErrUnreachable; when the peer's queue of kind k is over
 // MaxQueueBytes, one matching ErrQueueFull.
 func (q *QUIC) TrySend(to Peer, k Kind, frame []byte) error {
-	return q.trySend(to, k, frame, true)
-}
-
-// TrySendQueued is TrySend that never writes the stream on the caller's
-// goroutine, even when the stream is idle: the frame is queued for the
-// stream's writer. A sender with more work waiting (an actor with calls
-// queued, answering one) hands the write off and goes on.
-func (q *QUIC) TrySendQueued(to Peer, k Kind, frame []byte) error {
-	return q.trySend(to, k, frame, false)
-}
-
-func (q *QUIC) trySend(to Peer, k Kind, frame []byte, direct bool) error {
 	if len(frame) > q.cfg.MaxFrameSize {
 		return &FrameSizeError{Size: uint64(len(frame)), Max: q.cfg.MaxFrameSize}
 	}
@@ -105,7 +93,7 @@ func (q *QUIC) trySend(to Peer, k Kind, frame []byte, direct bool) error {
 	case pc == nil || !pc.usable():
 		return fmt.Errorf("%w: no connection to %q", ErrUnreachable, to.ID)
 	}
-	if err := pc.enqueue(context.Background(), k, frame, false, direct); err != errConnGone {
+	if err := pc.enqueue(context.Background(), k, frame, false); err != errConnGone {
 		return err
 	}
 	return fmt.Errorf("%w: connection to %q ended", ErrUnreachable, to.ID)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-
 	"sync"
 	"sync/atomic"
 	"time"
@@ -422,7 +421,7 @@ func (q *QUIC) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 		if err != nil {
 			return err
 		}
-		err = pc.enqueue(ctx, k, frame, true, true)
+		err = pc.enqueue(ctx, k, frame, true)
 		if err != errConnGone {
 			return err
 		}
@@ -725,9 +724,8 @@ func (pc *peerConn) wakeWaitersLocked() {
 }
 
 // enqueue frames payload into the writer of kind k, waiting for space in
-// that kind's budget; without wait, a full queue is ErrQueueFull. With
-// direct, a frame for an idle stream is written on this goroutine.
-func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait, direct bool) error {
+// that kind's budget; without wait, a full queue is ErrQueueFull.
+func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bool) error {
 	n := len(payload) + frameHeaderLen
 	pc.mu.Lock()
 	for {
@@ -771,90 +769,12 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait, d
 	w.frames++
 	w.queued += n
 	pc.queued += n
-	if direct && w.s != nil && !w.busy && !w.stalled && !w.burst && k != KindOneWay {
-		// Nobody is writing and no burst is on: write from this
-		// goroutine, no hand-off to the writer. Under load frames batch up
-		// behind the writer instead: once it finds more than one frame
-		// queued (burst), senders queue until it finds one alone again.
-		// One-way streams carry bursts, which the writer batches into
-		// fewer, larger writes.
-		out, frames := w.buf, w.frames
-		w.buf, w.frames, w.spare = w.spare[:0], 0, nil
-		w.busy = true
-		pc.mu.Unlock()
-		w.writeDirect(out, frames)
-		return nil
-	}
 	pc.mu.Unlock()
-	w.kick()
-	return nil
-}
-
-// directBound bounds how long a Send or TrySend writes to the stream
-// itself. quic-go's Write returns at once when it can copy the frame into
-// the next packet; it waits only while the peer's flow control or the
-// packer holds data back, and then the rest goes to the writer goroutine,
-// so a slow or hostile peer never holds a sender (an actor answering a
-// call) longer than this.
-const directBound = 200 * time.Microsecond
-
-func (w *streamWriter) kick() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
-}
-
-// writeDirect writes out on the sender's goroutine, bounded by
-// directBound; what is left is put back in front of the queue for the
-// writer goroutine. The caller set w.busy.
-func (w *streamWriter) writeDirect(out []byte, frames int) {
-	pc := w.pc
-	w.s.SetWriteDeadline(time.Now().Add(directBound))
-	w.deadline = true
-	w.counted(frames, len(out))
-	n, err := w.s.Write(out)
-	pc.mu.Lock()
-	w.queued -= n
-	pc.queued -= n
-	pc.wakeWaitersLocked()
-	w.busy = false
-	if err == nil {
-		if w.spare == nil {
-			w.spare = out[:0]
-		}
-	} else {
-		// Held back (os.ErrDeadlineExceeded), or the stream failed (the
-		// writer sees it on its next write): the writer takes over, and
-		// senders queue behind it until it has written everything. The
-		// rest goes in front of the queue; its frames are counted again
-		// when the writer sends them, with the n bytes written here
-		// (carry).
-		w.stalled = true
-		w.buf = append(out[n:len(out):len(out)], w.buf...)
-		w.frames += frames
-		w.carry += n
-		w.uncounted(frames, len(out))
-	}
-	again := len(w.buf) > 0 || pc.retired.Load()
-	pc.mu.Unlock()
-	if again {
-		w.kick()
-	}
-}
-
-// counted adds frames framed in size bytes to the sent counters: a frame
-// counts as sent once it is handed to the stream.
-func (w *streamWriter) counted(frames, size int) {
-	w.pc.stats.framesSent.Add(uint64(frames))
-	w.pc.stats.bytesSent.Add(uint64(size - frames*frameHeaderLen))
-}
-
-// uncounted takes back what counted added, for frames that go back to
-// the queue.
-func (w *streamWriter) uncounted(frames, size int) {
-	w.pc.stats.framesSent.Add(-uint64(frames))
-	w.pc.stats.bytesSent.Add(-uint64(size - frames*frameHeaderLen))
+	return nil
 }
 
 // retire stops new sends on a connection that lost a duplicate resolution.
@@ -1034,18 +954,9 @@ type streamWriter struct {
 	wake chan struct{} // capacity 1
 
 	// guarded by pc.mu
-	buf     []byte
-	spare   []byte // an empty buffer to swap in for buf, or nil
-	frames  int
-	queued  int          // bytes in buf and in the write in progress
-	s       *quic.Stream // set once open: senders may write it directly
-	busy    bool         // a goroutine is writing s
-	stalled bool         // a direct write was held back: only the writer writes until it has caught up
-	burst   bool         // the writer's last write held more than one frame: senders queue
-
-	carry int // bytes of buf's frames written by a direct write that was cut short
-
-	deadline bool // s has a write deadline set; owned by whoever holds busy
+	buf    []byte
+	frames int
+	queued int // bytes in buf and in the write in progress
 }
 
 func (w *streamWriter) run() {
@@ -1059,9 +970,7 @@ func (w *streamWriter) run() {
 		w.fail(err)
 		return
 	}
-	pc.mu.Lock()
-	w.s = s
-	pc.mu.Unlock()
+	var spare []byte
 	for {
 		retiring := false
 		select {
@@ -1072,63 +981,32 @@ func (w *streamWriter) run() {
 			w.fail(context.Cause(ctx))
 			return
 		}
-		for {
-			pc.mu.Lock()
-			if w.busy {
-				// A sender is writing; it kicks when it is done.
-				pc.mu.Unlock()
-				break
-			}
-			out, frames := w.buf, w.frames
-			if len(out) == 0 {
-				w.stalled = false
-				pc.mu.Unlock()
-				if retiring {
-					// Sends stopped before retireC closed; what they
-					// queued went out.
-					s.Close()
-					return
-				}
-				break
-			}
-			carry := w.carry
-			w.buf, w.frames, w.spare, w.carry = w.spare[:0], 0, nil, 0
-			w.busy = true
-			w.burst = frames > 1
-			pc.mu.Unlock()
-			if w.deadline {
-				s.SetWriteDeadline(time.Time{})
-				w.deadline = false
-			}
-			w.counted(frames, len(out)+carry)
+		pc.mu.Lock()
+		out, frames := w.buf, w.frames
+		w.buf, w.frames = spare[:0], 0
+		pc.mu.Unlock()
+		if len(out) > 0 {
 			_, err := s.Write(out)
 			pc.mu.Lock()
-			w.busy = false
 			w.queued -= len(out)
 			pc.queued -= len(out)
 			pc.wakeWaitersLocked()
-			if w.spare == nil {
-				w.spare = out[:0]
-			}
 			pc.mu.Unlock()
 			if err != nil {
-				w.uncounted(frames, len(out)+carry)
 				pc.stats.framesDropped.Add(uint64(frames))
 				s.CancelWrite(codeStreamDone)
 				w.fail(err)
 				return
 			}
+			pc.stats.framesSent.Add(uint64(frames))
+			pc.stats.bytesSent.Add(uint64(len(out) - frames*frameHeaderLen))
 		}
+		spare = out
 		if retiring {
-			// A sender was writing when retireC closed: wait for its kick.
-			select {
-			case <-w.wake:
-			case <-ctx.Done():
-				w.fail(context.Cause(ctx))
-				return
-			}
-			w.kick()
-			continue
+			// Sends stopped before retireC closed; what they queued went
+			// out above.
+			s.Close()
+			return
 		}
 	}
 }
@@ -1144,7 +1022,7 @@ func (w *streamWriter) fail(err error) {
 	pc.stats.framesDropped.Add(uint64(w.frames))
 	pc.queued -= len(w.buf)
 	w.queued -= len(w.buf)
-	w.buf, w.frames, w.carry = nil, 0, 0
+	w.buf, w.frames = nil, 0
 	pc.wakeWaitersLocked()
 	pc.mu.Unlock()
 	if pc.conn.Context().Err() == nil {
