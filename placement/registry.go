@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,18 +206,13 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	return r, nil
 }
 
+// hclogger is Raft's logger: the node's slog logger with Raft's own
+// levels, quiet once the registry closes (see raftLogger).
 func (r *Registry) hclogger() hclog.Logger {
 	if r.cfg.Logger == nil {
 		return hclog.NewNullLogger()
 	}
-	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{r.log}})
-}
-
-type slogWriter struct{ l *slog.Logger }
-
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return newRaftLogger(r.log, &r.closed)
 }
 
 func (r *Registry) startRaft() error {
