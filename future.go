@@ -98,6 +98,10 @@ func (f *Future[R]) Await(ctx context.Context) (R, error) {
 	select {
 	case <-f.Done():
 	default:
+		if ctx.Done() == nil { // a ctx that never ends: a plain receive
+			<-f.Done()
+			break
+		}
 		select {
 		case <-f.Done():
 		case <-ctx.Done():
