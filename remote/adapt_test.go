@@ -110,8 +110,8 @@ func TestFastPathAgreesWithReflection(t *testing.T) {
 		for _, encode := range []bool{true, false} {
 			fo, _ := ty.New()
 			so, _ := slow.New()
-			fout, ferr := fo.invoke(nil, nil, c.method, c.args, true, encode)
-			sout, serr := so.invoke(nil, nil, c.method, c.args, true, encode)
+			fout, ferr := fo.invoke(context.Background(), nil, c.method, c.args, true, encode)
+			sout, serr := so.invoke(context.Background(), nil, c.method, c.args, true, encode)
 			if (ferr == nil) != (serr == nil) {
 				t.Errorf("%s(% x): fast err %v, reflective err %v", c.method, c.args, ferr, serr)
 				continue

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"time"
@@ -84,14 +85,32 @@ func NewDevCA() (*CA, error) { return NewCA("troupe dev CA", 0) }
 // Issue creates a key and a certificate naming nodeID, signed by the CA and
 // valid for validFor from now. Zero validFor means one year.
 func (ca *CA) Issue(nodeID string, validFor time.Duration) (*Identity, error) {
+	return ca.IssueWith(nodeID, IssueOptions{ValidFor: validFor})
+}
+
+// IssueOptions qualify a certificate beyond its node id.
+type IssueOptions struct {
+	// ValidFor is how long the certificate is valid from now. Zero means
+	// one year.
+	ValidFor time.Duration
+	// IPs and DNSNames are added as subject alternative names, for tools
+	// that check a host name or address besides the node id (troupe itself
+	// checks the node id only).
+	IPs      []net.IP
+	DNSNames []string
+}
+
+// IssueWith is Issue with options.
+func (ca *CA) IssueWith(nodeID string, opts IssueOptions) (*Identity, error) {
+	validFor := opts.ValidFor
 	if validFor <= 0 {
 		validFor = 365 * 24 * time.Hour
 	}
 	now := time.Now()
-	return ca.issue(nodeID, now.Add(-time.Minute), now.Add(validFor))
+	return ca.issue(nodeID, now.Add(-time.Minute), now.Add(validFor), opts)
 }
 
-func (ca *CA) issue(nodeID string, notBefore, notAfter time.Time) (*Identity, error) {
+func (ca *CA) issue(nodeID string, notBefore, notAfter time.Time, opts IssueOptions) (*Identity, error) {
 	if nodeID == "" {
 		return nil, errors.New("transport: empty node id")
 	}
@@ -103,6 +122,8 @@ func (ca *CA) issue(nodeID string, notBefore, notAfter time.Time) (*Identity, er
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: nodeID},
 		URIs:         []*url.URL{nodeURI(nodeID)},
+		IPAddresses:  opts.IPs,
+		DNSNames:     opts.DNSNames,
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -134,7 +155,12 @@ func (ca *CA) WriteFiles(certFile, keyFile string) error {
 // IssueFiles issues a certificate for nodeID (see Issue) and writes it and
 // its key as PEM files.
 func (ca *CA) IssueFiles(nodeID string, validFor time.Duration, certFile, keyFile string) error {
-	id, err := ca.Issue(nodeID, validFor)
+	return ca.IssueFilesWith(nodeID, IssueOptions{ValidFor: validFor}, certFile, keyFile)
+}
+
+// IssueFilesWith is IssueFiles with options.
+func (ca *CA) IssueFilesWith(nodeID string, opts IssueOptions, certFile, keyFile string) error {
+	id, err := ca.IssueWith(nodeID, opts)
 	if err != nil {
 		return err
 	}

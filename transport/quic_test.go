@@ -200,7 +200,7 @@ func TestQUICRefusals(t *testing.T) {
 	}
 	foreign := issue(t, other, "mallory")
 	foreign.CAs = issue(t, ca, "x").CAs // trusts the cluster CA, holds another's cert
-	expired, err := ca.issue("old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	expired, err := ca.issue("old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour), IssueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

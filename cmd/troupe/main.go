@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/troupe-dev/troupe"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage:
+  troupe ca init   [-dir DIR] [-name NAME] [-valid DURATION] [-force]
+  troupe cert issue NAME [-dir DIR] [-ip IP,...] [-dns NAME,...] [-valid DURATION] [-force]
+  troupe node      -name NAME [-addr HOST:PORT] [-join ADDR,...] [-dir DIR] [-data DIR] [-drain DURATION] [-log LEVEL]
+`
+
+// errUsage is a command line that names no known command.
+var errUsage = errors.New("troupe: unknown command")
+
+// run is the whole command; it returns the exit status: 0 done, 1 failed,
+// 2 bad command line.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var err error
+	switch {
+	case len(args) >= 2 && args[0] == "ca" && args[1] == "init":
+		err = caInit(args[2:], stdout, stderr)
+	case len(args) >= 2 && args[0] == "cert" && args[1] == "issue":
+		err = certIssue(args[2:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "node":
+		err = node(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = errUsage
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "%v\n%s", err, usage)
+		return 2
+	case errors.As(err, new(*flagError)):
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	fmt.Fprintln(stderr, err)
+	return 1
+}
+
+// flagError is a bad flag or argument.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &flagError{err}
+	}
+	return nil
+}
+
+func caFiles(dir string) (cert, key string) {
+	return filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem")
+}
+
+func nodeFiles(dir, name string) (cert, key string) {
+	return filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+}
+
+// refuseOverwrite fails when one of files exists and force is not set.
+func refuseOverwrite(force bool, files ...string) error {
+	if force {
+		return nil
+	}
+	for _, f := range files {
+		if _, err := os.Stat(f); err == nil {
+			return fmt.Errorf("troupe: %s exists (use -force to replace it)", f)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("troupe: %w", err)
+		}
+	}
+	return nil
+}
+
+func caInit(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("troupe ca init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".", "directory for ca.pem and ca-key.pem")
+	name := fs.String("name", "troupe CA", "the CA's common name")
+	valid := fs.Duration("valid", 10*365*24*time.Hour, "validity from now")
+	force := fs.Bool("force", false, "replace existing files")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &flagError{fmt.Errorf("troupe ca init: unexpected arguments %q", fs.Args())}
+	}
+	cert, key := caFiles(*dir)
+	if err := refuseOverwrite(*force, cert, key); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("troupe: %w", err)
+	}
+	ca, err := transport.NewCA(*name, *valid)
+	if err != nil {
+		return err
+	}
+	if err := ca.WriteFiles(cert, key); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s (%s, valid until %s)\n", cert, key, *name, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func certIssue(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("troupe cert issue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", ".", "directory of the CA's files and for NAME.pem and NAME-key.pem")
+	ips := fs.String("ip", "", "comma-separated IP addresses to add as subject alternative names")
+	dns := fs.String("dns", "", "comma-separated DNS names to add as subject alternative names")
+	valid := fs.Duration("valid", 365*24*time.Hour, "validity from now")
+	force := fs.Bool("force", false, "replace existing files")
+	// The node id comes first (troupe cert issue n1 -ip ...), or after the
+	// flags.
+	var name string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return &flagError{fmt.Errorf("troupe cert issue: unexpected arguments %q", fs.Args())}
+	}
+	if name == "" {
+		return &flagError{errors.New("troupe cert issue: a node id is required: troupe cert issue NAME")}
+	}
+	opts := transport.IssueOptions{ValidFor: *valid}
+	for _, s := range splitList(*ips) {
+		ip := net.ParseIP(s)
+		if ip == nil {
+			return &flagError{fmt.Errorf("troupe cert issue: -ip: %q is not an IP address", s)}
+		}
+		opts.IPs = append(opts.IPs, ip)
+	}
+	opts.DNSNames = splitList(*dns)
+	caCert, caKey := caFiles(*dir)
+	ca, err := transport.LoadCA(caCert, caKey)
+	if err != nil {
+		return fmt.Errorf("troupe: the CA (run troupe ca init first): %w", err)
+	}
+	cert, key := nodeFiles(*dir, name)
+	if err := refuseOverwrite(*force, cert, key); err != nil {
+		return err
+	}
+	if err := ca.IssueFilesWith(name, opts, cert, key); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s for node %s (valid for %s)\n", cert, key, name, *valid)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("troupe node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "node id (its certificate is DIR/NAME.pem)")
+	addr := fs.String("addr", "127.0.0.1:0", "UDP address to listen on")
+	join := fs.String("join", "", "comma-separated addresses of members to join through; empty starts a new cluster")
+	dir := fs.String("dir", ".", "directory of ca.pem, NAME.pem and NAME-key.pem")
+	data := fs.String("data", "", "directory for the registry's Raft log and snapshots; empty keeps them in memory")
+	drain := fs.Duration("drain", 10*time.Second, "how long a graceful stop may take")
+	level := fs.String("log", "info", "log level: debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &flagError{fmt.Errorf("troupe node: unexpected arguments %q", fs.Args())}
+	}
+	if *name == "" {
+		return &flagError{errors.New("troupe node: -name is required")}
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return &flagError{fmt.Errorf("troupe node: -log: %w", err)}
+	}
+	cert, key := nodeFiles(*dir, *name)
+	caCert, _ := caFiles(*dir)
+	cfg := troupe.Config{
+		Name:    *name,
+		Addr:    *addr,
+		Join:    splitList(*join),
+		DataDir: *data,
+		TLS:     troupe.TLS{CAFile: caCert, CertFile: cert, KeyFile: key},
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})),
+	}
+	n, err := troupe.Start(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("troupe node %s: %w", *name, err)
+	}
+	// No type is registered: the node is a registry member that hosts no
+	// actors.
+	fmt.Fprintf(stdout, "READY %s\n", n.Addr())
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := n.Stop(sctx); err != nil { // drains, leaves, closes
+		return fmt.Errorf("troupe node %s: stop: %w", *name, err)
+	}
+	return nil
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestCAAndCert(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCmd(t, "ca", "init", "-dir", dir, "-name", "test CA"); code != 0 {
+		t.Fatalf("ca init: %d %s", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "ca", "init", "-dir", dir); code != 1 || !strings.Contains(stderr, "exists") {
+		t.Fatalf("second ca init: %d %q, want a refusal to overwrite", code, stderr)
+	}
+	code, stdout, stderr := runCmd(t, "cert", "issue", "n1", "-dir", dir, "-ip", "127.0.0.1,10.0.0.7", "-dns", "n1.local", "-valid", "48h")
+	if code != 0 {
+		t.Fatalf("cert issue: %d %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "n1.pem") {
+		t.Fatalf("cert issue said %q", stdout)
+	}
+	id, err := transport.LoadIdentity(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "n1.pem"), filepath.Join(dir, "n1-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := id.Cert.Leaf
+	if id.NodeID != "n1" || len(leaf.IPAddresses) != 2 || !leaf.IPAddresses[1].Equal(net.ParseIP("10.0.0.7")) ||
+		len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != "n1.local" {
+		t.Fatalf("certificate: id %q, IPs %v, DNS %v", id.NodeID, leaf.IPAddresses, leaf.DNSNames)
+	}
+	if left := time.Until(leaf.NotAfter); left > 48*time.Hour || left < 47*time.Hour {
+		t.Fatalf("valid for %v more, want 48h", left)
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{}, {"frobnicate"}, {"cert", "issue"}, {"cert", "issue", "n1", "-ip", "not-an-ip", "-dir", dir},
+		{"node"}, {"node", "-name", "n1", "-log", "loud"}, {"ca", "init", "-bogus"},
+	} {
+		if code, _, stderr := runCmd(t, args...); code != 2 || stderr == "" {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and a message", args, code, stderr)
+		}
+	}
+	if code, _, stderr := runCmd(t, "cert", "issue", "n1", "-dir", dir); code != 1 || !strings.Contains(stderr, "ca init") {
+		t.Errorf("cert issue without a CA: %d %q", code, stderr)
+	}
+}
+
+// lineWriter hands each line written to it to a channel.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	lines chan string
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	sc := bufio.NewScanner(strings.NewReader(w.buf.String()))
+	var rest string
+	for sc.Scan() {
+		rest = sc.Text()
+		if strings.HasPrefix(rest, "READY ") {
+			select {
+			case w.lines <- rest:
+			default:
+			}
+		}
+	}
+	w.buf.Reset()
+	return len(p), nil
+}
+
+// Two `troupe node` members form a cluster and both stop cleanly on their
+// signal (ctx).
+func TestNodesFormAClusterAndStop(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCmd(t, "ca", "init", "-dir", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	for _, n := range []string{"v1", "v2"} {
+		if code, _, stderr := runCmd(t, "cert", "issue", n, "-dir", dir); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	start := func(ctx context.Context, args ...string) (<-chan int, string) {
+		out := &lineWriter{lines: make(chan string, 1)}
+		done := make(chan int, 1)
+		go func() {
+			done <- run(ctx, append([]string{"node", "-dir", dir, "-log", "error"}, args...), out, io.Discard)
+		}()
+		select {
+		case line := <-out.lines:
+			return done, strings.TrimPrefix(line, "READY ")
+		case code := <-done:
+			t.Fatalf("node %v exited with %d before it was ready", args, code)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node %v not ready within 30s", args)
+		}
+		return nil, ""
+	}
+	ctx1, stop1 := context.WithCancel(context.Background())
+	defer stop1()
+	done1, addr1 := start(ctx1, "-name", "v1")
+	ctx2, stop2 := context.WithCancel(context.Background())
+	defer stop2()
+	done2, _ := start(ctx2, "-name", "v2", "-join", addr1)
+	stop2()
+	stop1()
+	for i, done := range []<-chan int{done2, done1} {
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("node %d exited with %d", i, code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("node %d did not stop within 30s", i)
+		}
+	}
+}
