@@ -386,6 +386,10 @@ func (r *Registry) IsLeader() bool { return r.raft.State() == raft.Leader }
 // read, no network, no lock.
 func (r *Registry) Lookup(id string) (Placement, bool) { return r.fsm.m.lookup(id) }
 
+// RaftStats returns hashicorp/raft's figures of this replica (state, term,
+// last_log_index, commit_index, applied_index, num_peers, ...), as strings.
+func (r *Registry) RaftStats() map[string]string { return r.raft.Stats() }
+
 // Members returns the members, sorted by id, from the local replica.
 func (r *Registry) Members() []Member { return r.fsm.m.memberList() }
 
