@@ -42,11 +42,28 @@ func TestFollowerCatchesUpBySnapshot(t *testing.T) {
 		}
 	}
 	// The snapshot holds every spawn, and restore publishes before the
-	// Reset event.
-	for i := range n {
-		want, _ := c.Reg(l).Lookup(fmt.Sprint("s", i))
-		if got, ok := c.Reg(v).Lookup(want.ID); !ok || got != want {
-			t.Fatalf("%s: follower %+v, leader %+v", want.ID, got, want)
+	// Reset event. The leader may write meanwhile (it may have seen the
+	// isolated follower fail and be re-placing its actors): compare once
+	// the follower has applied what the leader had, and again if the leader
+	// wrote during the comparison.
+	for attempt := 0; ; attempt++ {
+		at := c.Reg(l).AppliedIndex()
+		if err := c.Reg(v).WaitApplied(ctx, at); err != nil {
+			t.Fatal(err)
+		}
+		var diff string
+		for i := range n {
+			want, _ := c.Reg(l).Lookup(fmt.Sprint("s", i))
+			if got, ok := c.Reg(v).Lookup(want.ID); !ok || got != want {
+				diff = fmt.Sprintf("%s: follower %+v, leader %+v", want.ID, got, want)
+				break
+			}
+		}
+		switch {
+		case diff == "":
+			return
+		case c.Reg(l).AppliedIndex() == at || attempt == 20:
+			t.Fatal(diff) // the leader did not write since: a real difference
 		}
 	}
 }
