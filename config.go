@@ -43,6 +43,12 @@ type Config struct {
 	Transport transport.Transport
 	// Logger receives the runtime's warnings and events. Zero means silent.
 	Logger *slog.Logger
+	// AdminAddr, when set, serves the node's admin endpoint there (TCP):
+	// /metrics, /status and /actors. Without TLS configured it must be a
+	// loopback address (plain HTTP); with Config.TLS it may be any, and is
+	// served in HTTPS to callers with a certificate of the cluster CA
+	// (mutual TLS). Empty means no endpoint.
+	AdminAddr string
 	// HeartbeatTimeout is Raft's heartbeat and election timeout. Zero means
 	// 200ms.
 	HeartbeatTimeout time.Duration

@@ -1,6 +1,8 @@
 package troupe
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +33,9 @@ const leftGrace = time.Second
 type Node struct {
 	cfg     Config
 	id      string
+	metrics *prometheus.Registry
+	admin   *adminServer        // nil without Config.AdminAddr
+	ident   *transport.Identity // the QUIC identity, when the node made its transport
 	tr      transport.Transport
 	ownTr   bool
 	reg     *placement.Registry
@@ -82,6 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		n.ident = id
 		if cfg.Name != "" && cfg.Name != id.NodeID {
 			return nil, fmt.Errorf("troupe: Config.Name %q does not match the certificate's node id %q", cfg.Name, id.NodeID)
 		}
@@ -154,6 +160,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("troupe: %w", err)
 	}
 	n.ep = ep
+	n.metrics = newMetrics(n)
+	if err := n.startAdmin(); err != nil {
+		n.Close()
+		return nil, err
+	}
 	n.goTracked(n.followRegistry)
 	n.log("node started", "addr", tr.Addr())
 	return n, nil
@@ -187,6 +198,9 @@ func (n *Node) Close() error {
 	}
 	defer close(n.closed)
 	n.log("node closing")
+	if n.admin != nil {
+		n.admin.close()
+	}
 	err := n.ep.Close()
 	n.lifeMu.Lock()
 	n.down = true

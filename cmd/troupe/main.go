@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/troupe-dev/troupe"
@@ -29,7 +34,10 @@ func main() {
 const usage = `usage:
   troupe ca init   [-dir DIR] [-name NAME] [-valid DURATION] [-force]
   troupe cert issue NAME [-dir DIR] [-ip IP,...] [-dns NAME,...] [-valid DURATION] [-force]
-  troupe node      -name NAME [-addr HOST:PORT] [-join ADDR,...] [-dir DIR] [-data DIR] [-drain DURATION] [-log LEVEL]
+  troupe node      -name NAME [-addr HOST:PORT] [-join ADDR,...] [-dir DIR] [-data DIR] [-admin HOST:PORT] [-drain DURATION] [-log LEVEL]
+  troupe status    [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
+  troupe members   [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
+  troupe actors    [-admin HOST:PORT] [-name NAME -dir DIR] [-type T] [-node N] [-limit N] [-o table|json]
 `
 
 // errUsage is a command line that names no known command.
@@ -46,6 +54,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = certIssue(args[2:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "node":
 		err = node(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "status":
+		err = status(ctx, args[1:], stdout, stderr, false)
+	case len(args) >= 1 && args[0] == "members":
+		err = status(ctx, args[1:], stdout, stderr, true)
+	case len(args) >= 1 && args[0] == "actors":
+		err = actors(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -207,6 +221,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dir", ".", "directory of ca.pem, NAME.pem and NAME-key.pem")
 	data := fs.String("data", "", "directory for the registry's Raft log and snapshots; empty keeps them in memory")
 	drain := fs.Duration("drain", 10*time.Second, "how long a graceful stop may take")
+	admin := fs.String("admin", "", "HOST:PORT of the node's admin endpoint (HTTPS with mutual TLS); empty: none")
 	level := fs.String("log", "info", "log level: debug, info, warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -224,12 +239,13 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cert, key := nodeFiles(*dir, *name)
 	caCert, _ := caFiles(*dir)
 	cfg := troupe.Config{
-		Name:    *name,
-		Addr:    *addr,
-		Join:    splitList(*join),
-		DataDir: *data,
-		TLS:     troupe.TLS{CAFile: caCert, CertFile: cert, KeyFile: key},
-		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})),
+		Name:      *name,
+		Addr:      *addr,
+		Join:      splitList(*join),
+		DataDir:   *data,
+		TLS:       troupe.TLS{CAFile: caCert, CertFile: cert, KeyFile: key},
+		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})),
+		AdminAddr: *admin,
 	}
 	n, err := troupe.Start(ctx, cfg)
 	if err != nil {
@@ -237,7 +253,11 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// No type is registered: the node is a registry member that hosts no
 	// actors.
-	fmt.Fprintf(stdout, "READY %s\n", n.Addr())
+	if a := n.AdminAddr(); a != "" {
+		fmt.Fprintf(stdout, "READY %s admin=%s\n", n.Addr(), a)
+	} else {
+		fmt.Fprintf(stdout, "READY %s\n", n.Addr())
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), *drain)
 	defer cancel()
@@ -245,4 +265,156 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("troupe node %s: stop: %w", *name, err)
 	}
 	return nil
+}
+
+// adminFlags are the flags of the commands that read a node's admin
+// endpoint.
+type adminFlags struct {
+	admin, dir, name, out string
+}
+
+func (a *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.admin, "admin", "127.0.0.1:7070", "HOST:PORT of a node's admin endpoint (Config.AdminAddr)")
+	fs.StringVar(&a.dir, "dir", ".", "directory of ca.pem, NAME.pem and NAME-key.pem (with -name)")
+	fs.StringVar(&a.name, "name", "", "present the certificate DIR/NAME.pem (HTTPS with mutual TLS); empty: plain HTTP to a loopback endpoint")
+	fs.StringVar(&a.out, "o", "table", "output: table or json")
+}
+
+// get reads path from the admin endpoint into v.
+func (a *adminFlags) get(ctx context.Context, path string, v any) error {
+	if a.out != "table" && a.out != "json" {
+		return &flagError{fmt.Errorf("troupe: -o %q: want table or json", a.out)}
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	scheme := "http"
+	if a.name != "" {
+		cert, key := nodeFiles(a.dir, a.name)
+		caCert, _ := caFiles(a.dir)
+		id, err := transport.LoadIdentity(caCert, cert, key)
+		if err != nil {
+			return fmt.Errorf("troupe: client certificate: %w", err)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: troupe.AdminClientTLS(id)}
+		scheme = "https"
+	}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+a.admin+path, nil)
+	if err != nil {
+		return &flagError{fmt.Errorf("troupe: -admin %q: %w", a.admin, err)}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("troupe: node unreachable at %s: %w", a.admin, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("troupe: reading %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("troupe: %s%s: %s: %s", a.admin, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("troupe: %s%s: %w", a.admin, path, err)
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func status(ctx context.Context, args []string, stdout, stderr io.Writer, membersOnly bool) error {
+	cmd := "status"
+	if membersOnly {
+		cmd = "members"
+	}
+	fs := flag.NewFlagSet("troupe "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a adminFlags
+	a.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var st troupe.Status
+	if err := a.get(ctx, "/status", &st); err != nil {
+		return err
+	}
+	if a.out == "json" {
+		if membersOnly {
+			return printJSON(stdout, st.Members)
+		}
+		return printJSON(stdout, st)
+	}
+	if !membersOnly {
+		r := st.Registry
+		fmt.Fprintf(stdout, "node %s, leader %s, raft %s term %d, applied %d, %d actors, lease %v\n\n",
+			st.Node, orNone(st.Leader), r.RaftState, r.Term, r.AppliedIndex, r.Actors, r.HasLease)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDR\tSTATE\tVOTER\tLEADER\tACTORS\tTYPES")
+	for _, m := range st.Members {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, m.Addr, m.State, yes(m.Voter), yes(m.Leader), m.Actors, strings.Join(m.Types, ","))
+	}
+	return tw.Flush()
+}
+
+func actors(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("troupe actors", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a adminFlags
+	a.register(fs)
+	typ := fs.String("type", "", "only actors of this type")
+	node := fs.String("node", "", "only actors placed on this node")
+	limit := fs.Int("limit", 1000, "at most this many actors (pages of up to 1000 are fetched)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *limit <= 0 {
+		return &flagError{errors.New("troupe actors: -limit must be positive")}
+	}
+	var all []troupe.ActorInfo
+	after := ""
+	for len(all) < *limit {
+		q := url.Values{"limit": {strconv.Itoa(min(1000, *limit-len(all)))}}
+		for k, v := range map[string]string{"type": *typ, "node": *node, "after": after} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		var page troupe.ActorPage
+		if err := a.get(ctx, "/actors?"+q.Encode(), &page); err != nil {
+			return err
+		}
+		all = append(all, page.Actors...)
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if a.out == "json" {
+		return printJSON(stdout, all)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTYPE\tNODE\tSTATE\tEPOCH\tRESTARTS")
+	for _, x := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", x.ID, x.Type, x.Node, x.State, x.Epoch, x.Restarts)
+	}
+	return tw.Flush()
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "-"
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"path/filepath"
@@ -117,6 +118,7 @@ func TestNodesFormAClusterAndStop(t *testing.T) {
 		select {
 		case line := <-out.lines:
 			return done, strings.TrimPrefix(line, "READY ")
+
 		case code := <-done:
 			t.Fatalf("node %v exited with %d before it was ready", args, code)
 		case <-time.After(30 * time.Second):
@@ -124,12 +126,45 @@ func TestNodesFormAClusterAndStop(t *testing.T) {
 		}
 		return nil, ""
 	}
+	if code, _, stderr := runCmd(t, "cert", "issue", "ops", "-dir", dir); code != 0 {
+		t.Fatal(stderr)
+	}
 	ctx1, stop1 := context.WithCancel(context.Background())
 	defer stop1()
-	done1, addr1 := start(ctx1, "-name", "v1")
+	done1, ready1 := start(ctx1, "-name", "v1", "-admin", "127.0.0.1:0")
+	addr1, admin, ok := strings.Cut(ready1, " admin=")
+	if !ok {
+		t.Fatalf("READY line %q names no admin endpoint", ready1)
+	}
 	ctx2, stop2 := context.WithCancel(context.Background())
 	defer stop2()
 	done2, _ := start(ctx2, "-name", "v2", "-join", addr1)
+
+	// The admin commands, as an operator holding a cluster certificate.
+	code, stdout, stderr := runCmd(t, "members", "-admin", admin, "-dir", dir, "-name", "ops")
+	if code != 0 || !strings.Contains(stdout, "v1") || !strings.Contains(stdout, "v2") || !strings.Contains(stdout, "alive") {
+		t.Fatalf("members: %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCmd(t, "status", "-admin", admin, "-dir", dir, "-name", "ops", "-o", "json")
+	var st struct {
+		Node    string                `json:"node"`
+		Leader  string                `json:"leader"`
+		Members []struct{ ID string } `json:"members"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &st); code != 0 || err != nil || st.Node != "v1" || st.Leader == "" || len(st.Members) != 2 {
+		t.Fatalf("status -o json: %d %v\n%s%s", code, err, stdout, stderr)
+	}
+	if code, stdout, stderr = runCmd(t, "actors", "-admin", admin, "-dir", dir, "-name", "ops"); code != 0 || !strings.HasPrefix(stdout, "ID") {
+		t.Fatalf("actors: %d\n%s%s", code, stdout, stderr)
+	}
+	// Without a certificate the TLS endpoint refuses; an unreachable one is
+	// a clear error.
+	if code, _, stderr = runCmd(t, "status", "-admin", admin); code != 1 || stderr == "" {
+		t.Fatalf("status without a certificate: %d %q", code, stderr)
+	}
+	if code, _, stderr = runCmd(t, "status", "-admin", "127.0.0.1:1", "-dir", dir, "-name", "ops"); code != 1 || !strings.Contains(stderr, "unreachable") {
+		t.Fatalf("status of nothing: %d %q", code, stderr)
+	}
 	stop2()
 	stop1()
 	for i, done := range []<-chan int{done2, done1} {

@@ -1,0 +1,110 @@
+package troupe
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics returns the node's own Prometheus registry (never the global
+// one): the figures of its transport, registry replica and endpoint, read
+// when gathered, so they cost nothing on the path of a call. Serve it with
+// promhttp.HandlerFor, or through Config.AdminAddr.
+func (n *Node) Metrics() prometheus.Gatherer { return n.metrics }
+
+// newMetrics makes the node's registry with its collector and the Go
+// runtime's and process's.
+func newMetrics(n *Node) *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(nodeCollector{n}, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "troupe"}))
+	return r
+}
+
+var (
+	descFramesSent     = prometheus.NewDesc("troupe_transport_frames_sent_total", "Frames handed to QUIC for a peer.", []string{"peer"}, nil)
+	descFramesReceived = prometheus.NewDesc("troupe_transport_frames_received_total", "Frames read from a peer.", []string{"peer"}, nil)
+	descBytesSent      = prometheus.NewDesc("troupe_transport_sent_bytes_total", "Payload bytes handed to QUIC for a peer.", []string{"peer"}, nil)
+	descBytesReceived  = prometheus.NewDesc("troupe_transport_received_bytes_total", "Payload bytes read from a peer.", []string{"peer"}, nil)
+	descFramesDropped  = prometheus.NewDesc("troupe_transport_frames_dropped_total", "Frames to or from a peer that were dropped (connection lost, no handler).", []string{"peer"}, nil)
+	descQueuedBytes    = prometheus.NewDesc("troupe_transport_queued_bytes", "Bytes queued to a peer now.", []string{"peer"}, nil)
+	descTrRefusals     = prometheus.NewDesc("troupe_transport_refusals_total", "Handshakes, streams and connections refused, by reason.", []string{"reason"}, nil)
+	descRaftState      = prometheus.NewDesc("troupe_registry_raft_state", "1 for this replica's Raft state.", []string{"state"}, nil)
+	descTerm           = prometheus.NewDesc("troupe_registry_raft_term", "This replica's Raft term.", nil, nil)
+	descCommit         = prometheus.NewDesc("troupe_registry_commit_index", "This replica's Raft commit index.", nil, nil)
+	descApplied        = prometheus.NewDesc("troupe_registry_applied_index", "Log index this replica's directory has applied.", nil, nil)
+	descLease          = prometheus.NewDesc("troupe_registry_lease", "1 while this node holds a lease to serve its actors.", nil, nil)
+	descMembers        = prometheus.NewDesc("troupe_registry_members", "Members by status.", []string{"status"}, nil)
+	descActors         = prometheus.NewDesc("troupe_registry_actors", "Active actors placed on a member.", []string{"node"}, nil)
+	descLeader         = prometheus.NewDesc("troupe_registry_leader", "1 for the member this replica sees as leader.", []string{"node"}, nil)
+	descRegRefusals    = prometheus.NewDesc("troupe_registry_refusals_total", "Registry writes refused, by reason.", []string{"reason"}, nil)
+	descRepliesDropped = prometheus.NewDesc("troupe_remote_replies_dropped_total", "Replies not queued to their caller (connection gone or full).", nil, nil)
+)
+
+// nodeCollector reads the node's figures at each gather.
+type nodeCollector struct{ n *Node }
+
+func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
+		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
+		descLeader, descRegRefusals, descRepliesDropped} {
+		ch <- d
+	}
+}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, s := range n.tr.Stats() {
+		counter(descFramesSent, s.FramesSent, s.Peer)
+		counter(descFramesReceived, s.FramesReceived, s.Peer)
+		counter(descBytesSent, s.BytesSent, s.Peer)
+		counter(descBytesReceived, s.BytesReceived, s.Peer)
+		counter(descFramesDropped, s.FramesDropped, s.Peer)
+		gauge(descQueuedBytes, float64(s.QueuedBytes), s.Peer)
+	}
+	if r, ok := n.tr.(interface{ Refusals() map[string]uint64 }); ok {
+		for reason, v := range r.Refusals() {
+			counter(descTrRefusals, v, reason)
+		}
+	}
+	if n.closing.Load() {
+		return // the registry may be closed: its figures are gone
+	}
+	rs := n.reg.RaftStats()
+	gauge(descRaftState, 1, rs["state"])
+	if v, err := strconv.ParseUint(rs["term"], 10, 64); err == nil {
+		gauge(descTerm, float64(v))
+	}
+	if v, err := strconv.ParseUint(rs["commit_index"], 10, 64); err == nil {
+		gauge(descCommit, float64(v))
+	}
+	gauge(descApplied, float64(n.reg.AppliedIndex()))
+	lease := 0.0
+	if n.reg.HasLease() {
+		lease = 1
+	}
+	gauge(descLease, lease)
+	byStatus := map[string]int{"alive": 0, "failed": 0, "left": 0, "expelled": 0}
+	leader := n.reg.Leader()
+	for _, m := range n.reg.Members() {
+		byStatus[m.Status.String()]++
+		gauge(descActors, float64(m.Load), m.ID)
+		if m.ID == leader {
+			gauge(descLeader, 1, m.ID)
+		}
+	}
+	for s, v := range byStatus {
+		gauge(descMembers, float64(v), s)
+	}
+	for reason, v := range n.reg.Refusals() {
+		counter(descRegRefusals, v, reason)
+	}
+	counter(descRepliesDropped, n.ep.RepliesDropped())
+}
