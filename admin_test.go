@@ -36,7 +36,13 @@ func TestAdminEndpoint(t *testing.T) {
 	ctx := ctxT(t)
 	n1 := c.nodes[0]
 	must[Ref](t)(n1.Spawn(ctx, "Counter", WithName("a1"), OnNode("n2")))
-	must[Ref](t)(n1.Spawn(ctx, "Counter", WithName("a2"), OnNode("n1")))
+	a2 := must[Ref](t)(n1.Spawn(ctx, "Counter", WithName("a2"), OnNode("n1")))
+	for range 3 {
+		must[int](t)(Call[int](ctx, a2, "Add", 1).Await(ctx))
+	}
+	if _, err := Call[int](ctx, a2, "Add", "x").Await(ctx); err == nil {
+		t.Fatal("a call with a bad argument succeeded")
+	}
 	if c.nodes[1].AdminAddr() != "" || n1.AdminAddr() == "" {
 		t.Fatalf("admin addresses %q, %q", n1.AdminAddr(), c.nodes[1].AdminAddr())
 	}
@@ -67,6 +73,8 @@ func TestAdminEndpoint(t *testing.T) {
 		`troupe_transport_frames_sent_total{peer="n2"}`,
 		`troupe_remote_replies_dropped_total 0`,
 		`go_goroutines `,
+		`troupe_calls_total{method="Add",outcome="ok",type="Counter"} 3`,
+		`troupe_calls_total{method="Add",outcome="bad_arguments",type="Counter"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

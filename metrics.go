@@ -2,9 +2,12 @@ package troupe
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/troupe-dev/troupe/remote"
 )
 
 // Metrics returns the node's own Prometheus registry (never the global
@@ -39,6 +42,7 @@ var (
 	descActors         = prometheus.NewDesc("troupe_registry_actors", "Active actors placed on a member.", []string{"node"}, nil)
 	descLeader         = prometheus.NewDesc("troupe_registry_leader", "1 for the member this replica sees as leader.", []string{"node"}, nil)
 	descRegRefusals    = prometheus.NewDesc("troupe_registry_refusals_total", "Registry writes refused, by reason.", []string{"reason"}, nil)
+	descCalls          = prometheus.NewDesc("troupe_calls_total", "Calls that reached a method hosted here, by type, method and outcome.", []string{"type", "method", "outcome"}, nil)
 	descRepliesDropped = prometheus.NewDesc("troupe_remote_replies_dropped_total", "Replies not queued to their caller (connection gone or full).", nil, nil)
 )
 
@@ -48,7 +52,7 @@ type nodeCollector struct{ n *Node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
 		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
-		descLeader, descRegRefusals, descRepliesDropped} {
+		descLeader, descRegRefusals, descRepliesDropped, descCalls} {
 		ch <- d
 	}
 }
@@ -60,6 +64,11 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, s := range n.types.Stats() {
+		for code, v := range s.Outcomes {
+			counter(descCalls, v, s.Type, s.Method, outcomeLabel(code))
+		}
 	}
 	for _, s := range n.tr.Stats() {
 		counter(descFramesSent, s.FramesSent, s.Peer)
@@ -107,4 +116,13 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRegRefusals, v, reason)
 	}
 	counter(descRepliesDropped, n.ep.RepliesDropped())
+}
+
+// outcomeLabel is a call outcome as a label value: "ok", or the error's
+// name with underscores ("not_owner", "deadline_exceeded", ...).
+func outcomeLabel(c remote.Code) string {
+	if c == remote.CodeOK {
+		return "ok"
+	}
+	return strings.ReplaceAll(c.String(), " ", "_")
 }

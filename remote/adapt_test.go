@@ -55,9 +55,8 @@ func reflective(ty *Type) *Type {
 	cp := *ty
 	cp.methods = map[string]*method{}
 	for name, m := range ty.methods {
-		mm := *m
-		mm.fast = nil
-		cp.methods[name] = &mm
+		cp.methods[name] = &method{index: m.index, name: m.name, full: m.full, fn: m.fn, hasCtx: m.hasCtx,
+			in: m.in, result: m.result, hasErr: m.hasErr}
 	}
 	return &cp
 }

@@ -424,6 +424,7 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 		if p == nil {
 			return
 		}
+		obj.countPanic()
 		pe := &PanicError{Value: p, Stack: debug.Stack()}
 		e.finish(j, nil, &Error{Code: CodePanicked,
 			Message: fmt.Sprintf("%s.%s: %v", obj.typ.name, q.Method, p), cause: pe})
@@ -436,6 +437,7 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 		dst = AppendReplyHeader(dst, q.ID)
 	}
 	frame, err := obj.invoke(j.ctx, dst, q.Method, q.Args, false, !oneWay)
+	obj.countLast(err)
 	e.finish(j, frame, err)
 	if buf != nil {
 		*buf = frame

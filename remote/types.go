@@ -2,12 +2,15 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"runtime/debug"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
@@ -228,6 +231,79 @@ type method struct {
 	result reflect.Type // nil when the method returns no value
 	hasErr bool
 	fast   fastFn // the typed invoker (adapt.go); nil for other shapes
+	// outcomes counts the calls that reached the method (or its argument
+	// decoding) by outcome: index 0 for success, else the error's Code.
+	outcomes [outcomeSlots]atomic.Uint64
+}
+
+// outcomeSlots bounds the codes counted per method (Codes are small).
+const outcomeSlots = 16
+
+// count records the outcome of one call of m.
+func (m *method) count(err error) {
+	code := CodeOK
+	if err != nil {
+		code = CodeInternal
+		var re *Error
+		if errors.As(err, &re) {
+			code = re.Code
+		}
+	}
+	if int(code) < outcomeSlots {
+		m.outcomes[code].Add(1)
+	}
+}
+
+// countLast counts err as the outcome of the latest invoke.
+func (o *Object) countLast(err error) {
+	if m := o.last; m != nil {
+		m.count(err)
+	}
+}
+
+// countPanic counts a panic of the latest invoke that went on to the
+// engine.
+func (o *Object) countPanic() {
+	if m := o.last; m != nil {
+		m.outcomes[CodePanicked].Add(1)
+	}
+}
+
+// MethodStats is what a method's calls on this node came to.
+type MethodStats struct {
+	Type, Method string
+	Outcomes     map[Code]uint64 // by outcome; CodeOK for success; only non-zero ones
+}
+
+// Stats returns, for every callable method of every type, the outcomes of
+// its calls on this node so far (calls that reached the method: not the
+// ones refused before, for ownership or a full mailbox).
+func (ts *Types) Stats() []MethodStats {
+	ts.mu.RLock()
+	types := make([]*Type, 0, len(ts.m))
+	for _, t := range ts.m {
+		types = append(types, t)
+	}
+	ts.mu.RUnlock()
+	var out []MethodStats
+	for _, t := range types {
+		for _, m := range t.byIndex {
+			st := MethodStats{Type: t.name, Method: m.name, Outcomes: map[Code]uint64{}}
+			for c := range m.outcomes {
+				if v := m.outcomes[c].Load(); v > 0 {
+					st.Outcomes[Code(c)] = v
+				}
+			}
+			out = append(out, st)
+		}
+	}
+	slices.SortFunc(out, func(a, b MethodStats) int {
+		if c := strings.Compare(a.Type, b.Type); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Method, b.Method)
+	})
+	return out
 }
 
 // Object is one instance of a registered type together with its method
@@ -245,6 +321,7 @@ type Object struct {
 	ptr  any               // recv.Interface(): the *T the typed invokers assert
 	args [][]reflect.Value // per method index: its argument cells, made on first use
 	ctx  context.Context   // the ctx of the call in progress; nil between calls
+	last *method           // the method of the latest invoke, nil if unknown: its outcome is counted after
 }
 
 // Type returns the object's type.
@@ -271,7 +348,9 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
 // *PanicError cause) and CodeInternal (the result did not encode). On
 // failure the returned slice is dst unchanged.
 func (o *Object) Invoke(ctx context.Context, dst []byte, name string, args []byte) ([]byte, error) {
-	return o.invoke(ctx, dst, name, args, true, true)
+	out, err := o.invoke(ctx, dst, name, args, true, true)
+	o.countLast(err)
+	return out, err
 }
 
 // invoke is Invoke; with catch false a panic propagates to the caller (the
@@ -279,6 +358,7 @@ func (o *Object) Invoke(ctx context.Context, dst []byte, name string, args []byt
 // result is dropped rather than encoded (a one-way call has no reply).
 func (o *Object) invoke(ctx context.Context, dst []byte, name string, args []byte, catch, encode bool) (out []byte, err error) {
 	m := o.typ.methods[name]
+	o.last = m
 	if m == nil {
 		msg := "no callable method " + o.typ.name + "." + name
 		if why, ok := o.typ.skipped[name]; ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -239,5 +240,44 @@ func TestAppendArgsUnencodable(t *testing.T) {
 	_, err := AppendArgs(nil, 1, make(chan int))
 	if !errors.Is(err, ErrBadArgs) || !strings.Contains(err.Error(), "argument 1 (chan int)") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestMethodStats(t *testing.T) {
+	ts := NewTypes()
+	if _, err := Register(ts, "Shapes", func() *shapes { return &shapes{} }); err != nil {
+		t.Fatal(err)
+	}
+	ty, _ := ts.Lookup("Shapes")
+	obj, _ := ty.New()
+	ctx := context.Background()
+	for range 3 {
+		obj.Invoke(ctx, nil, "Int", raw(t, 1))
+	}
+	obj.Invoke(ctx, nil, "Int", raw(t, "x"))    // bad arguments
+	obj.Invoke(ctx, nil, "Fail", raw(t, "bad")) // application error
+	obj.Invoke(ctx, nil, "Boom", raw(t, 1))     // panicked, caught
+	func() {
+		defer func() {
+			if recover() != nil {
+				obj.countPanic() // as the endpoint does when a panic reaches it
+			}
+		}()
+		obj.invoke(ctx, nil, "Boom", raw(t, 1), false, true) // panicked, on to the engine
+	}()
+	obj.Invoke(ctx, nil, "Nope", raw(t)) // unknown: not a method, not counted
+	got := map[string]map[Code]uint64{}
+	for _, s := range ts.Stats() {
+		if len(s.Outcomes) > 0 {
+			got[s.Method] = s.Outcomes
+		}
+	}
+	want := map[string]map[Code]uint64{
+		"Int":  {CodeOK: 3, CodeBadArgs: 1},
+		"Fail": {CodeApplication: 1},
+		"Boom": {CodePanicked: 2},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stats %v, want %v", got, want)
 	}
 }
