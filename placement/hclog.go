@@ -15,9 +15,10 @@ import (
 // raftLogger is hashicorp/raft's hclog.Logger on top of the node's slog
 // logger: every line keeps its level (Trace and Debug at slog's Debug, Info,
 // Warn and Error at theirs), its key/value pairs as attributes, and its
-// logger name as the "logger" attribute. Once the registry begins to close,
-// Raft's lines drop to Debug: a normal shutdown tears down connections and
-// replication on purpose, and what Raft says about it is not a warning.
+// logger name as the "logger" attribute. Once the node begins to leave or
+// close, Raft's lines drop to Debug: a normal shutdown tears down
+// connections and replication on purpose, and what Raft says about it is
+// not a warning.
 type raftLogger struct {
 	l       *slog.Logger
 	name    string

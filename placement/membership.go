@@ -31,10 +31,30 @@ import (
 // fails: the node is about to go; Close it.
 func (r *Registry) Leave(ctx context.Context) error {
 	r.leaving.Store(true)
-	if _, err := r.propose(ctx, command{Type: cmdLeave, Node: r.id}, true); err != nil {
+	r.quiet.Store(true) // what Raft says while its cluster shrinks is expected
+
+	// When every other member has left already (the whole cluster is
+	// stopping), nobody takes over this node's actors and its leave may
+	// find no quorum: it is tried, bounded, and its failure is no error.
+	pctx := ctx
+	if r.othersGone() {
+		var cancel context.CancelFunc
+		pctx, cancel = context.WithTimeout(ctx, 4*r.cfg.HeartbeatTimeout)
+		defer cancel()
+	}
+	if _, err := r.propose(pctx, command{Type: cmdLeave, Node: r.id}, true); err != nil {
+		if ctx.Err() == nil && r.othersGone() {
+			return nil
+		}
 		return err
 	}
 	for {
+		if r.othersGone() {
+			// The others are leaving too: no Raft configuration to keep
+			// writable, and keeping it whole lets the cluster restart
+			// from its DataDirs.
+			return nil
+		}
 		if r.IsLeader() {
 			if len(r.Voters()) <= 1 {
 				return nil // the last voter: nobody to hand over to
@@ -60,6 +80,17 @@ func (r *Registry) Leave(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// othersGone reports whether every member but this node is recorded as
+// not alive (left, failed or expelled) in this replica.
+func (r *Registry) othersGone() bool {
+	for _, m := range r.fsm.m.memberList() {
+		if m.ID != r.id && m.Status == Alive {
+			return false
+		}
+	}
+	return true
 }
 
 // register makes this node a recorded member (joining Raft if needed) and

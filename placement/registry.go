@@ -84,6 +84,7 @@ type Registry struct {
 	inc        atomic.Uint64 // incarnation: log index of this node's latest join
 	seqs       seqWindow     // exactly-once sequence of this node's writes (seqwindow.go)
 	closed     atomic.Bool
+	quiet      atomic.Bool // Raft's log lines drop to Debug: set by Leave and Close
 	leaving    atomic.Bool // set by Leave: Owns refuses every actor
 
 	applyQ chan applyReq // leader: commands for batchLoop
@@ -207,12 +208,12 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 }
 
 // hclogger is Raft's logger: the node's slog logger with Raft's own
-// levels, quiet once the registry closes (see raftLogger).
+// levels, quiet once the node leaves or closes (see raftLogger).
 func (r *Registry) hclogger() hclog.Logger {
 	if r.cfg.Logger == nil {
 		return hclog.NewNullLogger()
 	}
-	return newRaftLogger(r.log, &r.closed)
+	return newRaftLogger(r.log, &r.quiet)
 }
 
 func (r *Registry) startRaft() error {
@@ -335,6 +336,7 @@ func (r *Registry) goFunc(f func()) bool {
 // serves one Registry in its life.
 func (r *Registry) Close() error {
 	r.closeOnce.Do(func() {
+		r.quiet.Store(true)
 		r.closed.Store(true)
 		close(r.done)
 		r.cancel()
