@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,14 @@ import (
 	"github.com/troupe-dev/troupe/transport"
 )
 
-// adminServer is the opt-in HTTP endpoint of Config.AdminAddr: /metrics
+// adminPage is the status page at /: plain HTML and a script that polls
+// /status, /actors and /metrics every 2 s; no asset from elsewhere.
+//
+//go:embed admin_page.html
+var adminPage []byte
+
+// adminServer is the opt-in HTTP endpoint of Config.AdminAddr: / (a status
+// page a person can read at a glance), /metrics
 // (Prometheus text format), /status (Node.Status as JSON) and /actors
 // (Node.Actors as JSON; query parameters type, node, after, limit).
 //
@@ -71,6 +79,11 @@ func (n *Node) startAdmin() error {
 		ln = tls.NewListener(ln, tlsConf)
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'")
+		_, _ = w.Write(adminPage)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := n.Status(r.Context())
