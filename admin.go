@@ -89,6 +89,29 @@ func (n *Node) startAdmin() error {
 		st, err := n.Status(r.Context())
 		writeJSON(w, st, err)
 	})
+	if tlsConf != nil {
+		// The one write: only over mutual TLS, where the caller holds a
+		// certificate of the cluster CA (as trusted as a node).
+		mux.HandleFunc("POST /expel", func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("id")
+			if id == "" {
+				http.Error(w, "expel: the id parameter is required", http.StatusBadRequest)
+				return
+			}
+			caller := ""
+			if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+				caller, _ = transport.NodeIDOf(r.TLS.PeerCertificates[0])
+			}
+			n.warn("expel asked through the admin endpoint", "peer", id, "by", caller, "remote", r.RemoteAddr)
+			ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+			defer cancel()
+			if err := n.Expel(ctx, id); err != nil {
+				http.Error(w, err.Error(), http.StatusConflict)
+				return
+			}
+			writeJSON(w, map[string]string{"expelled": id}, nil)
+		})
+	}
 	mux.HandleFunc("GET /actors", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := ActorFilter{Type: q.Get("type"), Node: q.Get("node"), After: q.Get("after")}

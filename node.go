@@ -289,6 +289,13 @@ func (n *Node) log(msg string, args ...any) {
 	}
 }
 
+// warn logs at Warn: what an operator should see.
+func (n *Node) warn(msg string, args ...any) {
+	if l := n.cfg.Logger; l != nil {
+		l.LogAttrs(context.Background(), slog.LevelWarn, "troupe: "+msg, slog.String("node", n.id), slog.Group("", args...))
+	}
+}
+
 // followRegistry applies the registry's changes to this node: actors that
 // left it are deactivated, failed nodes fail their pending calls, and
 // watchers hear of restarts and stops.

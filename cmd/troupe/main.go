@@ -38,6 +38,7 @@ const usage = `usage:
   troupe status    [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
   troupe members   [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
   troupe actors    [-admin HOST:PORT] [-name NAME -dir DIR] [-type T] [-node N] [-limit N] [-o table|json]
+  troupe expel ID  -admin HOST:PORT -name NAME [-dir DIR]
 `
 
 // errUsage is a command line that names no known command.
@@ -60,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = status(ctx, args[1:], stdout, stderr, true)
 	case len(args) >= 1 && args[0] == "actors":
 		err = actors(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "expel":
+		err = expel(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -282,6 +285,12 @@ func (a *adminFlags) register(fs *flag.FlagSet) {
 
 // get reads path from the admin endpoint into v.
 func (a *adminFlags) get(ctx context.Context, path string, v any) error {
+	return a.do(ctx, http.MethodGet, path, v)
+}
+
+// do sends a request to the admin endpoint and decodes its JSON answer
+// into v.
+func (a *adminFlags) do(ctx context.Context, method, path string, v any) error {
 	if a.out != "table" && a.out != "json" {
 		return &flagError{fmt.Errorf("troupe: -o %q: want table or json", a.out)}
 	}
@@ -298,7 +307,7 @@ func (a *adminFlags) get(ctx context.Context, path string, v any) error {
 		scheme = "https"
 	}
 	defer hc.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+a.admin+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, scheme+"://"+a.admin+path, nil)
 	if err != nil {
 		return &flagError{fmt.Errorf("troupe: -admin %q: %w", a.admin, err)}
 	}
@@ -417,4 +426,33 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+func expel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("troupe expel", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a adminFlags
+	a.register(fs)
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		return &flagError{errors.New("troupe expel: the member id is required: troupe expel ID")}
+	}
+	if a.name == "" {
+		return &flagError{errors.New("troupe expel: -name is required (expel is served only over mutual TLS)")}
+	}
+	var res map[string]string
+	if err := a.do(ctx, http.MethodPost, "/expel?"+url.Values{"id": {id}}.Encode(), &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "expelled %s: its id is denied from now on\n", id)
+	return nil
 }

@@ -104,7 +104,7 @@ func TestNodesFormAClusterAndStop(t *testing.T) {
 	if code, _, stderr := runCmd(t, "ca", "init", "-dir", dir); code != 0 {
 		t.Fatal(stderr)
 	}
-	for _, n := range []string{"v1", "v2"} {
+	for _, n := range []string{"v1", "v2", "v3"} {
 		if code, _, stderr := runCmd(t, "cert", "issue", n, "-dir", dir); code != 0 {
 			t.Fatal(stderr)
 		}
@@ -156,6 +156,25 @@ func TestNodesFormAClusterAndStop(t *testing.T) {
 	}
 	if code, stdout, stderr = runCmd(t, "actors", "-admin", admin, "-dir", dir, "-name", "ops"); code != 0 || !strings.HasPrefix(stdout, "ID") {
 		t.Fatalf("actors: %d\n%s%s", code, stdout, stderr)
+	}
+	// expel: v3 joins, is expelled through v1's endpoint, and is listed so.
+	ctx3, stop3 := context.WithCancel(context.Background())
+	defer stop3()
+	done3, _ := start(ctx3, "-name", "v3", "-join", addr1, "-drain", "1s")
+	if code, stdout, stderr = runCmd(t, "expel", "v3", "-admin", admin, "-dir", dir, "-name", "ops"); code != 0 || !strings.Contains(stdout, "expelled v3") {
+		t.Fatalf("expel: %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr = runCmd(t, "members", "-admin", admin, "-dir", dir, "-name", "ops"); code != 0 || !strings.Contains(stdout, "expelled") {
+		t.Fatalf("members after the expel: %d\n%s%s", code, stdout, stderr)
+	}
+	if code, _, stderr = runCmd(t, "expel", "v3", "-admin", admin); code != 2 {
+		t.Fatalf("expel without a certificate: %d %q, want a usage error", code, stderr)
+	}
+	stop3()
+	select {
+	case <-done3: // an expelled node's stop may fail: its peers refuse it
+	case <-time.After(30 * time.Second):
+		t.Fatal("the expelled node did not stop within 30s")
 	}
 	// Without a certificate the TLS endpoint refuses; an unreachable one is
 	// a clear error.
