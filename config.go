@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/actor"
+	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -58,6 +59,12 @@ type Config struct {
 	// LeaseTimeout is how long a node serves its actors after it last heard
 	// the leader; it must be below FailTimeout. Zero means 3/8 of FailTimeout.
 	LeaseTimeout time.Duration
+	// Voter is this node's voter policy in the registry's Raft: VoterAuto
+	// (zero: a voter while there are fewer than Voters), VoterNever (a
+	// client-like or short-lived process: it never votes, so it never
+	// leads) or VoterPrefer (a dedicated, stable member: promoted in place
+	// of an auto voter).
+	Voter VoterPolicy
 	// Voters is how many members vote in Raft; later ones are non-voters
 	// with a full replica. Zero means 3.
 	Voters int
@@ -159,3 +166,13 @@ func generatedName() string {
 	_, _ = rand.Read(b[:])
 	return "node-" + hex.EncodeToString(b[:])
 }
+
+// VoterPolicy says whether a node may vote in the registry's Raft.
+type VoterPolicy = placement.VoterPolicy
+
+// Voter policies (Config.Voter).
+const (
+	VoterAuto   = placement.VoterAuto
+	VoterNever  = placement.VoterNever
+	VoterPrefer = placement.VoterPrefer
+)

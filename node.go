@@ -109,6 +109,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		DataDir:          cfg.DataDir,
 		Join:             cfg.Join,
 		Voters:           cfg.Voters,
+		Voter:            cfg.Voter,
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 		FailTimeout:      cfg.FailTimeout,
 		LeaseTimeout:     cfg.LeaseTimeout,

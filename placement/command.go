@@ -112,6 +112,7 @@ type command struct {
 	Node   string       `msgpack:"n,omitempty"` // member id, or caller for spawn
 	Addr   string       `msgpack:"a,omitempty"`
 	Types  []string     `msgpack:"t,omitempty"`
+	Voter  uint8        `msgpack:"v,omitempty"` // join: the member's VoterPolicy
 	Spawn  SpawnRequest `msgpack:"s,omitempty"`
 	ID     string       `msgpack:"i,omitempty"` // actor id for stop/restart
 	Epoch  uint64       `msgpack:"e,omitempty"` // expected epoch; 0 = any

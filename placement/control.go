@@ -31,6 +31,7 @@ type ctrl struct {
 	Node   string   `msgpack:"n,omitempty"`
 	Addr   string   `msgpack:"a,omitempty"`
 	Types  []string `msgpack:"t,omitempty"`
+	Voter  uint8    `msgpack:"v,omitempty"` // join: the joiner's VoterPolicy
 	Origin string   `msgpack:"o,omitempty"`
 	Res    *result  `msgpack:"r,omitempty"`
 	Cmds   [][]byte `msgpack:"cs,omitempty"` // propose: a batch of commands

@@ -323,6 +323,9 @@ func (a *applier) join(c command) result {
 	mb.Status = Alive
 	mb.Inc = a.index
 	mb.Types = mergeTypes(mb.Types, c.Types)
+	if c.Voter <= uint8(VoterPrefer) {
+		mb.Voter = VoterPolicy(c.Voter)
+	}
 	a.emit(Event{Kind: MemberJoined, Member: a.snap(mb)})
 	return result{}
 }

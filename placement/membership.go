@@ -103,7 +103,7 @@ func (r *Registry) othersGone() bool {
 // FailTimeout of its death) must try again after that.
 func (r *Registry) register(ctx context.Context) error {
 	defer r.endJoin()
-	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types}
+	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types, Voter: uint8(r.cfg.Voter)}
 	next := 0
 	var hint transport.Peer // leader named by a follower's redirect
 	// A process restarted at a new address may find its old self still
@@ -227,8 +227,9 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 		return &result{Err: ErrNotLeader, Leader: r.id, LeaderAddr: r.addr}, nil
 	}
 	var f raft.IndexFuture
+	never := VoterPolicy(c.Voter) == VoterNever
 	switch {
-	case have == nil && voters < r.cfg.Voters, have != nil && have.Suffrage == raft.Voter && have.Address != addr:
+	case have == nil && voters < r.cfg.Voters && !never, have != nil && have.Suffrage == raft.Voter && have.Address != addr:
 		f = r.raft.AddVoter(id, addr, 0, r.attemptTimeout())
 	case have == nil, have.Address != addr:
 		f = r.raft.AddNonvoter(id, addr, 0, r.attemptTimeout())
@@ -243,7 +244,7 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 		r.refreshRaftPeers()
 	}
 	r.heard(origin)
-	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types})
+	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types, Voter: c.Voter})
 	if err != nil {
 		return nil, err
 	}
@@ -384,6 +385,12 @@ func (r *Registry) reconcileVoters() {
 		return
 	}
 	var alive, failed, spare []raft.Server
+	policy := func(s raft.Server) VoterPolicy {
+		if mb, ok := r.fsm.m.member(string(s.ID)); ok {
+			return mb.Voter
+		}
+		return VoterAuto
+	}
 	for _, s := range cf.Configuration().Servers {
 		mb, ok := r.fsm.m.member(string(s.ID))
 		up := !ok || mb.Status == Alive
@@ -392,18 +399,49 @@ func (r *Registry) reconcileVoters() {
 			alive = append(alive, s)
 		case s.Suffrage == raft.Voter:
 			failed = append(failed, s)
-		case s.Suffrage == raft.Nonvoter && ok && mb.Status == Alive && r.voterUp(string(s.ID)):
+		case s.Suffrage == raft.Nonvoter && ok && mb.Status == Alive && mb.Voter != VoterNever && r.voterUp(string(s.ID)):
 			spare = append(spare, s)
 		}
 	}
+	// Prefer members are promoted first.
+	slices.SortStableFunc(spare, func(a, b raft.Server) int {
+		pa, pb := policy(a) == VoterPrefer, policy(b) == VoterPrefer
+		switch {
+		case pa && !pb:
+			return -1
+		case pb && !pa:
+			return 1
+		}
+		return 0
+	})
 	timeout := r.attemptTimeout()
-	if len(alive) < r.cfg.Voters && len(spare) > 0 {
+	// A voter that should not be one (VoterNever, or VoterAuto while a
+	// VoterPrefer member waits) gives way to a spare, one change a round:
+	// the spare is promoted first, then the other demoted.
+	unwanted := -1
+	for i, s := range alive {
+		if p := policy(s); s.ID != raft.ServerID(r.id) && len(spare) > 0 &&
+			(p == VoterNever || (p == VoterAuto && policy(spare[0]) == VoterPrefer)) {
+			unwanted = i
+			break
+		}
+	}
+	if (len(alive) < r.cfg.Voters || unwanted >= 0) && len(spare) > 0 {
 		s := spare[0]
 		if err := r.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
 			r.log.Warn("promote", "peer", string(s.ID), "err", err)
 			return
 		}
-		r.log.Info("promoted non-voter", "peer", string(s.ID))
+		r.log.Info("promoted non-voter", "peer", string(s.ID), "policy", policy(s).String())
+		if unwanted >= 0 {
+			u := alive[unwanted]
+			if err := r.raft.DemoteVoter(u.ID, 0, timeout).Error(); err != nil {
+				r.log.Warn("demote", "peer", string(u.ID), "err", err)
+				return
+			}
+			r.log.Info("demoted voter", "peer", string(u.ID), "policy", policy(u).String(), "for", string(s.ID))
+			return
+		}
 		alive = append(alive, s)
 	}
 	if len(failed) > 0 && len(alive) >= r.cfg.Voters {

@@ -31,6 +31,9 @@ type Config struct {
 	// Join lists addresses of existing members. Empty means this node
 	// bootstraps a new cluster, unless DataDir already holds one.
 	Join []string
+	// Voter is this node's voter policy: VoterAuto (the zero value),
+	// VoterNever or VoterPrefer.
+	Voter VoterPolicy
 	// Voters is how many members vote in Raft; later members are non-voters
 	// that still hold a full replica. Zero means 3.
 	Voters int

@@ -136,6 +136,34 @@ type Member struct {
 	// Inc is the member's incarnation: the log index of its latest join.
 	// The leader stamps it on the member's writes (exactly-once sessions).
 	Inc uint64 `msgpack:"j,omitempty"`
+	// Voter is the member's voter policy, as it joined with it.
+	Voter VoterPolicy `msgpack:"v,omitempty"`
+}
+
+// VoterPolicy says whether a member may vote in Raft.
+type VoterPolicy uint8
+
+const (
+	// VoterAuto: a voter while the cluster has fewer than Config.Voters.
+	VoterAuto VoterPolicy = iota
+	// VoterNever: never a voter (a client-like or short-lived process): it
+	// never leads and is never promoted. The first node of a new cluster
+	// votes until enough others do.
+	VoterNever
+	// VoterPrefer: a voter before any VoterAuto member (the dedicated
+	// registry members, `troupe node`): it is promoted in place of an
+	// auto voter.
+	VoterPrefer
+)
+
+func (v VoterPolicy) String() string {
+	switch v {
+	case VoterNever:
+		return "never"
+	case VoterPrefer:
+		return "prefer"
+	}
+	return "auto"
 }
 
 func (m *Member) hosts(typ string) bool {

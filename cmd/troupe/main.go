@@ -249,6 +249,9 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		TLS:       troupe.TLS{CAFile: caCert, CertFile: cert, KeyFile: key},
 		Logger:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv})),
 		AdminAddr: *admin,
+		// A dedicated registry member: the voters are chosen among these
+		// before application nodes.
+		Voter: troupe.VoterPrefer,
 	}
 	n, err := troupe.Start(ctx, cfg)
 	if err != nil {
