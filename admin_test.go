@@ -1,6 +1,7 @@
 package troupe
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/placement/placementtest"
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -74,6 +76,8 @@ func TestAdminEndpoint(t *testing.T) {
 		`troupe_remote_replies_dropped_total 0`,
 		`go_goroutines `,
 		`troupe_calls_total{method="Add",outcome="ok",type="Counter"} 3`,
+		`troupe_activations{type="Counter"} 1`,
+		`troupe_mailbox_calls{type="Counter"} 0`,
 		`troupe_calls_total{method="Add",outcome="bad_arguments",type="Counter"} 1`,
 	} {
 		if !strings.Contains(body, want) {
@@ -156,4 +160,37 @@ func TestAdminEndpointMutualTLS(t *testing.T) {
 	good.CloseIdleConnections()
 	bare.CloseIdleConnections()
 	strangerCl.CloseIdleConnections()
+}
+
+// The mailbox gauge counts calls waiting on an actor, and drops back once
+// they ran.
+func TestActivationsAndMailbox(t *testing.T) {
+	c := newTestCluster(t, false, 1, nil)
+	ctx := ctxT(t)
+	n := c.nodes[0]
+	r := must[Ref](t)(n.Spawn(ctx, "Counter", WithName("busy")))
+	blockCtx, unblock := context.WithCancel(ctx)
+	defer unblock()
+	var futs []*Future[struct{}]
+	for range 3 {
+		futs = append(futs, Call[struct{}](blockCtx, r, "Block"))
+	}
+	queued := func() int {
+		for _, a := range n.ep.Activations() {
+			if a.Type == "Counter" {
+				return a.Queued
+			}
+		}
+		return -1
+	}
+	if err := placementtest.Wait(10*time.Second, func() bool { return queued() == 3 }); err != nil {
+		t.Fatalf("mailbox gauge %d, want 3 calls on the blocked actor: %v", queued(), err)
+	}
+	unblock()
+	for _, f := range futs {
+		f.Await(ctx)
+	}
+	if err := placementtest.Wait(10*time.Second, func() bool { return queued() == 0 }); err != nil {
+		t.Fatalf("mailbox gauge %d after the calls ran, want 0: %v", queued(), err)
+	}
 }

@@ -43,6 +43,8 @@ var (
 	descLeader         = prometheus.NewDesc("troupe_registry_leader", "1 for the member this replica sees as leader.", []string{"node"}, nil)
 	descRegRefusals    = prometheus.NewDesc("troupe_registry_refusals_total", "Registry writes refused, by reason.", []string{"reason"}, nil)
 	descCalls          = prometheus.NewDesc("troupe_calls_total", "Calls that reached a method hosted here, by type, method and outcome.", []string{"type", "method", "outcome"}, nil)
+	descActivations    = prometheus.NewDesc("troupe_activations", "Actors active on this node, by type.", []string{"type"}, nil)
+	descMailbox        = prometheus.NewDesc("troupe_mailbox_calls", "Calls in the mailboxes of this node's actors (queued or being run), by type.", []string{"type"}, nil)
 	descRepliesDropped = prometheus.NewDesc("troupe_remote_replies_dropped_total", "Replies not queued to their caller (connection gone or full).", nil, nil)
 )
 
@@ -52,7 +54,7 @@ type nodeCollector struct{ n *Node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
 		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
-		descLeader, descRegRefusals, descRepliesDropped, descCalls} {
+		descLeader, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox} {
 		ch <- d
 	}
 }
@@ -116,6 +118,10 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRegRefusals, v, reason)
 	}
 	counter(descRepliesDropped, n.ep.RepliesDropped())
+	for _, a := range n.ep.Activations() {
+		gauge(descActivations, float64(a.Activations), a.Type)
+		gauge(descMailbox, float64(a.Queued), a.Type)
+	}
 }
 
 // outcomeLabel is a call outcome as a label value: "ok", or the error's

@@ -331,6 +331,17 @@ func (s *System) Watch(pid PID, fn func(Terminated)) (cancel func(), err error) 
 	return func() { pid.p.sendSys(sysMsg{kind: sysUnwatch, w: w}) }, nil
 }
 
+// Queued returns how many user messages pid's mailbox holds: queued, or
+// in the batch its worker is handling. It is 0 for the zero PID.
+func (s *System) Queued(pid PID) int {
+	if pid.p == nil {
+		return 0
+	}
+	pid.p.mu.Lock()
+	defer pid.p.mu.Unlock()
+	return int(pid.p.queued)
+}
+
 // DeadLetters returns the number of dead letters so far.
 func (s *System) DeadLetters() uint64 { return s.dead.Load() }
 

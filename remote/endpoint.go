@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -243,6 +245,40 @@ func (e *Endpoint) onDisconnect(node string) {
 	e.sentOneWay.Delete(node) // a new connection starts a new count
 	e.peerGone(node)
 	e.NodeFailed(node)
+}
+
+// ActivationStats counts the actors of one type active on this node.
+type ActivationStats struct {
+	Type        string
+	Activations int
+	Queued      int // calls in their mailboxes (queued, or in the batch being run)
+}
+
+// Activations returns, per type, the actors active on this node and the
+// calls in their mailboxes, sorted by type. It walks every activation.
+func (e *Endpoint) Activations() []ActivationStats {
+	e.mu.Lock()
+	acts := make([]*activation, 0, len(e.actors))
+	for _, a := range e.actors {
+		acts = append(acts, a)
+	}
+	e.mu.Unlock()
+	by := map[string]*ActivationStats{}
+	for _, a := range acts {
+		st := by[a.ref.Type]
+		if st == nil {
+			st = &ActivationStats{Type: a.ref.Type}
+			by[a.ref.Type] = st
+		}
+		st.Activations++
+		st.Queued += e.sys.Queued(a.pid)
+	}
+	out := make([]ActivationStats, 0, len(by))
+	for _, st := range by {
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b ActivationStats) int { return strings.Compare(a.Type, b.Type) })
+	return out
 }
 
 // Node returns this endpoint's node id.
