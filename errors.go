@@ -54,6 +54,10 @@ var (
 	// ErrTypeMismatch is returned by Spawn when an actor of that name exists
 	// with another type, and by Register for a name registered twice.
 	ErrTypeMismatch = errors.New("troupe: actor type mismatch")
+	// ErrBadType is returned by Register for a type it cannot make
+	// callable: an empty name, a nil producer, or exported methods of a
+	// shape that cannot be called (the error names each one and why).
+	ErrBadType = remote.ErrBadType
 	// errRestarting refuses calls to a restarted actor during its backoff;
 	// callers see ErrUnavailable.
 	errRestarting = errors.New("troupe: actor restarting")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/troupe-dev/troupe/placement"
@@ -14,7 +16,10 @@ import (
 // methods of *T shaped func(x *T) M([ctx context.Context,] args...) ([R,]
 // [error]) become callable (see remote.NewType), and the registry learns
 // that node hosts name, so actors of that type may be placed on it.
-// Register every type on every node that may host it; nothing is ever
+// Register fails, with an error matching ErrBadType that names each one and
+// why, if *T has an exported method of another shape: it could never be
+// called, and a misspelled signature is better caught here than at the
+// first call. Register every type on every node that may host it; nothing is ever
 // instantiated from a name that was not registered. Register waits for one
 // registry write (bounded by 30s and by Close).
 func Register[T any](node *Node, name string, newFn func() *T) error {
@@ -24,7 +29,25 @@ func Register[T any](node *Node, name string, newFn func() *T) error {
 	if node.closing.Load() {
 		return ErrClosed
 	}
-	if _, err := remote.Register(node.types, name, newFn); err != nil {
+	t, err := remote.NewType(name, newFn)
+	if err != nil {
+		return fmt.Errorf("troupe: register %q: %w", name, err)
+	}
+	if skipped := t.Skipped(); len(skipped) > 0 {
+		// A method of the wrong shape would only fail at its first call:
+		// say which ones, and why, now.
+		names := make([]string, 0, len(skipped))
+		for m := range skipped {
+			names = append(names, m)
+		}
+		slices.Sort(names)
+		why := make([]string, len(names))
+		for i, m := range names {
+			why[i] = name + "." + m + ": " + skipped[m]
+		}
+		return fmt.Errorf("troupe: register %q: %w: exported methods that cannot be called: %s", name, ErrBadType, strings.Join(why, "; "))
+	}
+	if err := node.types.Add(t); err != nil {
 		if errors.Is(err, remote.ErrDuplicateType) {
 			return fmt.Errorf("troupe: register %q: %w: %w", name, ErrTypeMismatch, err)
 		}
