@@ -9,11 +9,15 @@ import (
 // misshapen has one callable method and three that can never be called.
 type misshapen struct{}
 
-func (m *misshapen) Fine(n int) int                       { return n }
-func (m *misshapen) Many(xs ...int) int                   { return len(xs) }
-func (m *misshapen) Three() (int, int, error)             { return 0, 0, nil }
-func (m *misshapen) Chan(c chan int)                      {}
-func (m *misshapen) unexported(xs ...int) (int, int, int) { return 0, 0, 0 }
+func (m *misshapen) Fine(n int) int           { return n }
+func (m *misshapen) Many(xs ...int) int       { return len(xs) }
+func (m *misshapen) Three() (int, int, error) { return 0, 0, nil }
+func (m *misshapen) Chan(c chan int)          {}
+
+// unexported is not reachable from the wire and is no concern of Register.
+func (m *misshapen) unexported(xs ...int) (int, int, int) { return len(xs), 0, 0 }
+
+var _ = (*misshapen).unexported
 
 func TestRegisterNamesUncallableMethods(t *testing.T) {
 	c := newTestCluster(t, false, 1, nil)
