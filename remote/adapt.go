@@ -132,13 +132,14 @@ func adapt0R[P, R any](fn any, name string) fastFn {
 	return nil
 }
 
-// oneArg returns the bytes of the single argument of a one-element
-// argument array, or false.
-func oneArg(args []byte) ([]byte, bool) {
+// oneArg decodes the single argument of a one-element argument array, or
+// reports false (the general path takes it then).
+func oneArg[A any](args []byte) (A, bool) {
 	if len(args) < 2 || args[0] != 0x91 {
-		return nil, false
+		var zero A
+		return zero, false
 	}
-	return args[1:], true
+	return decodeFast[A](args[1:])
 }
 
 // adapt1 covers methods with one argument of type A and no result.
@@ -148,11 +149,7 @@ func adapt1[P, A any](fn any, name string) fastFn {
 	}
 	call := func(f func(P, context.Context, A) error) fastFn {
 		return func(o *Object, ctx context.Context, dst, args []byte, encode bool) ([]byte, error, bool) {
-			b, ok := oneArg(args)
-			if !ok {
-				return dst, nil, false
-			}
-			a, ok := decodeFast[A](b)
+			a, ok := oneArg[A](args)
 			if !ok {
 				return dst, nil, false
 			}
@@ -186,11 +183,7 @@ func adapt1R[P, A, R any](fn any, name string) fastFn {
 	}
 	call := func(f func(P, context.Context, A) (R, error)) fastFn {
 		return func(o *Object, ctx context.Context, dst, args []byte, encode bool) ([]byte, error, bool) {
-			b, ok := oneArg(args)
-			if !ok {
-				return dst, nil, false
-			}
-			a, ok := decodeFast[A](b)
+			a, ok := oneArg[A](args)
 			if !ok {
 				return dst, nil, false
 			}

@@ -116,40 +116,31 @@ func fastUint(b []byte) (uint64, bool) {
 
 // fastStr returns the bytes of a str value that is all of b.
 func fastStr(b []byte) ([]byte, bool) {
-	c := b[0]
-	var n, h int
-	switch {
-	case c&0xe0 == 0xa0:
-		n, h = int(c&0x1f), 1
-	case c == mpStr8 && len(b) >= 2:
-		n, h = int(b[1]), 2
-	case c == mpStr16 && len(b) >= 3:
-		n, h = int(binary.BigEndian.Uint16(b[1:])), 3
-	case c == mpStr32 && len(b) >= 5:
-		n, h = int(binary.BigEndian.Uint32(b[1:])), 5
-	default:
-		return nil, false
+	if c := b[0]; c&0xe0 == 0xa0 {
+		return whole(b, int(c&0x1f), 1)
 	}
-	if len(b)-h != n {
-		return nil, false
-	}
-	return b[h:], true
+	return sized(b, mpStr8, mpStr16, mpStr32)
 }
 
 // fastBin returns the bytes of a bin value that is all of b.
-func fastBin(b []byte) ([]byte, bool) {
-	c := b[0]
-	var n, h int
-	switch {
-	case c == mpBin8 && len(b) >= 2:
-		n, h = int(b[1]), 2
-	case c == mpBin16 && len(b) >= 3:
-		n, h = int(binary.BigEndian.Uint16(b[1:])), 3
-	case c == mpBin32 && len(b) >= 5:
-		n, h = int(binary.BigEndian.Uint32(b[1:])), 5
-	default:
-		return nil, false
+func fastBin(b []byte) ([]byte, bool) { return sized(b, mpBin8, mpBin16, mpBin32) }
+
+// sized reads a value with an 8, 16 or 32-bit length after its code (c8,
+// c16, c32) that is all of b, and returns its bytes.
+func sized(b []byte, c8, c16, c32 byte) ([]byte, bool) {
+	switch c := b[0]; {
+	case c == c8 && len(b) >= 2:
+		return whole(b, int(b[1]), 2)
+	case c == c16 && len(b) >= 3:
+		return whole(b, int(binary.BigEndian.Uint16(b[1:])), 3)
+	case c == c32 && len(b) >= 5:
+		return whole(b, int(binary.BigEndian.Uint32(b[1:])), 5)
 	}
+	return nil, false
+}
+
+// whole returns b's n bytes after its h-byte header, if that is all of b.
+func whole(b []byte, n, h int) ([]byte, bool) {
 	if len(b)-h != n {
 		return nil, false
 	}
