@@ -68,38 +68,47 @@ func BenchmarkRemoteCall(b *testing.B) {
 		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
 			_, r := benchNodes(b, 2)
 			ctx := context.Background()
-			lat := make([]time.Duration, 0, b.N)
-			var mu sync.Mutex
-			b.ReportAllocs()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + inflight - 1) / inflight
-			for w := range inflight {
-				calls := min(per, b.N-w*per)
-				wg.Go(func() {
-					local := make([]time.Duration, 0, max(calls, 0))
-					for range calls {
-						t0 := time.Now()
-						if _, err := Call[int](ctx, r, "Take", payload).Await(ctx); err != nil {
-							b.Error(err)
-							return
-						}
-						local = append(local, time.Since(t0))
-					}
-					mu.Lock()
-					lat = append(lat, local...)
-					mu.Unlock()
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
-			if len(lat) > 0 {
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
-			}
+			roundTrips(b, inflight, func(int) error {
+				_, err := Call[int](ctx, r, "Take", payload).Await(ctx)
+				return err
+			})
 		})
+	}
+}
+
+// roundTrips runs b.N round trips of call from inflight goroutines (call
+// gets the goroutine's index) and reports rt/s, p50-µs and p99-µs.
+func roundTrips(b *testing.B, inflight int, call func(worker int) error) {
+	lat := make([]time.Duration, 0, b.N)
+	var mu sync.Mutex
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	per := (b.N + inflight - 1) / inflight
+	for w := range inflight {
+		calls := min(per, b.N-w*per)
+		wg.Go(func() {
+			local := make([]time.Duration, 0, max(calls, 0))
+			for range calls {
+				t0 := time.Now()
+				if err := call(w); err != nil {
+					b.Error(err)
+					return
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 	}
 }
 
@@ -187,38 +196,11 @@ func BenchmarkQUICEcho(b *testing.B) {
 			if err := cl.Call(ctx, 0, make([]byte, 32)); err != nil { // warm up
 				b.Fatal(err)
 			}
-			lat := make([]time.Duration, 0, b.N)
-			var mu sync.Mutex
-			b.ReportAllocs()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			per := (b.N + inflight - 1) / inflight
-			for w := range inflight {
-				calls := min(per, b.N-w*per)
-				wg.Go(func() {
-					p := make([]byte, 32)
-					local := make([]time.Duration, 0, max(calls, 0))
-					for range calls {
-						t0 := time.Now()
-						if err := cl.Call(ctx, w, p); err != nil {
-							b.Error(err)
-							return
-						}
-						local = append(local, time.Since(t0))
-					}
-					mu.Lock()
-					lat = append(lat, local...)
-					mu.Unlock()
-				})
+			p := make([][]byte, inflight)
+			for w := range p {
+				p[w] = make([]byte, 32)
 			}
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
-			if len(lat) > 0 {
-				slices.Sort(lat)
-				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
-			}
+			roundTrips(b, inflight, func(w int) error { return cl.Call(ctx, w, p[w]) })
 		})
 	}
 }
