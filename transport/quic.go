@@ -806,10 +806,6 @@ func (pc *peerConn) retire() {
 // last usable connection to its peer, tells the OnDisconnect callback.
 func (pc *peerConn) watch() {
 	<-pc.conn.Context().Done()
-	pc.dead.Store(true)
-	pc.mu.Lock()
-	pc.wakeWaitersLocked()
-	pc.mu.Unlock()
 	q := pc.q
 	cause := context.Cause(pc.conn.Context())
 	var terr *quic.TransportError
@@ -825,6 +821,14 @@ func (pc *peerConn) watch() {
 			until: time.Now().Add(q.cfg.HandshakeTimeout)}
 		q.mu.Unlock()
 	}
+	// Only now is the connection marked dead: a sender that sees it dead
+	// and dials again must find the refusal recorded above, or it would
+	// open a fresh connection that the peer refuses in turn and report
+	// success for frames that are then dropped.
+	pc.dead.Store(true)
+	pc.mu.Lock()
+	pc.wakeWaitersLocked()
+	pc.mu.Unlock()
 	q.mu.Lock()
 	if q.conns[pc.peer] == pc {
 		delete(q.conns, pc.peer)
