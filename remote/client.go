@@ -263,6 +263,9 @@ func (e *Endpoint) oneWaySent(node string) *atomic.Uint64 {
 func (e *Endpoint) checkSize(q *Request, args int) error {
 	// The header holds the ids, names and a few integers.
 	size := args + 48 + len(q.Target) + len(q.Method) + len(q.Sender)
+	if !q.Trace.IsZero() {
+		size += 2 + traceLen
+	}
 	if size <= e.cfg.MaxFrameSize {
 		return nil
 	}

@@ -35,11 +35,26 @@ const (
 	errorFields   = 4
 )
 
+const (
+	// tracedFields is the field count of a request that carries a trace
+	// context (Request.Trace): one more, between after and the arguments.
+	tracedFields = requestFields + 1
+	traceLen     = 16 + 8 + 1 // trace id, span id, flags
+)
+
 // Request is a call envelope. On the wire it is one msgpack array:
 //
 //	[1, id, target, epoch, method, flags, deadline, sender|nil, after, [args...]]
 //
-// (a 9-element request without after is accepted too, with After 0).
+// (a 9-element request without after is accepted too, with After 0). A
+// request that carries a trace context has 11 elements, the context between
+// after and the arguments:
+//
+//	[1, id, target, epoch, method, flags, deadline, sender|nil, after, trace, [args...]]
+//
+// where trace is nil or a bin of exactly 25 bytes: the W3C trace id (16),
+// parent span id (8) and trace flags (1). A request without one is written
+// in 10 elements, byte for byte as before the field existed.
 //
 // Args holds the raw msgpack array of arguments, sliced from the frame; the
 // method's decoder reads it.
@@ -56,8 +71,28 @@ type Request struct {
 	// as many one-way requests of the sender (they travel on a stream of
 	// their own), so a Tell followed by a Call arrives in that order.
 	After uint64
+	// Trace is the caller's span, the parent of the host's; zero means none.
+	Trace TraceContext
 	Args  []byte // raw msgpack array
 }
+
+// TraceContext is the part of a W3C trace context a request carries: the
+// trace id, the id of the caller's span and the trace flags (bit 0:
+// sampled). The zero value means none; a non-zero one has a non-zero trace
+// id and span id, as W3C requires. Trace state is not carried.
+type TraceContext struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   byte
+}
+
+// IsZero reports whether t carries no trace context.
+func (t *TraceContext) IsZero() bool {
+	return t.TraceID == [16]byte{} && t.SpanID == [8]byte{} && t.Flags == 0
+}
+
+// valid reports whether t's ids are both non-zero.
+func (t *TraceContext) valid() bool { return t.TraceID != [16]byte{} && t.SpanID != [8]byte{} }
 
 // DeadlineTime returns the deadline, and false when there is none.
 func (q *Request) DeadlineTime() (time.Time, bool) {
@@ -70,7 +105,11 @@ func (q *Request) DeadlineTime() (time.Time, bool) {
 // AppendRequestHeader appends every field of q but Args to b. The caller then
 // appends the argument array (AppendArgs, or raw bytes) to complete the frame.
 func AppendRequestHeader(b []byte, q *Request) []byte {
-	b = append(b, 0x90|requestFields, byte(FrameRequest))
+	n := requestFields
+	if !q.Trace.IsZero() {
+		n = tracedFields
+	}
+	b = append(b, 0x90|byte(n), byte(FrameRequest))
 	b = appendUint(b, q.ID)
 	b = appendString(b, q.Target)
 	b = appendUint(b, q.Epoch)
@@ -78,7 +117,14 @@ func AppendRequestHeader(b []byte, q *Request) []byte {
 	b = appendUint(b, uint64(q.Flags))
 	b = appendInt(b, q.Deadline)
 	b = appendOptString(b, q.Sender)
-	return appendUint(b, q.After)
+	b = appendUint(b, q.After)
+	if n == tracedFields {
+		b = append(b, mpBin8, traceLen)
+		b = append(b, q.Trace.TraceID[:]...)
+		b = append(b, q.Trace.SpanID[:]...)
+		b = append(b, q.Trace.Flags)
+	}
+	return b
 }
 
 // AppendRequest appends the whole frame of q, with q.Args copied verbatim
@@ -167,6 +213,35 @@ type Envelope struct {
 	CancelID uint64
 }
 
+// trace reads a request's trace field into t: nil (none), or a bin of
+// exactly traceLen bytes whose trace id and span id are not zero.
+func (r *reader) trace(t *TraceContext) {
+	start := r.off
+	switch c := r.byte(); {
+	case r.err != nil:
+		return
+	case c == mpNil:
+		return
+	case c != mpBin8 || r.byte() != traceLen || r.err != nil:
+		r.off = start
+		r.fail("request: trace: want nil or bin of 25 bytes")
+		return
+	}
+	if !r.need(traceLen) {
+		return
+	}
+	b := r.b[r.off : r.off+traceLen]
+	copy(t.TraceID[:], b[:16])
+	copy(t.SpanID[:], b[16:24])
+	t.Flags = b[24]
+	if !t.valid() {
+		*t = TraceContext{}
+		r.fail("request: trace: zero trace id or span id")
+		return
+	}
+	r.off += traceLen
+}
+
 // DecodeEnvelope decodes one frame into env. Byte slices in env (Args,
 // Result) alias frame. Any malformation, including trailing bytes, returns a
 // *DecodeError (errors.Is(err, ErrMalformed)); it never panics.
@@ -187,7 +262,7 @@ func decodeEnvelope(frame []byte, env *Envelope, names *interner) error {
 	env.Type = t
 	switch t {
 	case FrameRequest:
-		if n != requestFields && n != requestFields-1 {
+		if n != requestFields && n != requestFields-1 && n != tracedFields {
 			return &DecodeError{Offset: 0, Reason: "request: wrong field count"}
 		}
 		q := &env.Request
@@ -203,8 +278,12 @@ func decodeEnvelope(frame []byte, env *Envelope, names *interner) error {
 		q.Deadline = r.int()
 		q.Sender = r.strIn(names, slotSender, true)
 		q.After = 0
-		if n == requestFields {
+		if n >= requestFields {
 			q.After = r.uint()
+		}
+		q.Trace = TraceContext{}
+		if n == tracedFields {
+			r.trace(&q.Trace)
 		}
 		start := r.off
 		r.arrayHeader()
