@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/troupe-dev/troupe/actor"
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/transport"
@@ -89,6 +91,15 @@ type Config struct {
 	// to the registry, which restarts it by its cluster RestartPolicy. Its
 	// Strategy is ignored. Zero means 3 restarts in 5s, no backoff.
 	Restart actor.Supervisor
+	// TracerProvider, when set, records OpenTelemetry spans of the calls and
+	// one-way sends this node makes (kind Client, Producer) and of those it
+	// hosts (Server, Consumer), linked across nodes by the W3C trace
+	// context each request carries; a method's ctx carries its span, so
+	// the calls it makes join the same trace. Plug in the SDK's provider
+	// (docs/operations.md, "Tracing"). Zero means no spans, and nothing
+	// done for them on the path of a call: the global provider is not
+	// consulted.
+	TracerProvider trace.TracerProvider
 }
 
 // TLS names the node's certificate, key and cluster CA. Either the three

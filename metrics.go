@@ -2,7 +2,6 @@ package troupe
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -46,7 +45,33 @@ var (
 	descActivations    = prometheus.NewDesc("troupe_activations", "Actors active on this node, by type.", []string{"type"}, nil)
 	descMailbox        = prometheus.NewDesc("troupe_mailbox_calls", "Calls in the mailboxes of this node's actors (queued or being run), by type.", []string{"type"}, nil)
 	descRepliesDropped = prometheus.NewDesc("troupe_remote_replies_dropped_total", "Replies not queued to their caller (connection gone or full).", nil, nil)
+	descCallDuration   = prometheus.NewDesc("troupe_call_duration_seconds", "Time from the arrival of a call that reached a method hosted here to its reply (to the method's return for a one-way call), by type and method.", []string{"type", "method"}, nil)
+	descClientDuration = prometheus.NewDesc("troupe_client_call_duration_seconds", "Time from a call this node made to its completion (retries included), by type, method and outcome.", []string{"type", "method", "outcome"}, nil)
+	descOneWaySent     = prometheus.NewDesc("troupe_oneway_sent_total", "One-way sends (Tell) this node made, by outcome: ok when queued to the host.", []string{"outcome"}, nil)
+	descOneWayDropped  = prometheus.NewDesc("troupe_oneway_dropped_total", "One-way requests received here that did not reach their method, by reason.", []string{"reason"}, nil)
 )
+
+// latencyBounds are the upper bounds of the latency histograms' buckets,
+// in seconds.
+var latencyBounds = func() []float64 {
+	var b []float64
+	for _, d := range remote.LatencyBounds() {
+		b = append(b, d.Seconds())
+	}
+	return b
+}()
+
+// constHistogram is h as a Prometheus histogram of desc.
+func constHistogram(desc *prometheus.Desc, h *remote.Histogram, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(latencyBounds))
+	var n uint64
+	for i, le := range latencyBounds {
+		n += h.Counts[i]
+		buckets[le] = n
+	}
+	n += h.Counts[len(latencyBounds)]
+	return prometheus.MustNewConstHistogram(desc, n, h.Sum.Seconds(), buckets, labels...)
+}
 
 // nodeCollector reads the node's figures at each gather.
 type nodeCollector struct{ n *Node }
@@ -54,7 +79,8 @@ type nodeCollector struct{ n *Node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
 		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
-		descLeader, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox} {
+		descLeader, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
+		descCallDuration, descClientDuration, descOneWaySent, descOneWayDropped} {
 		ch <- d
 	}
 }
@@ -71,6 +97,19 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		for code, v := range s.Outcomes {
 			counter(descCalls, v, s.Type, s.Method, outcomeLabel(code))
 		}
+		if s.Latency.Count() > 0 {
+			ch <- constHistogram(descCallDuration, &s.Latency, s.Type, s.Method)
+		}
+	}
+	for _, s := range n.ep.ClientStats() {
+		ch <- constHistogram(descClientDuration, &s.Latency, s.Type, s.Method, outcomeLabel(s.Outcome))
+	}
+	ow := n.ep.OneWayStats()
+	for code, v := range ow.Sent {
+		counter(descOneWaySent, v, outcomeLabel(code))
+	}
+	for code, v := range ow.Dropped {
+		counter(descOneWayDropped, v, outcomeLabel(code))
 	}
 	for _, s := range n.tr.Stats() {
 		counter(descFramesSent, s.FramesSent, s.Peer)
@@ -126,9 +165,4 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // outcomeLabel is a call outcome as a label value: "ok", or the error's
 // name with underscores ("not_owner", "deadline_exceeded", ...).
-func outcomeLabel(c remote.Code) string {
-	if c == remote.CodeOK {
-		return "ok"
-	}
-	return strings.ReplaceAll(c.String(), " ", "_")
-}
+func outcomeLabel(c remote.Code) string { return c.Label() }

@@ -150,6 +150,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		OnStop:       n.onStop,
 		Logger:       cfg.Logger,
 		BaseContext:  func() context.Context { return NewContext(context.Background(), n) },
+
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		n.sub.Close()

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/troupe-dev/troupe/transport"
 )
 
@@ -22,7 +24,10 @@ type Call struct {
 	flags    Flags
 	args     []byte // encoded argument array, kept for a retry
 	deadline int64
-	argsBuf  [48]byte // holds args when they are small: one allocation less
+	argsBuf  [48]byte     // holds args when they are small: one allocation less
+	t0       time.Time    // Call began, for the latency histogram
+	span     trace.Span   // the caller's span; nil without a tracer
+	trace    TraceContext // span's context, sent with the request
 
 	// Guarded by e.mu while the call is pending.
 	id       uint64
@@ -108,6 +113,11 @@ func (c *Call) finish(result []byte, err error) {
 	cbs := c.cbs
 	c.cbs = nil
 	c.mu.Unlock()
+	code := codeOf(err)
+	c.e.observeCall(c.ref.Type, c.method, code, time.Since(c.t0))
+	if c.span != nil {
+		endSpan(c.span, "", c.method, err)
+	}
 	close(c.done)
 	for _, f := range cbs {
 		f()
@@ -136,7 +146,7 @@ func (c *Call) fillError(err error) {
 // after the Resolver refreshes the location; see CallOptions for retries
 // after delivery.
 func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOptions, args ...any) *Call {
-	c := &Call{e: e, ctx: ctx, ref: ref, method: method, done: make(chan struct{})}
+	c := &Call{e: e, ctx: ctx, ref: ref, method: method, done: make(chan struct{}), t0: time.Now()}
 	if opts.Idempotent {
 		c.flags |= FlagIdempotent
 	}
@@ -144,12 +154,15 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 		c.finish(nil, &Error{Code: CodeInternal, Message: "nil context"})
 		return c
 	}
+	if e.tracer != nil {
+		c.ctx, c.span, c.trace = e.startClientSpan(ctx, ref, method, false)
+	}
 	var err error
 	if c.args, err = AppendArgs(c.argsBuf[:0], args...); err != nil {
 		c.finish(nil, err)
 		return c
 	}
-	if err := e.checkSize(&Request{Target: ref.ID, Method: method, Sender: e.self}, len(c.args)); err != nil {
+	if err := e.checkSize(&Request{Target: ref.ID, Method: method, Sender: e.self, Trace: c.trace}, len(c.args)); err != nil {
 		c.finish(nil, err)
 		return c
 	}
@@ -180,10 +193,17 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 // host fails, the actor stops or moves before it runs, or ctx's deadline
 // passes first. A send that certainly did not leave (host unreachable) is
 // retried after a refresh, within ctx.
-func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) error {
+func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) (err error) {
 	if ctx == nil {
 		return &Error{Code: CodeInternal, Actor: ref.ID, Method: method, Message: "nil context"}
 	}
+	var tc TraceContext
+	if e.tracer != nil {
+		var span trace.Span
+		ctx, span, tc = e.startClientSpan(ctx, ref, method, true)
+		defer func() { endSpan(span, "", method, err) }()
+	}
+	defer func() { countCode(&e.oneWays.sent, codeOf(err)) }()
 	if e.isClosed() {
 		return ErrClosed
 	}
@@ -198,7 +218,7 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	if !ok {
 		return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
 	}
-	q := Request{Target: ref.ID, Method: method, Flags: FlagOneWay}
+	q := Request{Target: ref.ID, Method: method, Flags: FlagOneWay, Trace: tc}
 	if dl, ok := ctx.Deadline(); ok {
 		q.Deadline = dl.UnixNano()
 	}
@@ -299,6 +319,9 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	id := c.id
 	e.pending[id] = c
 	e.mu.Unlock()
+	if c.span != nil {
+		c.span.SetAttributes(AttrPeerNode.String(loc.Node)) // the host of the latest attempt
+	}
 	if c.flags&FlagNoCancel == 0 {
 		c.mu.Lock()
 		if c.stop == nil && !c.state.Load() {
@@ -308,7 +331,7 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	}
 
 	q := Request{ID: id, Target: c.ref.ID, Epoch: loc.Epoch, Method: c.method,
-		Flags: c.flags, Deadline: c.deadline, Sender: e.self}
+		Flags: c.flags, Deadline: c.deadline, Sender: e.self, Trace: c.trace}
 	var err error
 	if loc.Node == e.self {
 		// Same node: no frame, but the arguments are the encoded copy, and

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/troupe-dev/troupe/actor"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -117,6 +119,12 @@ type Config struct {
 	// returned ctx cancels them all too, so give it no deadline. Nil means
 	// context.Background().
 	BaseContext func() context.Context
+	// TracerProvider, when set, records a span per call and one-way send on
+	// the caller's side and one on the host's, linked through the trace
+	// context the request carries (see tracing.go). Nil means no spans, no
+	// trace context on the wire, and nothing done for them on the path of a
+	// call.
+	TracerProvider trace.TracerProvider
 }
 
 // CallOptions qualify one call.
@@ -153,6 +161,10 @@ type Endpoint struct {
 	parked         atomic.Int64 // requests waiting for ownership
 	parkedBytes    atomic.Int64
 	repliesDropped atomic.Uint64
+
+	tracer    trace.Tracer // from Config.TracerProvider; nil: no spans
+	clientLat sync.Map     // clientKey -> *clientHists: latency of the calls made
+	oneWays   oneWayCounters
 }
 
 type inflightKey struct {
@@ -203,6 +215,9 @@ func New(cfg Config) (*Endpoint, error) {
 		actors:   make(map[string]*activation),
 		inflight: make(map[inflightKey]context.CancelFunc),
 		parkQs:   make(map[parkKey]*parkQueue),
+	}
+	if tp := cfg.TracerProvider; tp != nil {
+		e.tracer = tp.Tracer(instrumentation)
 	}
 	if owner := cfg.Owner; owner != nil {
 		e.cfg.Owner = &drainingOwner{e: e, owner: owner}

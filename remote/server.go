@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/troupe-dev/troupe/actor"
 	"github.com/troupe-dev/troupe/transport"
 )
@@ -101,6 +103,8 @@ type job struct {
 	wait     context.Context    // local one-way: the sender's ctx bounds the waits
 	held     int64              // bytes reserved in act's mailbox budget
 	finished atomic.Bool
+	start    time.Time  // the request's arrival, for the latency histogram
+	span     trace.Span // the host's span; nil without a tracer
 }
 
 // serve handles a request frame: ownership, activation, mailbox. It runs on
@@ -192,11 +196,21 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 // caller's deadline, cancellable by a cancel frame, and cancelled when the
 // caller's connection ends.
 func (e *Endpoint) newJob(from string, q *Request) *job {
-	j := &job{from: from, req: *q, ctx: e.peerCtx(from)}
+	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: time.Now()}
+	e.jobCtx(j)
+	if e.tracer != nil {
+		e.startServerSpan(j)
+	}
+	return j
+}
+
+// jobCtx gives j the ctx its request asks for.
+func (e *Endpoint) jobCtx(j *job) {
+	q := &j.req
 	dl, hasDeadline := q.DeadlineTime()
 	cancellable := q.Flags&(FlagOneWay|FlagNoCancel) == 0 // a cancel frame may follow
 	if !hasDeadline && !cancellable {
-		return j
+		return
 	}
 	// No timer and no registration per request: see jobCtx.
 	jc := &j.jcv
@@ -219,10 +233,9 @@ func (e *Endpoint) newJob(from string, q *Request) *job {
 			cancel = jc.cancel
 		}
 		e.mu.Lock()
-		e.inflight[inflightKey{from, q.ID}] = cancel
+		e.inflight[inflightKey{j.from, q.ID}] = cancel
 		e.mu.Unlock()
 	}
-	return j
 }
 
 // waitCtx bounds a wait for ownership: the job's ctx, and parkTimeout
@@ -428,6 +441,7 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 		pe := &PanicError{Value: p, Stack: debug.Stack()}
 		e.finish(j, nil, &Error{Code: CodePanicked,
 			Message: fmt.Sprintf("%s.%s: %v", obj.typ.name, q.Method, p), cause: pe})
+		obj.observeLast(j.start)
 		if hook := e.cfg.OnPanic; hook != nil {
 			hook(j.act.ref, q.Method, pe)
 		}
@@ -439,6 +453,7 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 	frame, err := obj.invoke(j.ctx, dst, q.Method, q.Args, false, !oneWay)
 	obj.countLast(err)
 	e.finish(j, frame, err)
+	obj.observeLast(j.start)
 	if buf != nil {
 		*buf = frame
 		putBuf(buf)
@@ -457,6 +472,9 @@ func (e *Endpoint) onDeadLetter(d actor.DeadLetter) {
 func (e *Endpoint) fail(from string, q *Request, rerr *Error) {
 	rerr.Node, rerr.Actor, rerr.Method = e.self, q.Target, q.Method
 	if q.Flags&FlagOneWay != 0 {
+		if !reachedMethod(rerr.Code) {
+			countCode(&e.oneWays.dropped, rerr.Code)
+		}
 		e.log("one-way call failed", "actor", q.Target, "method", q.Method, "err", rerr)
 		return
 	}
@@ -474,6 +492,13 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 		j.act.release(j)
 	}
 	q := &j.req
+	if j.span != nil {
+		typ := ""
+		if j.act != nil {
+			typ = j.act.ref.Type
+		}
+		endSpan(j.span, typ, q.Method, err)
+	}
 	if err == nil && q.Flags&FlagOneWay != 0 {
 		if j.jc != nil {
 			j.jc.cancel()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
@@ -234,6 +235,9 @@ type method struct {
 	// outcomes counts the calls that reached the method (or its argument
 	// decoding) by outcome: index 0 for success, else the error's Code.
 	outcomes [outcomeSlots]atomic.Uint64
+	// latency is the time from the arrival of the calls that reached the
+	// method to their reply (to the method's return for a one-way call).
+	latency histogram
 }
 
 // outcomeSlots bounds the codes counted per method (Codes are small).
@@ -261,6 +265,24 @@ func (o *Object) countLast(err error) {
 	}
 }
 
+// observeLast records the latency of the latest invoke, whose request
+// arrived at start.
+func (o *Object) observeLast(start time.Time) {
+	if m := o.last; m != nil {
+		m.latency.observe(time.Since(start))
+	}
+}
+
+// reachedMethod reports whether a call that failed with code got as far as
+// its method (or its argument decoding), and so is counted in Stats.
+func reachedMethod(code Code) bool {
+	switch code {
+	case CodeApplication, CodePanicked, CodeBadArgs:
+		return true
+	}
+	return false
+}
+
 // countPanic counts a panic of the latest invoke that went on to the
 // engine.
 func (o *Object) countPanic() {
@@ -273,6 +295,9 @@ func (o *Object) countPanic() {
 type MethodStats struct {
 	Type, Method string
 	Outcomes     map[Code]uint64 // by outcome; CodeOK for success; only non-zero ones
+	// Latency is the time from the arrival of each of those calls to its
+	// reply (to the method's return for a one-way call).
+	Latency Histogram
 }
 
 // Stats returns, for every callable method of every type, the outcomes of
@@ -288,7 +313,7 @@ func (ts *Types) Stats() []MethodStats {
 	var out []MethodStats
 	for _, t := range types {
 		for _, m := range t.byIndex {
-			st := MethodStats{Type: t.name, Method: m.name, Outcomes: map[Code]uint64{}}
+			st := MethodStats{Type: t.name, Method: m.name, Outcomes: map[Code]uint64{}, Latency: m.latency.snapshot()}
 			for c := range m.outcomes {
 				if v := m.outcomes[c].Load(); v > 0 {
 					st.Outcomes[Code(c)] = v
