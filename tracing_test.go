@@ -3,7 +3,9 @@ package troupe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -228,4 +230,78 @@ func TestNoSpansWithoutProvider(t *testing.T) {
 	if spans := rec.Ended(); len(spans) != 1 || spans[0].Name() != "root" {
 		t.Fatalf("%d spans recorded, want the caller's own", len(spans))
 	}
+}
+
+// benchProviders are the tracer providers of the tracing benchmarks: the
+// SDK sampling nothing (spans are made, not recorded; the context still
+// travels), and sampling everything into a synchronous processor whose
+// exporter drops the spans (a lower bound of a real exporter's cost).
+func benchProviders(b *testing.B) map[string]*sdktrace.TracerProvider {
+	ps := map[string]*sdktrace.TracerProvider{
+		"never":  sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())),
+		"always": sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter()))),
+	}
+	b.Cleanup(func() {
+		for _, tp := range ps {
+			_ = tp.Shutdown(context.Background())
+		}
+	})
+	return ps
+}
+
+// BenchmarkTracedCall is BenchmarkRemoteCall (inflight=1) and
+// BenchmarkLocalCall with a TracerProvider on both nodes.
+func BenchmarkTracedCall(b *testing.B) {
+	for _, sampler := range []string{"never", "always"} {
+		for _, where := range []string{"remote", "local"} {
+			b.Run(sampler+"/"+where, func(b *testing.B) {
+				tp := benchProviders(b)[sampler]
+				nodes := tracedBenchNodes(b, 2, tp)
+				ctx := context.Background()
+				opt := OnNode(nodes[1].ID())
+				if where == "local" {
+					opt = Local()
+				}
+				r, err := nodes[0].Spawn(ctx, "Sink", opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Call[int](ctx, r, "Count").Await(ctx); err != nil { // activate, connect
+					b.Fatal(err)
+				}
+				roundTrips(b, 1, func(int) error {
+					_, err := Call[int](ctx, r, "Take", payload).Await(ctx)
+					return err
+				})
+			})
+		}
+	}
+}
+
+// tracedBenchNodes is benchNodes with tp on every node.
+func tracedBenchNodes(b *testing.B, n int, tp *sdktrace.TracerProvider) []*Node {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var nodes []*Node
+	b.Cleanup(func() {
+		for _, nd := range nodes {
+			nd.Close()
+		}
+	})
+	for i := range n {
+		cfg := Config{Name: fmt.Sprintf("b%d", i+1), FailTimeout: 5 * time.Second, TracerProvider: tp}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].Addr()}
+		}
+		nd, err := Start(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = append(nodes, nd)
+		if err := Register(nd, "Sink", func() *Sink { return &Sink{} }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return nodes
 }

@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 func (a *benchActor) Len(ctx context.Context, p []byte) (int, error) { return len(p), nil }
@@ -24,8 +27,10 @@ func BenchmarkCall(b *testing.B) {
 	}
 }
 
-func benchCall(b *testing.B, tr string, inflight int) {
-	c := newBenchCluster(b, tr == "quic")
+func benchCall(b *testing.B, tr string, inflight int) { benchCallCfg(b, tr, inflight, nil) }
+
+func benchCallCfg(b *testing.B, tr string, inflight int, tweak func(*Config)) {
+	c := newBenchCluster(b, tr == "quic", tweak)
 	ref := c.reg.place("bench", "Bench", "n2", 1)
 	caller := c.nodes[0]
 	if tr == "local" {
@@ -70,13 +75,13 @@ func benchCall(b *testing.B, tr string, inflight int) {
 
 // newBenchCluster starts two nodes registering "Bench"; it works for
 // benchmarks, which newClusterOn's *testing.T signature does not.
-func newBenchCluster(b *testing.B, quic bool) *cluster {
+func newBenchCluster(b *testing.B, quic bool, tweak func(*Config)) *cluster {
 	b.Helper()
 	return newClusterTB(b, quic, 2, func(ts *Types, i int) {
 		if _, err := Register(ts, "Bench", func() *benchActor { return &benchActor{} }); err != nil {
 			b.Fatal(err)
 		}
-	}, nil)
+	}, tweak)
 }
 
 // Total returns the bytes Put so far.
@@ -131,4 +136,26 @@ func benchTell(b *testing.B, tr string) {
 		b.Fatalf("actor took %d bytes, want %d", got, want)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// BenchmarkTracedCall is BenchmarkCall with inflight=1 and a
+// TracerProvider on both Endpoints: one sampling nothing (spans made, not
+// recorded), one sampling everything into a synchronous processor whose
+// exporter drops them.
+func BenchmarkTracedCall(b *testing.B) {
+	for _, sampler := range []string{"never", "always"} {
+		for _, tr := range []string{"local", "mem", "quic"} {
+			b.Run(sampler+"/"+tr, func(b *testing.B) {
+				var tp *sdktrace.TracerProvider
+				if sampler == "never" {
+					tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+				} else {
+					tp = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()),
+						sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter())))
+				}
+				defer func() { _ = tp.Shutdown(context.Background()) }()
+				benchCallCfg(b, tr, 1, func(cfg *Config) { cfg.TracerProvider = tp })
+			})
+		}
+	}
 }

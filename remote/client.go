@@ -24,10 +24,8 @@ type Call struct {
 	flags    Flags
 	args     []byte // encoded argument array, kept for a retry
 	deadline int64
-	argsBuf  [48]byte     // holds args when they are small: one allocation less
-	t0       time.Time    // Call began, for the latency histogram
-	span     trace.Span   // the caller's span; nil without a tracer
-	trace    TraceContext // span's context, sent with the request
+	argsBuf  [48]byte // holds args when they are small: one allocation less
+	t0       int64    // monoNow when Call began, for the latency histogram
 
 	// Guarded by e.mu while the call is pending.
 	id       uint64
@@ -113,10 +111,9 @@ func (c *Call) finish(result []byte, err error) {
 	cbs := c.cbs
 	c.cbs = nil
 	c.mu.Unlock()
-	code := codeOf(err)
-	c.e.observeCall(c.ref.Type, c.method, code, time.Since(c.t0))
-	if c.span != nil {
-		endSpan(c.span, "", c.method, err)
+	c.e.observeCall(c.ref.Type, c.method, codeOf(err), time.Duration(monoNow()-c.t0))
+	if c.e.tracer != nil {
+		endSpan(trace.SpanFromContext(c.ctx), "", c.method, err) // a no-op span if none was started
 	}
 	close(c.done)
 	for _, f := range cbs {
@@ -146,7 +143,7 @@ func (c *Call) fillError(err error) {
 // after the Resolver refreshes the location; see CallOptions for retries
 // after delivery.
 func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOptions, args ...any) *Call {
-	c := &Call{e: e, ctx: ctx, ref: ref, method: method, done: make(chan struct{}), t0: time.Now()}
+	c := &Call{e: e, ctx: ctx, ref: ref, method: method, done: make(chan struct{}), t0: monoNow()}
 	if opts.Idempotent {
 		c.flags |= FlagIdempotent
 	}
@@ -154,15 +151,16 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 		c.finish(nil, &Error{Code: CodeInternal, Message: "nil context"})
 		return c
 	}
-	if e.tracer != nil {
-		c.ctx, c.span, c.trace = e.startClientSpan(ctx, ref, method, false)
+	traced := e.tracer != nil
+	if traced {
+		c.ctx = e.startClientSpan(ctx, ref, method, false)
 	}
 	var err error
 	if c.args, err = AppendArgs(c.argsBuf[:0], args...); err != nil {
 		c.finish(nil, err)
 		return c
 	}
-	if err := e.checkSize(&Request{Target: ref.ID, Method: method, Sender: e.self, Trace: c.trace}, len(c.args)); err != nil {
+	if err := e.checkSize(&Request{Target: ref.ID, Method: method, Sender: e.self}, traced, len(c.args)); err != nil {
 		c.finish(nil, err)
 		return c
 	}
@@ -197,10 +195,11 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	if ctx == nil {
 		return &Error{Code: CodeInternal, Actor: ref.ID, Method: method, Message: "nil context"}
 	}
-	var tc TraceContext
+	var tc *TraceContext
 	if e.tracer != nil {
-		var span trace.Span
-		ctx, span, tc = e.startClientSpan(ctx, ref, method, true)
+		ctx = e.startClientSpan(ctx, ref, method, true)
+		span := trace.SpanFromContext(ctx)
+		tc = traceContextOf(span.SpanContext())
 		defer func() { endSpan(span, "", method, err) }()
 	}
 	defer func() { countCode(&e.oneWays.sent, codeOf(err)) }()
@@ -222,7 +221,7 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	if dl, ok := ctx.Deadline(); ok {
 		q.Deadline = dl.UnixNano()
 	}
-	if err := e.checkSize(&q, len(enc)); err != nil {
+	if err := e.checkSize(&q, tc != nil, len(enc)); err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
@@ -280,10 +279,11 @@ func (e *Endpoint) oneWaySent(node string) *atomic.Uint64 {
 
 // checkSize refuses a request whose frame would exceed the frame limit,
 // the same way for a local actor as for a remote one.
-func (e *Endpoint) checkSize(q *Request, args int) error {
-	// The header holds the ids, names and a few integers.
+func (e *Endpoint) checkSize(q *Request, traced bool, args int) error {
+	// The header holds the ids, names and a few integers, and the trace
+	// context when traced.
 	size := args + 48 + len(q.Target) + len(q.Method) + len(q.Sender)
-	if !q.Trace.IsZero() {
+	if traced {
 		size += 2 + traceLen
 	}
 	if size <= e.cfg.MaxFrameSize {
@@ -319,9 +319,7 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	id := c.id
 	e.pending[id] = c
 	e.mu.Unlock()
-	if c.span != nil {
-		c.span.SetAttributes(AttrPeerNode.String(loc.Node)) // the host of the latest attempt
-	}
+
 	if c.flags&FlagNoCancel == 0 {
 		c.mu.Lock()
 		if c.stop == nil && !c.state.Load() {
@@ -331,7 +329,12 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	}
 
 	q := Request{ID: id, Target: c.ref.ID, Epoch: loc.Epoch, Method: c.method,
-		Flags: c.flags, Deadline: c.deadline, Sender: e.self, Trace: c.trace}
+		Flags: c.flags, Deadline: c.deadline, Sender: e.self}
+	if e.tracer != nil {
+		span := trace.SpanFromContext(c.ctx)
+		span.SetAttributes(AttrPeerNode.String(loc.Node)) // the host of the latest attempt
+		q.Trace = traceContextOf(span.SpanContext())
+	}
 	var err error
 	if loc.Node == e.self {
 		// Same node: no frame, but the arguments are the encoded copy, and

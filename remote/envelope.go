@@ -71,24 +71,19 @@ type Request struct {
 	// as many one-way requests of the sender (they travel on a stream of
 	// their own), so a Tell followed by a Call arrives in that order.
 	After uint64
-	// Trace is the caller's span, the parent of the host's; zero means none.
-	Trace TraceContext
+	// Trace is the caller's span, the parent of the host's; nil means none.
+	Trace *TraceContext
 	Args  []byte // raw msgpack array
 }
 
 // TraceContext is the part of a W3C trace context a request carries: the
 // trace id, the id of the caller's span and the trace flags (bit 0:
-// sampled). The zero value means none; a non-zero one has a non-zero trace
-// id and span id, as W3C requires. Trace state is not carried.
+// sampled). A decoded one has a non-zero trace id and span id, as W3C
+// requires. Trace state is not carried.
 type TraceContext struct {
 	TraceID [16]byte
 	SpanID  [8]byte
 	Flags   byte
-}
-
-// IsZero reports whether t carries no trace context.
-func (t *TraceContext) IsZero() bool {
-	return t.TraceID == [16]byte{} && t.SpanID == [8]byte{} && t.Flags == 0
 }
 
 // valid reports whether t's ids are both non-zero.
@@ -106,7 +101,7 @@ func (q *Request) DeadlineTime() (time.Time, bool) {
 // appends the argument array (AppendArgs, or raw bytes) to complete the frame.
 func AppendRequestHeader(b []byte, q *Request) []byte {
 	n := requestFields
-	if !q.Trace.IsZero() {
+	if q.Trace != nil {
 		n = tracedFields
 	}
 	b = append(b, 0x90|byte(n), byte(FrameRequest))
@@ -213,33 +208,35 @@ type Envelope struct {
 	CancelID uint64
 }
 
-// trace reads a request's trace field into t: nil (none), or a bin of
-// exactly traceLen bytes whose trace id and span id are not zero.
-func (r *reader) trace(t *TraceContext) {
+// trace reads a request's trace field: nil (none), or a bin of exactly
+// traceLen bytes whose trace id and span id are not zero. It allocates
+// only once those bytes are there.
+func (r *reader) trace() *TraceContext {
 	start := r.off
 	switch c := r.byte(); {
 	case r.err != nil:
-		return
+		return nil
 	case c == mpNil:
-		return
+		return nil
 	case c != mpBin8 || r.byte() != traceLen || r.err != nil:
 		r.off = start
 		r.fail("request: trace: want nil or bin of 25 bytes")
-		return
+		return nil
 	}
 	if !r.need(traceLen) {
-		return
+		return nil
 	}
 	b := r.b[r.off : r.off+traceLen]
+	var t TraceContext
 	copy(t.TraceID[:], b[:16])
 	copy(t.SpanID[:], b[16:24])
 	t.Flags = b[24]
 	if !t.valid() {
-		*t = TraceContext{}
 		r.fail("request: trace: zero trace id or span id")
-		return
+		return nil
 	}
 	r.off += traceLen
+	return &t
 }
 
 // DecodeEnvelope decodes one frame into env. Byte slices in env (Args,
@@ -281,9 +278,9 @@ func decodeEnvelope(frame []byte, env *Envelope, names *interner) error {
 		if n >= requestFields {
 			q.After = r.uint()
 		}
-		q.Trace = TraceContext{}
+		q.Trace = nil
 		if n == tracedFields {
-			r.trace(&q.Trace)
+			q.Trace = r.trace()
 		}
 		start := r.off
 		r.arrayHeader()

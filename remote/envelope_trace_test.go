@@ -16,10 +16,10 @@ var testTrace = TraceContext{
 
 func TestRequestTraceRoundTrip(t *testing.T) {
 	for _, q := range []Request{
-		{ID: 1, Target: "a", Method: "M", Trace: testTrace, Args: []byte{0x90}},
+		{ID: 1, Target: "a", Method: "M", Trace: &testTrace, Args: []byte{0x90}},
 		{ID: 1 << 40, Target: "b", Epoch: 9, Method: "Add", Flags: FlagIdempotent | FlagNoCancel, Deadline: 1 << 60,
-			Sender: "n1", After: 77, Trace: TraceContext{TraceID: [16]byte{15: 1}, SpanID: [8]byte{7: 1}}, Args: mustArgs(t, 5, "x")},
-		{ID: 3, Target: "c", Method: "Tell", Flags: FlagOneWay, Trace: testTrace, Args: mustArgs(t, []int{1})},
+			Sender: "n1", After: 77, Trace: &TraceContext{TraceID: [16]byte{15: 1}, SpanID: [8]byte{7: 1}}, Args: mustArgs(t, 5, "x")},
+		{ID: 3, Target: "c", Method: "Tell", Flags: FlagOneWay, Trace: &testTrace, Args: mustArgs(t, []int{1})},
 	} {
 		frame := AppendRequest(nil, &q)
 		var env Envelope
@@ -48,7 +48,7 @@ func TestRequestTraceBytes(t *testing.T) {
 	if !bytes.Equal(plain, want) {
 		t.Fatalf("untraced: got % x\nwant % x", plain, want)
 	}
-	q.Trace = testTrace
+	q.Trace = &testTrace
 	got := AppendRequest(nil, &q)
 	want = append([]byte{0x9b}, plain[1:12]...)
 	want = append(want, 0xc4, 25)
@@ -64,24 +64,24 @@ func TestRequestTraceBytes(t *testing.T) {
 	// An 11-field request whose trace is nil decodes with no trace.
 	nilTrace := append(append([]byte{0x9b}, plain[1:12]...), 0xc0, 0x91, 0x01)
 	var env Envelope
-	if err := DecodeEnvelope(nilTrace, &env); err != nil || !env.Request.Trace.IsZero() || env.Request.After != 0 || string(env.Request.Args) != "\x91\x01" {
+	if err := DecodeEnvelope(nilTrace, &env); err != nil || env.Request.Trace != nil || env.Request.After != 0 || string(env.Request.Args) != "\x91\x01" {
 		t.Fatalf("nil trace: %+v, %v", env.Request, err)
 	}
 	// A decoded traced request leaves no trace on the next, untraced one.
-	if err := DecodeEnvelope(got, &env); err != nil || env.Request.Trace != testTrace {
+	if err := DecodeEnvelope(got, &env); err != nil || env.Request.Trace == nil || *env.Request.Trace != testTrace {
 		t.Fatalf("traced: %+v, %v", env.Request, err)
 	}
-	if err := DecodeEnvelope(plain, &env); err != nil || !env.Request.Trace.IsZero() {
+	if err := DecodeEnvelope(plain, &env); err != nil || env.Request.Trace != nil {
 		t.Fatalf("untraced after traced: %+v, %v", env.Request, err)
 	}
 	old := []byte{0x99, 0x01, 0x05, 0xa1, 'a', 0x02, 0xa1, 'M', 0x01, 0x00, 0xc0, 0x91, 0x01}
-	if err := DecodeEnvelope(old, &env); err != nil || !env.Request.Trace.IsZero() {
+	if err := DecodeEnvelope(old, &env); err != nil || env.Request.Trace != nil {
 		t.Fatalf("9-field request: %+v, %v", env.Request, err)
 	}
 }
 
 func TestRequestTraceMalformed(t *testing.T) {
-	head := AppendRequestHeader(nil, &Request{ID: 1, Target: "a", Method: "M", Trace: testTrace})
+	head := AppendRequestHeader(nil, &Request{ID: 1, Target: "a", Method: "M", Trace: &testTrace})
 	fixed := head[:len(head)-2-traceLen] // up to and including after
 	with := func(trace ...byte) []byte {
 		return append(append(append([]byte{}, fixed...), trace...), 0x90)
@@ -116,7 +116,7 @@ func TestRequestTraceMalformed(t *testing.T) {
 	}
 	// The well-formed frame the cases are cut from decodes.
 	var env Envelope
-	if err := DecodeEnvelope(with(append([]byte{0xc4, 25}, body...)...), &env); err != nil || env.Request.Trace != testTrace {
+	if err := DecodeEnvelope(with(append([]byte{0xc4, 25}, body...)...), &env); err != nil || env.Request.Trace == nil || *env.Request.Trace != testTrace {
 		t.Fatalf("good frame: %+v, %v", env.Request, err)
 	}
 }

@@ -18,7 +18,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(AppendRequest(nil, &Request{ID: 1 << 40, Target: "a", Method: "M", Flags: FlagOneWay, Args: []byte{0x90}}))
 	// Issue 12: a request carrying a trace context, and one whose trace
 	// field is nil.
-	f.Add(AppendRequest(nil, &Request{ID: 7, Target: "a", Method: "M", After: 2, Trace: testTrace, Args: []byte{0x91, 0x05}}))
+	f.Add(AppendRequest(nil, &Request{ID: 7, Target: "a", Method: "M", After: 2, Trace: &testTrace, Args: []byte{0x91, 0x05}}))
 	f.Add([]byte{0x9b, 0x01, 0x05, 0xa1, 'a', 0x02, 0xa1, 'M', 0x01, 0x00, 0xc0, 0x00, 0xc0, 0x91, 0x01})
 	f.Add(AppendReply(nil, &Reply{ID: 2, Result: []byte{0x92, 0x81, 0xa1, 'k', 0xc3, 0xd6, 0xff, 0, 0, 0, 0}}))
 	f.Add(AppendErrorReply(nil, 3, &Error{Code: CodeBadArgs, Message: "m", Node: "n", Actor: "a", Method: "M"}))

@@ -100,11 +100,10 @@ type job struct {
 	wctx     context.Context    // the ownership wait's ctx, once made
 	stopWait context.CancelFunc // ends the ownership wait of waitCtx
 	block    bool               // one-way stream: wait for mailbox room
+	finished atomic.Bool        // beside block: no padding
 	wait     context.Context    // local one-way: the sender's ctx bounds the waits
 	held     int64              // bytes reserved in act's mailbox budget
-	finished atomic.Bool
-	start    time.Time  // the request's arrival, for the latency histogram
-	span     trace.Span // the host's span; nil without a tracer
+	start    int64              // monoNow at the request's arrival, for the latency histogram
 }
 
 // serve handles a request frame: ownership, activation, mailbox. It runs on
@@ -196,7 +195,7 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 // caller's deadline, cancellable by a cancel frame, and cancelled when the
 // caller's connection ends.
 func (e *Endpoint) newJob(from string, q *Request) *job {
-	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: time.Now()}
+	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: monoNow()}
 	e.jobCtx(j)
 	if e.tracer != nil {
 		e.startServerSpan(j)
@@ -492,12 +491,12 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 		j.act.release(j)
 	}
 	q := &j.req
-	if j.span != nil {
+	if e.tracer != nil {
 		typ := ""
 		if j.act != nil {
 			typ = j.act.ref.Type
 		}
-		endSpan(j.span, typ, q.Method, err)
+		endSpan(trace.SpanFromContext(j.ctx), typ, q.Method, err) // newJob started it
 	}
 	if err == nil && q.Flags&FlagOneWay != 0 {
 		if j.jc != nil {

@@ -51,25 +51,24 @@ func spanName(typ, method string) string {
 }
 
 // startClientSpan starts the caller's span of a call (or, oneWay, a send)
-// to ref's actor and returns the ctx that carries it, the span and the
-// trace context to put in the request.
-func (e *Endpoint) startClientSpan(ctx context.Context, ref Ref, method string, oneWay bool) (context.Context, trace.Span, TraceContext) {
+// to ref's actor and returns the ctx that carries it.
+func (e *Endpoint) startClientSpan(ctx context.Context, ref Ref, method string, oneWay bool) context.Context {
 	kind := trace.SpanKindClient
 	if oneWay {
 		kind = trace.SpanKindProducer
 	}
-	ctx, span := e.tracer.Start(ctx, spanName(ref.Type, method), trace.WithSpanKind(kind),
+	ctx, _ = e.tracer.Start(ctx, spanName(ref.Type, method), trace.WithSpanKind(kind),
 		trace.WithAttributes(systemAttr, AttrRPCService.String(ref.Type), AttrRPCMethod.String(method),
 			AttrActor.String(ref.ID), AttrNode.String(e.self)))
-	return ctx, span, traceContextOf(span.SpanContext())
+	return ctx
 }
 
-// traceContextOf is the wire form of sc; zero when sc is not valid.
-func traceContextOf(sc trace.SpanContext) TraceContext {
+// traceContextOf is the wire form of sc; nil when sc is not valid.
+func traceContextOf(sc trace.SpanContext) *TraceContext {
 	if !sc.IsValid() {
-		return TraceContext{}
+		return nil
 	}
-	return TraceContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}
+	return &TraceContext{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}
 }
 
 // spanContext is the remote parent t names; not valid when t is zero.
@@ -79,7 +78,7 @@ func (t *TraceContext) spanContext() trace.SpanContext {
 }
 
 // startServerSpan starts the host's span of job j, child of the caller's
-// span the request names, and makes j's ctx carry it.
+// span the request names, and makes j's ctx carry it (finish ends it).
 func (e *Endpoint) startServerSpan(j *job) {
 	q := &j.req
 	kind := trace.SpanKindServer
@@ -87,10 +86,10 @@ func (e *Endpoint) startServerSpan(j *job) {
 		kind = trace.SpanKindConsumer
 	}
 	parent := j.ctx
-	if !q.Trace.IsZero() {
+	if q.Trace != nil {
 		parent = trace.ContextWithRemoteSpanContext(parent, q.Trace.spanContext())
 	}
-	ctx, span := e.tracer.Start(parent, q.Method, trace.WithSpanKind(kind),
+	ctx, _ := e.tracer.Start(parent, q.Method, trace.WithSpanKind(kind),
 		trace.WithAttributes(systemAttr, AttrRPCMethod.String(q.Method), AttrActor.String(q.Target),
 			AttrNode.String(e.self), AttrPeerNode.String(j.from)))
 	if j.jc != nil {
@@ -98,7 +97,7 @@ func (e *Endpoint) startServerSpan(j *job) {
 		// jobCtx.AfterFunc) under the span's ctx value.
 		ctx = &spanCtx{Context: ctx, jc: j.jc}
 	}
-	j.ctx, j.span = ctx, span
+	j.ctx = ctx
 }
 
 // spanCtx is a job's ctx with its span as a value, still offering its
@@ -131,10 +130,15 @@ func endSpan(span trace.Span, typ, method string, err error) {
 // codeOf classifies the error a call ended with: CodeOK for nil, the
 // *Error's code, the codes of ctx errors, else CodeInternal.
 func codeOf(err error) Code {
+	if err == nil {
+		return CodeOK // before errCode's variable, which escapes
+	}
+	return errCode(err)
+}
+
+func errCode(err error) Code {
 	var re *Error
 	switch {
-	case err == nil:
-		return CodeOK
 	case errors.As(err, &re):
 		return re.Code
 	case errors.Is(err, context.DeadlineExceeded):
