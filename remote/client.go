@@ -94,7 +94,11 @@ func (c *Call) OnDone(f func()) {
 }
 
 // finish completes the call once; later calls are ignored.
-func (c *Call) finish(result []byte, err error) {
+func (c *Call) finish(result []byte, err error) { c.finishAt(result, err, 0) }
+
+// finishAt is finish; at, when not 0, is a monoNow reading of now (the
+// host's, for a local call), which saves reading the clock again.
+func (c *Call) finishAt(result []byte, err error, at int64) {
 	c.mu.Lock()
 	if c.state.Load() {
 		c.mu.Unlock()
@@ -111,7 +115,10 @@ func (c *Call) finish(result []byte, err error) {
 	cbs := c.cbs
 	c.cbs = nil
 	c.mu.Unlock()
-	c.e.observeCall(c.ref.Type, c.method, codeOf(err), time.Duration(monoNow()-c.t0))
+	if at == 0 {
+		at = monoNow()
+	}
+	c.e.observeCall(c.ref.Type, c.method, codeOf(err), time.Duration(at-c.t0))
 	if c.e.tracer != nil {
 		endSpan(trace.SpanFromContext(c.ctx), "", c.method, err) // a no-op span if none was started
 	}
@@ -340,6 +347,9 @@ func (e *Endpoint) start(c *Call, loc Location) {
 		// Same node: no frame, but the arguments are the encoded copy, and
 		// the reply comes back as a frame, so values never alias.
 		q.Args = c.args
+		if c.attempts == 0 {
+			q.start = c.t0 // the host's arrival, as good as its own reading
+		}
 		err = e.serveLocal(&q)
 	} else {
 		q.After = e.oneWaySent(loc.Node).Load()
@@ -501,7 +511,7 @@ func (e *Endpoint) onReply(from string, p *Reply) {
 		}
 		return
 	}
-	c.finish(p.Result, nil)
+	c.finishAt(p.Result, nil, p.at)
 }
 
 // NodeFailed tells the endpoint that node is gone (the registry marked it

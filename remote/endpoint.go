@@ -162,9 +162,10 @@ type Endpoint struct {
 	parkedBytes    atomic.Int64
 	repliesDropped atomic.Uint64
 
-	tracer    trace.Tracer // from Config.TracerProvider; nil: no spans
-	clientLat sync.Map     // clientKey -> *clientHists: latency of the calls made
-	oneWays   oneWayCounters
+	tracer      trace.Tracer // from Config.TracerProvider; nil: no spans
+	clientLat   sync.Map     // clientKey -> *clientHists: latency of the calls made
+	clientCache clientCache
+	oneWays     oneWayCounters
 }
 
 type inflightKey struct {

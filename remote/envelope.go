@@ -74,6 +74,8 @@ type Request struct {
 	// Trace is the caller's span, the parent of the host's; nil means none.
 	Trace *TraceContext
 	Args  []byte // raw msgpack array
+
+	start int64 // a local call: the caller's monoNow at Call, taken as its arrival; not on the wire
 }
 
 // TraceContext is the part of a W3C trace context a request carries: the
@@ -140,6 +142,8 @@ type Reply struct {
 	ID     uint64
 	Err    *Error // nil on success
 	Result []byte // raw msgpack of the result; nil on error
+
+	at int64 // a local reply: the host's monoNow at the end of the call; not on the wire
 }
 
 // AppendReplyHeader appends a successful reply's header to b; the caller

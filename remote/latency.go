@@ -101,7 +101,27 @@ type clientKey struct{ typ, method string }
 // clientHists holds a clientKey's histograms, one per outcome, each made
 // on first use.
 type clientHists struct {
-	by [outcomeSlots]atomic.Pointer[histogram]
+	key clientKey
+	by  [outcomeSlots]atomic.Pointer[histogram]
+}
+
+// clientCacheSlots is the size of Endpoint.clientCache.
+const clientCacheSlots = 8
+
+// clientCache holds recently used clientHists, in a slot picked by
+// cacheSlot, so that a caller of one method a time finds its
+// histograms with two string comparisons (equal strings of one origin
+// compare by pointer) rather than hashing both names for the sync.Map.
+type clientCache [clientCacheSlots]atomic.Pointer[clientHists]
+
+// cacheSlot picks the clientCache slot of typ.method from its lengths and
+// a few bytes: no hashing of whole names.
+func cacheSlot(typ, method string) int {
+	h := uint(len(typ))*7 + uint(len(method))*3
+	if n := len(method); n > 0 {
+		h += uint(method[0]) + uint(method[n-1])*5
+	}
+	return int(h % clientCacheSlots)
 }
 
 // observeCall records that a call to typ.method took d and ended with
@@ -110,12 +130,17 @@ func (e *Endpoint) observeCall(typ, method string, code Code, d time.Duration) {
 	if int(code) >= outcomeSlots {
 		code = CodeInternal
 	}
-	k := clientKey{typ, method}
-	v, ok := e.clientLat.Load(k)
-	if !ok {
-		v, _ = e.clientLat.LoadOrStore(k, new(clientHists))
+	slot := &e.clientCache[cacheSlot(typ, method)]
+	hs := slot.Load()
+	if hs == nil || hs.key.method != method || hs.key.typ != typ {
+		k := clientKey{typ, method}
+		v, ok := e.clientLat.Load(k)
+		if !ok {
+			v, _ = e.clientLat.LoadOrStore(k, &clientHists{key: k})
+		}
+		hs = v.(*clientHists)
+		slot.Store(hs)
 	}
-	hs := v.(*clientHists)
 	h := hs.by[code].Load()
 	if h == nil {
 		hs.by[code].CompareAndSwap(nil, new(histogram))

@@ -195,7 +195,11 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 // caller's deadline, cancellable by a cancel frame, and cancelled when the
 // caller's connection ends.
 func (e *Endpoint) newJob(from string, q *Request) *job {
-	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: monoNow()}
+	start := q.start // a local caller's reading
+	if start == 0 {
+		start = monoNow()
+	}
+	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: start}
 	e.jobCtx(j)
 	if e.tracer != nil {
 		e.startServerSpan(j)
@@ -440,7 +444,7 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 		pe := &PanicError{Value: p, Stack: debug.Stack()}
 		e.finish(j, nil, &Error{Code: CodePanicked,
 			Message: fmt.Sprintf("%s.%s: %v", obj.typ.name, q.Method, p), cause: pe})
-		obj.observeLast(j.start)
+		obj.observeLast(j.start, monoNow())
 		if hook := e.cfg.OnPanic; hook != nil {
 			hook(j.act.ref, q.Method, pe)
 		}
@@ -451,8 +455,9 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 	}
 	frame, err := obj.invoke(j.ctx, dst, q.Method, q.Args, false, !oneWay)
 	obj.countLast(err)
-	e.finish(j, frame, err)
-	obj.observeLast(j.start)
+	end := monoNow() // one reading for the histogram and, for a local caller, its own
+	obj.observeLast(j.start, end)
+	e.finishAt(j, frame, err, end)
 	if buf != nil {
 		*buf = frame
 		putBuf(buf)
@@ -484,6 +489,12 @@ func (e *Endpoint) fail(from string, q *Request, rerr *Error) {
 // wire error (the method's own *Error, a ctx error, or the engine's). A
 // result over the frame limit is answered ErrTooLarge.
 func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
+	return e.finishAt(j, frame, err, 0)
+}
+
+// finishAt is finish; at, when not 0, is the monoNow reading of the end
+// of the call, handed to a local caller with its reply.
+func (e *Endpoint) finishAt(j *job, frame []byte, err error, at int64) *Error {
 	if !j.finished.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -525,7 +536,7 @@ func (e *Endpoint) finish(j *job, frame []byte, err error) *Error {
 		if len(frame) <= e.cfg.MaxFrameSize {
 			if j.from == e.self {
 				// A local caller: the result as is, no frame to decode.
-				e.onReply(e.self, &Reply{ID: q.ID, Result: frame[replyHeaderLen(q.ID):]})
+				e.onReply(e.self, &Reply{ID: q.ID, Result: frame[replyHeaderLen(q.ID):], at: at})
 				return nil
 			}
 			e.reply(j.from, frame)

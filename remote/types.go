@@ -266,10 +266,10 @@ func (o *Object) countLast(err error) {
 }
 
 // observeLast records the latency of the latest invoke, whose request
-// arrived at start (monoNow).
-func (o *Object) observeLast(start int64) {
+// arrived at start and ended at end (monoNow readings).
+func (o *Object) observeLast(start, end int64) {
 	if m := o.last; m != nil {
-		m.latency.observe(time.Duration(monoNow() - start))
+		m.latency.observe(time.Duration(end - start))
 	}
 }
 
