@@ -112,6 +112,29 @@ func (n *Node) startAdmin() error {
 			writeJSON(w, map[string]string{"expelled": id}, nil)
 		})
 	}
+	// /ready answers 200 once the node is ready (Node.Ready) and 503 with
+	// the reason before; ?wait=DURATION (at most a minute) waits for it.
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
+		err := n.readyNow()
+		if ws := r.URL.Query().Get("wait"); ws != "" && err != nil {
+			d, perr := time.ParseDuration(ws)
+			if perr != nil || d < 0 {
+				http.Error(w, "wait: want a duration such as 30s", http.StatusBadRequest)
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), min(d, time.Minute))
+			err = n.Ready(ctx)
+			cancel()
+			if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+				err = n.readyNow()
+			}
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, map[string]string{"ready": n.id}, nil)
+	})
 	mux.HandleFunc("GET /actors", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := ActorFilter{Type: q.Get("type"), Node: q.Get("node"), After: q.Get("after")}

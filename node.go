@@ -70,9 +70,13 @@ var (
 	_ remote.OwnerWaiter = (*owner)(nil)
 )
 
-// Start starts a node per cfg and returns once it is a member of its
-// cluster: it bootstraps one (no Join), rejoins from DataDir, or joins
-// through Join. ctx bounds the start only.
+// Start starts a node per cfg and returns once it runs. A node that
+// starts a new cluster (no Join, no state in DataDir) or joins one through
+// Join is ready when Start returns: a member holding its lease. A node
+// restarted from the Raft state in its DataDir returns as soon as it runs,
+// without waiting for its peers, so that a whole cluster can be started
+// again one node at a time; it rejoins in the background, and Ready waits
+// for it to be able to serve. ctx bounds the start only.
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if ctx == nil {
 		return nil, errors.New("troupe: nil context")
@@ -123,7 +127,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("troupe: start %s: %w", n.id, err)
 	}
 	n.reg = reg
-	if err := reg.WaitLease(ctx); err != nil {
+	// A node restarted from DataDir does not wait for its peers: they may
+	// be starting one at a time too (see Ready).
+	if err := n.waitLeaseUnlessRestarted(ctx); err != nil {
 		err = fmt.Errorf("waiting for a lease: %w", err)
 		reg.Close()
 		n.cancel()

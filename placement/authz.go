@@ -17,8 +17,11 @@ package placement
 //     to, when its id was known; request ids start at random, so a reply to
 //     a request sent by address only (a first join) must guess one.
 //   - Ping (msgPing) is open to any id that is not expelled (a joiner pings
-//     before its join is applied). A pong is accepted only from the leader
-//     this node knows, so nobody else can grant it a lease.
+//     before its join is applied). A ping from another address than the
+//     one recorded for its id (a process restarted on a new port, not yet
+//     rejoined) neither proves the member alive nor gets a lease. A pong
+//     is accepted only from the leader this node knows, so nobody else can
+//     grant it a lease.
 //   - Propose (msgPropose) and remove (msgRemove) are for recorded members
 //     only: alive or failed members may propose any client command; a left
 //     member only its leave (a retry) and reads. Expelled and unknown ids

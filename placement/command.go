@@ -108,15 +108,19 @@ const cmdVersion = 1
 
 // command is the union of every command body; each type uses a subset.
 type command struct {
-	Type   cmdType      `msgpack:"-"`
-	Node   string       `msgpack:"n,omitempty"` // member id, or caller for spawn
-	Addr   string       `msgpack:"a,omitempty"`
-	Types  []string     `msgpack:"t,omitempty"`
-	Voter  uint8        `msgpack:"v,omitempty"` // join: the member's VoterPolicy
-	Spawn  SpawnRequest `msgpack:"s,omitempty"`
-	ID     string       `msgpack:"i,omitempty"` // actor id for stop/restart
-	Epoch  uint64       `msgpack:"e,omitempty"` // expected epoch; 0 = any
-	Reason string       `msgpack:"r,omitempty"`
+	Type  cmdType  `msgpack:"-"`
+	Node  string   `msgpack:"n,omitempty"` // member id, or caller for spawn
+	Addr  string   `msgpack:"a,omitempty"`
+	Types []string `msgpack:"t,omitempty"`
+	Voter uint8    `msgpack:"v,omitempty"` // join: the member's VoterPolicy
+	// Takeover: join of the leader itself at a new address. The leader is
+	// the Raft server of that id, so the process recorded at the old
+	// address is gone, alive as it may still be recorded.
+	Takeover bool         `msgpack:"k,omitempty"`
+	Spawn    SpawnRequest `msgpack:"s,omitempty"`
+	ID       string       `msgpack:"i,omitempty"` // actor id for stop/restart
+	Epoch    uint64       `msgpack:"e,omitempty"` // expected epoch; 0 = any
+	Reason   string       `msgpack:"r,omitempty"`
 	// Origin, Inc and Seq identify a client request for exactly-once
 	// retries: the proposing node, its incarnation (the log index of its
 	// latest join) and a per-incarnation counter. Seq 0 means no dedup.

@@ -1,6 +1,7 @@
 package placement_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -136,5 +137,72 @@ func TestCorruptedSnapshotOnDiskRefused(t *testing.T) {
 		if p, ok := c.Reg(0).Lookup(fmt.Sprint("s", i)); !ok || p.State != placement.Active {
 			t.Fatalf("s%d after restart = %+v, %v", i, p, ok)
 		}
+	}
+}
+
+// TestColdStartOneAtATime: every node of a durable cluster is down; they
+// start again one at a time, each New returning before a quorum is back
+// (a start script waits for each to run before the next), and the cluster
+// gets going once two of three run.
+func TestColdStartOneAtATime(t *testing.T) {
+	c := placementtest.New(t, placementtest.Config{Nodes: 3, Durable: true})
+	ctx := ctxT(t, 30*time.Second)
+	for i := range 6 {
+		if _, err := c.Reg(i%3).Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprint("c", i), Type: "T"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if err := c.Launch(0); err != nil {
+		t.Fatalf("first node of a cold start: %v", err)
+	}
+	if !c.Reg(0).Restarted() {
+		t.Fatal("Restarted() = false for a node started from its DataDir")
+	}
+	if done, err := c.Reg(0).Joined(); done {
+		t.Fatalf("alone, node 0 rejoined (err %v) without a quorum", err)
+	}
+	if c.Reg(0).HasLease() {
+		t.Fatal("alone, node 0 holds a lease")
+	}
+	if err := c.Launch(1); err != nil {
+		t.Fatalf("second node of a cold start: %v", err)
+	}
+	for i := range 2 {
+		if err := c.Reg(i).WaitJoined(ctx); err != nil {
+			t.Fatalf("node %d rejoin with a quorum back: %v", i, err)
+		}
+		if err := c.Reg(i).WaitLease(ctx); err != nil {
+			t.Fatalf("node %d lease: %v", i, err)
+		}
+	}
+	if err := c.Launch(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reg(2).WaitJoined(ctx); err != nil {
+		t.Fatalf("node 2 rejoin: %v", err)
+	}
+	for i := range 6 {
+		if p, ok := c.Reg(2).Lookup(fmt.Sprint("c", i)); !ok || p.Type != "T" {
+			t.Fatalf("c%d after the cold start = %+v, %v", i, p, ok)
+		}
+	}
+	if _, err := c.Reg(2).Spawn(ctx, placement.SpawnRequest{ID: "after", Type: "T"}); err != nil {
+		t.Fatalf("spawn after the cold start: %v", err)
+	}
+}
+
+// TestClosedBeforeRejoin: a node restarted alone and closed before its
+// peers return reports ErrClosed from WaitJoined, and leaks nothing.
+func TestClosedBeforeRejoin(t *testing.T) {
+	c := placementtest.New(t, placementtest.Config{Nodes: 3, Durable: true})
+	c.Close()
+	if err := c.Launch(0); err != nil {
+		t.Fatal(err)
+	}
+	reg := c.Reg(0)
+	c.Kill(0)
+	if err := reg.WaitJoined(ctxT(t, 10*time.Second)); !errors.Is(err, placement.ErrClosed) {
+		t.Fatalf("WaitJoined after Close = %v, want ErrClosed", err)
 	}
 }

@@ -132,6 +132,14 @@ func (r *Registry) handlePing(from string, c *ctrl) {
 	if !r.IsLeader() {
 		return
 	}
+	if m, ok := r.fsm.m.member(from); ok && c.Addr != "" && c.Addr != m.Addr {
+		// Another process of this id, at another address than the one
+		// recorded (restarted on a new port, not yet rejoined): it is not
+		// the member, so it proves the member neither alive nor entitled
+		// to a lease. The member is marked failed once it is not heard
+		// for FailTimeout, and then the new process's join is admitted.
+		return
+	}
 	r.heard(from)
 	if r.pong(from, c.Req) {
 		return
@@ -266,7 +274,7 @@ func (r *Registry) renewLease() {
 	}
 	r.pingSent[id] = now
 	r.pendMu.Unlock()
-	b, err := encodeCtrl(&ctrl{Type: msgPing, Req: id})
+	b, err := encodeCtrl(&ctrl{Type: msgPing, Req: id, Addr: r.addr})
 	if err != nil {
 		return
 	}

@@ -314,7 +314,7 @@ func (a *applier) join(c command) result {
 		a.m.members[c.Node] = mb
 	case mb.Status == Expelled:
 		return result{Err: &SpawnError{Node: c.Node, Err: ErrExpelled}}
-	case mb.Status == Alive && mb.Addr != c.Addr:
+	case mb.Status == Alive && mb.Addr != c.Addr && !c.Takeover:
 		// One process per node id: the leader checked this before it
 		// changed the Raft configuration; every replica refuses alike.
 		return result{Err: fmt.Errorf("%w: %s is alive at %s", ErrIDInUse, c.Node, mb.Addr)}
@@ -327,6 +327,7 @@ func (a *applier) join(c command) result {
 		mb.Voter = VoterPolicy(c.Voter)
 	}
 	a.emit(Event{Kind: MemberJoined, Member: a.snap(mb)})
+	a.rehome(c.Node)
 	return result{}
 }
 
@@ -337,6 +338,7 @@ func (a *applier) addTypes(c command) result {
 	}
 	mb.Types = mergeTypes(mb.Types, c.Types)
 	a.emit(Event{Kind: MemberJoined, Member: a.snap(mb)})
+	a.rehome(c.Node)
 	return result{}
 }
 
@@ -348,6 +350,7 @@ func (a *applier) alive(c command) result {
 	if mb.Status == Failed {
 		mb.Status = Alive
 		a.emit(Event{Kind: MemberAlive, Member: a.snap(mb)})
+		a.rehome(c.Node)
 	}
 	return result{}
 }
@@ -438,13 +441,58 @@ func (a *applier) replace(p Placement, reason string, countRestart bool) Placeme
 		p.Restarts++
 	}
 	node, err := a.choose(p.ID, p.Type, p.Strategy, p.Node, p.Node, true)
+	if errors.Is(err, ErrNoCandidate) {
+		// No alive member hosts the type (the whole cluster is stopping,
+		// or its last host went down): the actor stays placed where it
+		// was, unserved, until a member hosting its type is alive again
+		// (rehome). Stopping it would lose it for good.
+		prev.Reason = awaitingHost + reason
+		a.store(prev)
+		return prev
+	}
 	if err != nil {
 		return a.stopActor(prev, reason+"; "+err.Error())
 	}
-	p.Node, p.Epoch = node, a.epoch
+	p.Node, p.Epoch, p.Reason = node, a.epoch, ""
 	a.emit(Event{Kind: ActorReplaced, Actor: p, Prev: prev}) // before store: see machine.moving
 	a.store(p)
 	return p
+}
+
+// awaitingHost prefixes the Reason of an active actor whose node is down
+// and that no alive member could take (see replace).
+const awaitingHost = "awaiting a host: "
+
+// rehome re-places the actors left on down members for want of a host
+// (replace) that member node, alive now, hosts. Only down members still
+// holding actors are walked, so a join costs nothing in the usual case.
+func (a *applier) rehome(node string) {
+	to := a.m.members[node]
+	if to == nil || to.Status != Alive || len(to.Types) == 0 {
+		return
+	}
+	// Its own waiting actors are served by it again, where they are.
+	for _, id := range a.m.activeOn(node) {
+		if p, _ := a.m.get(id); strings.HasPrefix(p.Reason, awaitingHost) {
+			p.Reason = ""
+			a.store(p)
+		}
+	}
+	var down []string
+	for id, mb := range a.m.members {
+		if mb.Status != Alive && mb.Load > 0 {
+			down = append(down, id)
+		}
+	}
+	slices.Sort(down)
+	for _, d := range down {
+		for _, id := range a.m.activeOn(d) {
+			p, _ := a.m.get(id)
+			if to.hosts(p.Type) {
+				a.replace(p, strings.TrimPrefix(p.Reason, awaitingHost), false)
+			}
+		}
+	}
 }
 
 func (a *applier) stopActor(p Placement, reason string) Placement {

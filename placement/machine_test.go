@@ -521,3 +521,75 @@ func TestBatchedResultsOnTheWire(t *testing.T) {
 		t.Fatalf("typed error lost: %#v", d.Rs[1].Err)
 	}
 }
+
+// TestActorsAwaitAHost: when the last member hosting a type goes down
+// (the whole cluster stops, or the last host fails), its actors stay
+// placed with a reason instead of being stopped, and move to the first
+// member hosting the type that is alive again — by a join, a types
+// registration or a return from failure — without using their budget.
+func TestActorsAwaitAHost(t *testing.T) {
+	s := newSM(t)
+	s.join("n1", "A")
+	s.join("n2", "B")
+	for _, id := range []string{"a1", "a2"} {
+		if r := s.spawn("n1", SpawnRequest{ID: id, Type: "A", Policy: RestartPolicy{MaxRestarts: 1}}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if r := s.spawn("n2", SpawnRequest{ID: "b", Type: "B", Policy: RestartPolicy{MaxRestarts: 0}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	s.do(command{Type: cmdLeave, Node: "n1"})
+	s.do(command{Type: cmdFailed, Node: "n2"})
+	for id, node := range map[string]string{"a1": "n1", "a2": "n1"} {
+		p, _ := s.m.lookup(id)
+		if p.State != Active || p.Node != node || p.Reason != "awaiting a host: node n1 left" || p.Restarts != 0 {
+			t.Fatalf("%s after its only host left = %+v", id, p)
+		}
+	}
+	// A failure with the budget spent still stops: the budget decides first.
+	if p, _ := s.m.lookup("b"); p.State != Stopped {
+		t.Fatalf("b (MaxRestarts 0) after its host failed = %+v", p)
+	}
+	// A member that does not host A changes nothing.
+	s.join("n3", "B")
+	if p, _ := s.m.lookup("a1"); p.Node != "n1" {
+		t.Fatalf("a1 moved to a member not hosting A: %+v", p)
+	}
+	// n3 registers A: both move to it, with new epochs and no reason.
+	s.events = nil
+	if r := s.do(command{Type: cmdTypes, Node: "n3", Types: []string{"A"}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		p, _ := s.m.lookup(id)
+		if p.State != Active || p.Node != "n3" || p.Reason != "" || p.Restarts != 0 || p.Epoch != s.index*maxBatch {
+			t.Fatalf("%s after a host of A registered = %+v", id, p)
+		}
+	}
+	moved := 0
+	for _, e := range s.events {
+		if e.Kind == ActorReplaced {
+			moved++
+		}
+	}
+	if moved != 2 {
+		t.Fatalf("%d ActorReplaced events, want 2", moved)
+	}
+	if mb, _ := s.m.member("n1"); mb.Load != 0 {
+		t.Fatalf("n1 load after its actors moved = %d", mb.Load)
+	}
+	// A failed last host coming back keeps its waiting actors.
+	if r := s.spawn("n3", SpawnRequest{ID: "c", Type: "A", Policy: RestartPolicy{MaxRestarts: -1}}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	c0, _ := s.m.lookup("c")
+	s.do(command{Type: cmdFailed, Node: "n3"})
+	if p, _ := s.m.lookup("c"); p.Node != "n3" || p.Epoch != c0.Epoch || p.Restarts != 0 {
+		t.Fatalf("c after its only host failed = %+v", p)
+	}
+	s.do(command{Type: cmdAlive, Node: "n3"})
+	if p, _ := s.m.lookup("c"); p.Node != "n3" || p.Epoch != c0.Epoch || p.Reason != "" {
+		t.Fatalf("c after its host came back = %+v", p)
+	}
+}

@@ -103,17 +103,24 @@ func (r *Registry) othersGone() bool {
 // FailTimeout of its death) must try again after that.
 func (r *Registry) register(ctx context.Context) error {
 	defer r.endJoin()
-	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Types: r.cfg.Types, Voter: uint8(r.cfg.Voter)}
+	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Voter: uint8(r.cfg.Voter)}
 	next := 0
 	var hint transport.Peer // leader named by a follower's redirect
 	// A process restarted at a new address may find its old self still
 	// recorded alive: the leader marks it failed within FailTimeout of
-	// its last ping. Until then ErrIDInUse is retried; past that window
-	// the id is in use by another live process, and that is the answer.
-	inUseUntil := time.Now().Add(2*r.cfg.FailTimeout + r.cfg.LeaseTimeout)
+	// its last ping, or of its own election when the old process led (an
+	// election takes a few HeartbeatTimeouts; ten is the slack of a
+	// loaded host). A peer's transport also refuses the id from a new
+	// address while it holds a connection to the old process, which after
+	// a kill -9 lasts until the connection's idle timeout (5 s by
+	// default), at the same time. Until the later of the two ErrIDInUse
+	// is retried; past that window the id is in use by another live
+	// process, and that is the answer.
+	inUseUntil := time.Now().Add(max(2*r.cfg.FailTimeout+r.cfg.LeaseTimeout+10*r.cfg.HeartbeatTimeout, transportIdleSlack))
 	for {
 		var res *result
 		var err error
+		msg.Types = r.typesToJoin()
 		addr, lid := r.raft.LeaderWithID()
 		switch {
 		case r.IsLeader():
@@ -124,14 +131,17 @@ func (r *Registry) register(ctx context.Context) error {
 		case hint.ID != "":
 			res, err = r.callResult(ctx, hint, msg)
 			hint = transport.Peer{}
-		case len(r.cfg.Join) > 0:
-			j := r.cfg.Join[next%len(r.cfg.Join)]
-			next++
-			res, err = r.callResult(ctx, transport.Peer{Addr: j}, msg)
 		default:
-			err = ErrNoLeader
+			targets := r.joinTargets()
+			if len(targets) == 0 {
+				err = ErrNoLeader
+				break
+			}
+			res, err = r.callResult(ctx, targets[next%len(targets)], msg)
+			next++
 		}
 		if err == nil && res.Err == nil {
+			r.sentTypes = len(msg.Types)
 			r.inc.Store(res.Index)
 			return r.WaitApplied(ctx, res.Index)
 		}
@@ -167,6 +177,36 @@ func (r *Registry) register(ctx context.Context) error {
 	}
 }
 
+// transportIdleSlack is the least time a join retries a peer's refusal
+// of this id: the transport's default idle timeout
+// (transport.Config.MaxIdleTimeout, 5 s), after which a peer forgets a
+// killed process's connection, with margin.
+const transportIdleSlack = 7 * time.Second
+
+// joinTargets lists whom a join asks when no leader is known: the Join
+// addresses, then the other servers of this replica's own Raft
+// configuration, by id and address. A node restarted from its DataDir
+// finds its peers there whatever its own new address, Join or not.
+func (r *Registry) joinTargets() []transport.Peer {
+	targets := make([]transport.Peer, 0, len(r.cfg.Join)+4)
+	for _, j := range r.cfg.Join {
+		targets = append(targets, transport.Peer{Addr: j})
+	}
+	if p := r.az.peers.Load(); p != nil {
+		ids := make([]string, 0, len(p.byID))
+		for id := range p.byID {
+			if id != r.id {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			targets = append(targets, transport.Peer{ID: id, Addr: p.byID[id]})
+		}
+	}
+	return targets
+}
+
 // joinFrom handles a join received from peer `from` (allowFrame checked
 // that it names from and that from is not expelled): the leader admits it;
 // a follower redirects it to the leader, whom the joiner must ask itself.
@@ -199,7 +239,9 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 		switch {
 		case mb.Status == Expelled:
 			return nil, r.refuse(origin, "join", RefusalExpelled, &SpawnError{Node: origin, Err: ErrExpelled})
-		case mb.Status == Alive && mb.Addr != c.Addr:
+		case mb.Status == Alive && mb.Addr != c.Addr && origin != r.id:
+			// (A leader joining itself at a new address is the Raft
+			// server of that id, restarted: its old process is gone.)
 			return nil, r.refuse(origin, "join", RefusalIDInUse,
 				fmt.Errorf("%w: %s is alive at %s (join from %s refused until it fails or leaves)", ErrIDInUse, origin, mb.Addr, c.Addr))
 		}
@@ -243,17 +285,31 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 		}
 		r.refreshRaftPeers()
 	}
-	r.heard(origin)
-	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types, Voter: c.Voter})
+	if have != nil && have.Address != addr {
+		// Raft's heartbeat to the old address may be stuck in a dial for
+		// up to raftRPCTimeout before it tries the new one; until then
+		// the member cannot learn who leads, so it cannot ping. It is
+		// not marked failed for that.
+		r.heardUntil(origin, time.Now().Add(raftRPCTimeout+r.cfg.HeartbeatTimeout))
+	} else {
+		r.heard(origin)
+	}
+	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types, Voter: c.Voter, Takeover: origin == r.id})
 	if err != nil {
 		return nil, err
 	}
 	return r.applyLocal(data)
 }
 
-func (r *Registry) heard(id string) {
+func (r *Registry) heard(id string) { r.heardUntil(id, time.Now()) }
+
+// heardUntil records id as heard at t, unless it was heard later (t may
+// be ahead of now: a grace before the failure detector counts silence).
+func (r *Registry) heardUntil(id string, t time.Time) {
 	r.hbMu.Lock()
-	r.lastHeard[id] = time.Now()
+	if t.After(r.lastHeard[id]) {
+		r.lastHeard[id] = t
+	}
 	r.hbMu.Unlock()
 }
 

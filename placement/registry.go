@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,8 +77,21 @@ type Registry struct {
 	base  time.Time // monotonic origin of lease times
 	grace time.Duration
 	lease atomic.Pointer[grant]
-	lw    leaseWork // lease.go: pings a new leader answers once it has a lease
-	az    authz     // authz.go: who may send what; the transport Gate's caches
+
+	// restarted is set when Raft found state in DataDir: the node rejoins
+	// in the background (see New), and joined is closed once that ends,
+	// with joinErr its outcome.
+	restarted bool
+	joined    chan struct{}
+	joinErr   error
+	// typesMu guards joinTypes and joinOver: types that HostTypes adds
+	// while a background rejoin runs go with the join (see HostTypes).
+	typesMu   sync.Mutex
+	joinTypes []string
+	joinOver  bool
+	sentTypes int       // types the join that succeeded carried
+	lw        leaseWork // lease.go: pings a new leader answers once it has a lease
+	az        authz     // authz.go: who may send what; the transport Gate's caches
 
 	// Fences of actors moved here from a live node (see fence.go).
 	fences     sync.Map      // actor id -> *fence
@@ -203,11 +217,71 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	r.leaseDone = make(chan struct{})
 	r.goFunc(func() { defer close(r.leaseDone); r.leaseLoop() })
 	r.goFunc(r.monitorLoop)
+	r.joined = make(chan struct{})
+	if r.restarted {
+		// A node restarted from its DataDir may be one of a whole cluster
+		// that starts again one node at a time: its peers, and so a
+		// quorum, may not be back yet. New returns with Raft running; the
+		// rejoin (which records a new address or types) goes on until it
+		// succeeds, fails for good, or Close; WaitJoined waits for it.
+		r.goFunc(func() {
+			defer close(r.joined)
+			err := r.register(r.ctx)
+			if err == nil {
+				if late := r.endTypes(r.sentTypes); len(late) > 0 {
+					// Registered after the join message was built.
+					_, err = r.propose(r.ctx, command{Type: cmdTypes, Node: r.id, Types: late}, true)
+				}
+			} else {
+				r.endTypes(0)
+			}
+			switch {
+			case err == nil:
+				r.log.Info("placement: rejoined", "addr", r.addr)
+			case r.closed.Load():
+				err = fmt.Errorf("%w before the rejoin ended (last error: %v)", ErrClosed, err)
+			default:
+				r.log.Error("placement: rejoin failed", "err", err)
+			}
+			r.joinErr = err
+		})
+		return r, nil
+	}
+	defer close(r.joined)
 	if err := r.register(ctx); err != nil {
+		r.joinErr = err
 		r.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+// Restarted reports whether the registry started from Raft state found in
+// DataDir; its rejoin then runs in the background (WaitJoined).
+func (r *Registry) Restarted() bool { return r.restarted }
+
+// Joined reports, without waiting, whether this node's join has ended,
+// and its error if it failed.
+func (r *Registry) Joined() (bool, error) {
+	select {
+	case <-r.joined:
+		return true, r.joinErr
+	default:
+		return false, nil
+	}
+}
+
+// WaitJoined waits until this node's join has been applied by its local
+// replica, and returns the join's error if it failed for good (expelled,
+// the id in use elsewhere, Close). A registry that did not restart from
+// DataDir has joined when New returns.
+func (r *Registry) WaitJoined(ctx context.Context) error {
+	select {
+	case <-r.joined:
+		return r.joinErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // hclogger is Raft's logger: the node's slog logger with Raft's own
@@ -256,6 +330,7 @@ func (r *Registry) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("placement: raft state: %w", err)
 	}
+	r.restarted = has
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(r.id)
 	rc.HeartbeatTimeout = r.cfg.HeartbeatTimeout
@@ -278,7 +353,7 @@ func (r *Registry) startRaft() error {
 	r.nt = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  r.tr.StreamLayer(),
 		MaxPool: 4,
-		Timeout: 2 * time.Second,
+		Timeout: raftRPCTimeout,
 		Logger:  hl,
 	})
 	ra, err := raft.NewRaft(rc, raftFSM{r.fsm, r}, logs, stable, snaps, r.nt)
@@ -316,6 +391,11 @@ func (r *Registry) shutdownStores() {
 // and sets the idle cost: one RPC per follower per 1.5 × commitTimeout.
 // See docs/performance.md, "Registry at scale (issue 14)".
 const commitTimeout = 5 * time.Millisecond
+
+// raftRPCTimeout bounds one Raft RPC, dial included. A leader whose
+// heartbeat to a member's old address is stuck in a dial learns its new
+// address only after it: see handleJoin.
+const raftRPCTimeout = 2 * time.Second
 
 // goFunc runs f on a goroutine that Close waits for; after Close it does
 // nothing.
@@ -519,9 +599,40 @@ func (r *Registry) waitFor(ctx context.Context, cond func() bool) error {
 
 // HostTypes adds actor types this node can host, e.g. registered after
 // start.
+//
+// While a node restarted from DataDir is still rejoining (peers not back
+// yet), the types are recorded locally and sent with the join, and
+// HostTypes returns at once: the join that admits the node records them.
 func (r *Registry) HostTypes(ctx context.Context, types ...string) error {
+	r.typesMu.Lock()
+	if !r.joinOver && r.restarted {
+		r.joinTypes = append(r.joinTypes, types...)
+		r.typesMu.Unlock()
+		return nil
+	}
+	r.typesMu.Unlock()
 	_, err := r.propose(ctx, command{Type: cmdTypes, Node: r.id, Types: types}, true)
 	return err
+}
+
+// typesToJoin returns the types a join sends now: the configured ones and
+// those HostTypes recorded while joining.
+func (r *Registry) typesToJoin() []string {
+	r.typesMu.Lock()
+	defer r.typesMu.Unlock()
+	return append(slices.Clip(r.cfg.Types), r.joinTypes...)
+}
+
+// endTypes ends the recording of HostTypes for the join, whose message
+// carried sent types, and returns those recorded after it was built.
+func (r *Registry) endTypes(sent int) []string {
+	r.typesMu.Lock()
+	defer r.typesMu.Unlock()
+	r.joinOver = true
+	if n := sent - len(r.cfg.Types); n < len(r.joinTypes) {
+		return slices.Clone(r.joinTypes[max(n, 0):])
+	}
+	return nil
 }
 
 // Snapshot forces a Raft snapshot of the registry now.

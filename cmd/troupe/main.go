@@ -35,6 +35,7 @@ const usage = `usage:
   troupe ca init   [-dir DIR] [-name NAME] [-valid DURATION] [-force]
   troupe cert issue NAME [-dir DIR] [-ip IP,...] [-dns NAME,...] [-valid DURATION] [-force]
   troupe node      -name NAME [-addr HOST:PORT] [-join ADDR,...] [-dir DIR] [-data DIR] [-admin HOST:PORT] [-drain DURATION] [-log LEVEL]
+  troupe ready     [-admin HOST:PORT] [-name NAME -dir DIR] [-wait DURATION]
   troupe status    [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
   troupe members   [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
   troupe actors    [-admin HOST:PORT] [-name NAME -dir DIR] [-type T] [-node N] [-limit N] [-o table|json]
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = certIssue(args[2:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "node":
 		err = node(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "ready":
+		err = ready(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "status":
 		err = status(ctx, args[1:], stdout, stderr, false)
 	case len(args) >= 1 && args[0] == "members":
@@ -258,11 +261,18 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("troupe node %s: %w", *name, err)
 	}
 	// No type is registered: the node is a registry member that hosts no
-	// actors.
+	// actors. READY: the node runs (a node restarted from -data may still
+	// wait for its peers); SERVING: it is a member holding its lease.
 	if a := n.AdminAddr(); a != "" {
 		fmt.Fprintf(stdout, "READY %s admin=%s\n", n.Addr(), a)
 	} else {
 		fmt.Fprintf(stdout, "READY %s\n", n.Addr())
+	}
+	if err := n.Ready(ctx); err != nil && ctx.Err() == nil {
+		n.Close()
+		return fmt.Errorf("troupe node %s: %w", *name, err)
+	} else if err == nil {
+		fmt.Fprintf(stdout, "SERVING %s\n", n.Addr())
 	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), *drain)
@@ -371,6 +381,48 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer, member
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.ID, m.Addr, m.State, yes(m.Voter), yes(m.Leader), m.Actors, strings.Join(m.Types, ","))
 	}
 	return tw.Flush()
+}
+
+// ready waits until the node behind -admin is ready (a member holding
+// its lease), asking its /ready until -wait ends.
+func ready(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("troupe ready", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a adminFlags
+	a.register(fs)
+	wait := fs.Duration("wait", time.Minute, "how long to wait for the node to be ready")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	var last error
+	for {
+		// Each request waits on the node's side (the admin endpoint's
+		// ?wait), so this loop turns only when the node is unreachable
+		// or its wait ended.
+		step := 5 * time.Second
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < step {
+			step = max(time.Until(d), 0).Round(time.Millisecond)
+		}
+		var res map[string]string
+		err := a.get(ctx, "/ready?wait="+step.String(), &res)
+		if err == nil {
+			fmt.Fprintf(stdout, "ready %s\n", res["ready"])
+			return nil
+		}
+		if errors.As(err, new(*flagError)) {
+			return err
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("troupe ready: not ready within %v: %w", *wait, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func actors(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +19,15 @@ import (
 	"github.com/troupe-dev/troupe/transport"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the tests, or, when the environment says so, the troupe
+// command itself: the process tests start this test binary as `troupe`.
+func TestMain(m *testing.M) {
+	if os.Getenv(asCommand) == "1" {
+		main()
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func runCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()

@@ -205,8 +205,29 @@ func (c *Cluster) Kill(i int) {
 }
 
 // Restart starts a killed node i again with the same id and DataDir,
-// joining through the other nodes.
+// joining through the other nodes, and returns once it has rejoined (a
+// durable node's placement.New returns before that: see Launch).
 func (c *Cluster) Restart(i int) error {
+	nd := c.Node(i)
+	if nd.Reg != nil {
+		return fmt.Errorf("placementtest: %s is running", nd.ID)
+	}
+	if err := c.start(nd, true); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Reg(i).WaitJoined(ctx); err != nil {
+		c.Kill(i)
+		return fmt.Errorf("placementtest: %s rejoin: %w", nd.ID, err)
+	}
+	return nil
+}
+
+// Launch starts a killed node i again like Restart, but returns as soon as
+// placement.New does: a node restarted from its DataDir runs before its
+// peers are back (WaitJoined waits for its rejoin).
+func (c *Cluster) Launch(i int) error {
 	nd := c.Node(i)
 	if nd.Reg != nil {
 		return fmt.Errorf("placementtest: %s is running", nd.ID)

@@ -1,0 +1,148 @@
+package troupe
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// durableCluster starts n nodes over QUIC, each with a DataDir of its own,
+// and returns the configs they were started with (to start them again).
+func durableCluster(t *testing.T, n int) (*testCluster, []Config) {
+	t.Helper()
+	cfgs := make([]Config, 0, n)
+	c := newTestCluster(t, true, n, func(cfg *Config) {
+		cfg.DataDir = t.TempDir()
+		cfgs = append(cfgs, *cfg)
+	})
+	return c, cfgs
+}
+
+// TestRestartOnNewPort: a node killed and restarted from its DataDir on a
+// new port, without Join, finds its peers from its own Raft configuration
+// and serves again; the others see its new address.
+func TestRestartOnNewPort(t *testing.T) {
+	c, cfgs := durableCluster(t, 3)
+	ctx := ctxT(t)
+	ref := must[Ref](t)(c.nodes[1].Spawn(ctx, "Counter", OnNode("n1")))
+	old := c.nodes[0].Addr()
+	c.nodes[0].Close()
+
+	cfg := cfgs[0]
+	cfg.Addr, cfg.Join = "127.0.0.1:0", nil
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n1, err := Start(sctx, cfg)
+	if err != nil {
+		t.Fatalf("restart on a new port: %v", err)
+	}
+	c.nodes[0] = n1
+	if n1.Addr() == old {
+		t.Fatalf("restarted on the old address %s", old)
+	}
+	if err := Register(n1, "Counter", func() *Counter { return &Counter{node: "n1"} }); err != nil {
+		t.Fatal(err)
+	}
+	if err := n1.Ready(ctx); err != nil {
+		t.Fatalf("Ready after a restart on a new port: %v", err)
+	}
+	for _, n := range c.nodes[1:] {
+		waitMemberAddr(t, ctx, n, "n1", n1.Addr())
+	}
+	// The actor placed on n1 answers (re-placed on a survivor while n1
+	// was failed, or on n1 again), and n1 hosts new ones.
+	if _, err := Call[int](ctx, ref, "Add", 1).Await(ctx); err != nil {
+		t.Fatalf("call after the restart: %v", err)
+	}
+	ref2 := must[Ref](t)(c.nodes[2].Spawn(ctx, "Counter", OnNode("n1")))
+	if where, err := Call[string](ctx, ref2, "Where").Await(ctx); err != nil || where != "n1" {
+		t.Fatalf("actor spawned on the restarted node: %q, %v", where, err)
+	}
+}
+
+// waitMemberAddr waits until n's status lists member id at addr.
+func waitMemberAddr(t *testing.T, ctx context.Context, n *Node, id, addr string) {
+	t.Helper()
+	sub := n.reg.Subscribe()
+	defer sub.Close()
+	for {
+		st, err := n.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range st.Members {
+			if m.ID == id && m.Addr == addr && m.State == "alive" {
+				return
+			}
+		}
+		if _, err := sub.Next(ctx); err != nil {
+			t.Fatalf("%s never saw %s alive at %s: %+v", n.ID(), id, addr, st.Members)
+		}
+	}
+}
+
+// TestColdRestartOneAtATime: a whole cluster stopped at once (SIGTERM to
+// every node) starts again from its DataDirs one node at a time, each
+// Start returning before the next node is started, as a start script or
+// an init system does; once all run, every node becomes ready and the
+// actors spawned before the stop are still known.
+func TestColdRestartOneAtATime(t *testing.T) {
+	c, cfgs := durableCluster(t, 3)
+	ctx := ctxT(t)
+	var refs []Ref
+	for i := range 3 {
+		refs = append(refs, must[Ref](t)(c.nodes[i].Spawn(ctx, "Counter", WithName(fmt.Sprint("cold", i)))))
+	}
+	addrs := make([]string, 3)
+	errs := make(chan error, 3)
+	for i, n := range c.nodes {
+		addrs[i] = n.Addr()
+		go func() { errs <- n.Stop(ctx) }()
+	}
+	for range c.nodes {
+		if err := <-errs; err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+	for i := range cfgs {
+		cfg := cfgs[i]
+		cfg.Addr = addrs[i]
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := Start(sctx, cfg)
+		cancel()
+		if err != nil {
+			t.Fatalf("cold start of %s (%d of 3 up): %v", cfg.Name, i, err)
+		}
+		c.nodes[i] = n
+		if err := Register(n, "Counter", func() *Counter { return &Counter{node: cfg.Name} }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.Ready(ctx); err != nil {
+			t.Fatalf("%s Ready after the cold start: %v", n.ID(), err)
+		}
+	}
+	for i := range refs {
+		// Each node's actors, through another node (refs bound to the
+		// stopped nodes went with them).
+		r := c.nodes[(i+1)%3].Ref(refs[i])
+		if n, err := Call[int](ctx, r, "Add", 1).Await(ctx); err != nil || n != 1 {
+			t.Fatalf("call to %v after the cold start: %d, %v", r, n, err)
+		}
+	}
+	// Where they live now: all placed, none waiting for a host.
+	page, err := c.nodes[0].Actors(ctx, ActorFilter{Type: "Counter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Actors) != 3 {
+		t.Fatalf("actors after the cold start: %+v", page.Actors)
+	}
+	for _, a := range page.Actors {
+		if a.State != "active" {
+			t.Fatalf("actor after the cold start: %+v", a)
+		}
+	}
+}
