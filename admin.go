@@ -115,13 +115,16 @@ func (n *Node) startAdmin() error {
 	// /ready answers 200 once the node is ready (Node.Ready) and 503 with
 	// the reason before; ?wait=DURATION (at most a minute) waits for it.
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
-		err := n.readyNow()
-		if ws := r.URL.Query().Get("wait"); ws != "" && err != nil {
-			d, perr := time.ParseDuration(ws)
-			if perr != nil || d < 0 {
+		var d time.Duration
+		if ws := r.URL.Query().Get("wait"); ws != "" {
+			var perr error
+			if d, perr = time.ParseDuration(ws); perr != nil || d < 0 {
 				http.Error(w, "wait: want a duration such as 30s", http.StatusBadRequest)
 				return
 			}
+		}
+		err := n.readyNow()
+		if err != nil && d > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), min(d, time.Minute))
 			err = n.Ready(ctx)
 			cancel()

@@ -65,6 +65,12 @@ func TestAdminEndpoint(t *testing.T) {
 	if code, _ := get(t, hc, base+"/actors?limit=x"); code != http.StatusBadRequest {
 		t.Fatalf("/actors?limit=x: %d", code)
 	}
+	if code, body := get(t, hc, base+"/ready"); code != 200 || !strings.Contains(body, `"ready": "n1"`) {
+		t.Fatalf("/ready: %d %s", code, body)
+	}
+	if code, _ := get(t, hc, base+"/ready?wait=forever"); code != http.StatusBadRequest {
+		t.Fatalf("/ready?wait=forever: %d", code)
+	}
 	code, body = get(t, hc, base+"/metrics")
 	for _, want := range []string{
 		`troupe_registry_members{status="alive"} 2`,
@@ -79,6 +85,11 @@ func TestAdminEndpoint(t *testing.T) {
 		`troupe_activations{type="Counter"} 1`,
 		`troupe_mailbox_calls{type="Counter"} 0`,
 		`troupe_calls_total{method="Add",outcome="bad_arguments",type="Counter"} 1`,
+		`troupe_registry_leader_changes_total 1`,
+		`troupe_registry_lease_renewals_total `,
+		`troupe_registry_lease_lapses_total 0`,
+		`troupe_registry_placements{state="active"} 2`,
+		`troupe_registry_placements{state="stopped"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

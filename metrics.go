@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/troupe-dev/troupe/remote"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // Metrics returns the node's own Prometheus registry (never the global
@@ -40,6 +41,12 @@ var (
 	descMembers        = prometheus.NewDesc("troupe_registry_members", "Members by status.", []string{"status"}, nil)
 	descActors         = prometheus.NewDesc("troupe_registry_actors", "Active actors placed on a member.", []string{"node"}, nil)
 	descLeader         = prometheus.NewDesc("troupe_registry_leader", "1 for the member this replica sees as leader.", []string{"node"}, nil)
+	descLeaderChanges  = prometheus.NewDesc("troupe_registry_leader_changes_total", "Leaders this replica has seen elected.", nil, nil)
+	descLeaseRenewals  = prometheus.NewDesc("troupe_registry_lease_renewals_total", "Lease grants this node took.", nil, nil)
+	descLeaseLapses    = prometheus.NewDesc("troupe_registry_lease_lapses_total", "Times this node's lease ended without a renewal (it stopped serving).", nil, nil)
+	descPlacements     = prometheus.NewDesc("troupe_registry_placements", "Actors in the registry, by state.", []string{"state"}, nil)
+	descConnections    = prometheus.NewDesc("troupe_transport_connections", "Usable QUIC connections to a peer now.", []string{"peer"}, nil)
+	descStreams        = prometheus.NewDesc("troupe_transport_streams", "Open streams to and from a peer now.", []string{"peer"}, nil)
 	descRegRefusals    = prometheus.NewDesc("troupe_registry_refusals_total", "Registry writes refused, by reason.", []string{"reason"}, nil)
 	descCalls          = prometheus.NewDesc("troupe_calls_total", "Calls that reached a method hosted here, by type, method and outcome.", []string{"type", "method", "outcome"}, nil)
 	descActivations    = prometheus.NewDesc("troupe_activations", "Actors active on this node, by type.", []string{"type"}, nil)
@@ -79,7 +86,7 @@ type nodeCollector struct{ n *Node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
 		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
-		descLeader, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
+		descLeader, descLeaderChanges, descLeaseRenewals, descLeaseLapses, descPlacements, descConnections, descStreams, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
 		descCallDuration, descClientDuration, descOneWaySent, descOneWayDropped} {
 		ch <- d
 	}
@@ -118,6 +125,10 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descBytesReceived, s.BytesReceived, s.Peer)
 		counter(descFramesDropped, s.FramesDropped, s.Peer)
 		gauge(descQueuedBytes, float64(s.QueuedBytes), s.Peer)
+		if _, ok := n.tr.(*transport.QUIC); ok {
+			gauge(descConnections, float64(s.Connections), s.Peer)
+			gauge(descStreams, float64(s.Streams), s.Peer)
+		}
 	}
 	if r, ok := n.tr.(interface{ Refusals() map[string]uint64 }); ok {
 		for reason, v := range r.Refusals() {
@@ -156,6 +167,12 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for reason, v := range n.reg.Refusals() {
 		counter(descRegRefusals, v, reason)
 	}
+	k := n.reg.Counters()
+	counter(descLeaderChanges, k.LeaderChanges)
+	counter(descLeaseRenewals, k.LeaseRenewals)
+	counter(descLeaseLapses, k.LeaseLapses)
+	gauge(descPlacements, float64(k.Active), "active")
+	gauge(descPlacements, float64(k.Stopped), "stopped")
 	counter(descRepliesDropped, n.ep.RepliesDropped())
 	for _, a := range n.ep.Activations() {
 		gauge(descActivations, float64(a.Activations), a.Type)

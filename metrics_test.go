@@ -147,3 +147,31 @@ func TestLatencyHistograms(t *testing.T) {
 		t.Errorf("n2 troupe_calls_total{method=Add,outcome=ok} = %v, want 5", got)
 	}
 }
+
+// TestTransportConnectionMetrics: over QUIC, the connections and open
+// streams to each peer are gauges.
+func TestTransportConnectionMetrics(t *testing.T) {
+	c := newTestCluster(t, true, 2, nil)
+	ctx := ctxT(t)
+	ref := must[Ref](t)(c.nodes[0].Spawn(ctx, "Counter", OnNode("n2")))
+	must[int](t)(Call[int](ctx, ref, "Add", 1).Await(ctx))
+	fams, err := c.nodes[0].Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		if n := f.GetName(); n == "troupe_transport_connections" || n == "troupe_transport_streams" {
+			for _, m := range f.GetMetric() {
+				if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "n2" {
+					got[n] = m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	// One connection; at least the calls stream n1 opened, and Raft's and
+	// the control stream.
+	if got["troupe_transport_connections"] != 1 || got["troupe_transport_streams"] < 2 {
+		t.Fatalf("gauges for n2: %v", got)
+	}
+}

@@ -298,6 +298,14 @@ func (n *Node) log(msg string, args ...any) {
 	}
 }
 
+// info logs at Info: the cluster's events (membership, placements moved,
+// actors stopped for good).
+func (n *Node) info(msg string, args ...any) {
+	if l := n.cfg.Logger; l != nil {
+		l.LogAttrs(context.Background(), slog.LevelInfo, "troupe: "+msg, slog.String("node", n.id), slog.Group("", args...))
+	}
+}
+
 // warn logs at Warn: what an operator should see.
 func (n *Node) warn(msg string, args ...any) {
 	if l := n.cfg.Logger; l != nil {
@@ -334,20 +342,43 @@ func (n *Node) followRegistry() {
 			if m, ok := n.reg.Member(ev.Prev.Node); reason == "" && ok && m.Status != placement.Alive {
 				reason = "node " + m.ID + " " + m.Status.String()
 			}
+			if ev.Actor.Node == n.id && ev.Prev.Node != n.id {
+				n.info("actor placed here", "actor", ev.Actor.ID, "type", ev.Actor.Type, "from", ev.Prev.Node,
+					"epoch", ev.Actor.Epoch, "restarts", ev.Actor.Restarts, "reason", reason)
+			}
 			n.notify(ev.Actor.ID, ActorEvent{Kind: kind, Ref: n.refOf(ev.Actor), Reason: reason})
 		case placement.ActorStopped:
 			if ev.Prev.Node == n.id {
 				n.ep.Deactivate(ev.Actor.ID)
 			}
+			// Logged once: by its node, or by the leader when that node
+			// is down.
+			if m, _ := n.reg.Member(ev.Prev.Node); ev.Prev.Node == n.id || (m.Status != placement.Alive && n.reg.IsLeader()) {
+				n.info("actor stopped for good", "actor", ev.Actor.ID, "type", ev.Actor.Type, "on", ev.Prev.Node, "reason", ev.Actor.Reason)
+			}
 			n.backoff.Delete(ev.Actor.ID)
 			n.notify(ev.Actor.ID, ActorEvent{Kind: Stopped, Ref: n.refOf(ev.Prev), Reason: ev.Actor.Reason})
 		case placement.MemberJoined, placement.MemberAlive:
-			n.addrs.Store(ev.Member.ID, ev.Member.Addr)
+			old, known := n.addrs.Swap(ev.Member.ID, ev.Member.Addr)
+			switch {
+			case ev.Kind == placement.MemberAlive:
+				n.info("member alive again", "peer", ev.Member.ID, "addr", ev.Member.Addr)
+			case !known || old != ev.Member.Addr:
+				n.info("member joined", "peer", ev.Member.ID, "addr", ev.Member.Addr, "types", ev.Member.Types)
+			default: // a host types registration, or a rejoin at the same address
+				n.log("member hosts types", "peer", ev.Member.ID, "types", ev.Member.Types)
+			}
 		case placement.MemberFailed, placement.MemberExpelled:
+			if ev.Kind == placement.MemberExpelled {
+				n.warn("member expelled", "peer", ev.Member.ID, "addr", ev.Member.Addr)
+			} else {
+				n.info("member failed", "peer", ev.Member.ID, "addr", ev.Member.Addr)
+			}
 			if ev.Member.ID != n.id {
 				n.ep.NodeFailed(ev.Member.ID)
 			}
 		case placement.MemberLeft:
+			n.info("member left", "peer", ev.Member.ID, "addr", ev.Member.Addr)
 			if ev.Member.ID != n.id {
 				n.leftLater(ev.Member.ID)
 			}
@@ -403,7 +434,11 @@ func (n *Node) leftLater(node string) {
 
 // onPanic is the endpoint's hook after a method panicked (engine goroutine).
 func (n *Node) onPanic(ref remote.Ref, method string, p *remote.PanicError) {
-	n.log("method panicked", "actor", ref.ID, "method", method, "err", p)
+	if l := n.cfg.Logger; l != nil {
+		l.LogAttrs(context.Background(), slog.LevelError, "troupe: actor crashed", slog.String("node", n.id),
+			slog.String("actor", ref.ID), slog.String("type", ref.Type), slog.String("method", method),
+			slog.Uint64("epoch", ref.Epoch), slog.String("err", p.Error()), slog.String("stack", string(p.Stack)))
+	}
 	n.notify(ref.ID, ActorEvent{Kind: Panicked, Ref: Ref{Ref: ref, node: n}, Reason: fmt.Sprintf("%s: %v", method, p.Value)})
 }
 
@@ -411,6 +446,7 @@ func (n *Node) onPanic(ref remote.Ref, method string, p *remote.PanicError) {
 // a registered actor is reported to the registry, which restarts it by its
 // cluster policy; an ephemeral one is gone.
 func (n *Node) onStop(ref remote.Ref, reason error) {
+	n.warn("actor failed past its local restart budget", "actor", ref.ID, "type", ref.Type, "epoch", ref.Epoch, "err", reason)
 	if isLocalID(ref.ID) {
 		n.locals.Delete(ref.ID)
 		n.ep.Deactivate(ref.ID)

@@ -2,6 +2,7 @@ package troupe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -117,6 +118,12 @@ func TestColdRestartOneAtATime(t *testing.T) {
 		c.nodes[i] = n
 		if err := Register(n, "Counter", func() *Counter { return &Counter{node: cfg.Name} }); err != nil {
 			t.Fatal(err)
+		}
+		if i == 0 {
+			// Alone: it runs, and says why it cannot serve yet.
+			if err := n.readyNow(); !errors.Is(err, errNotReady) {
+				t.Fatalf("first node of a cold start: readyNow = %v, want errNotReady", err)
+			}
 		}
 	}
 	for _, n := range c.nodes {

@@ -62,6 +62,7 @@ func (r *Registry) leaseUntil(applied uint64) int64 {
 }
 
 func (r *Registry) grantLease(until time.Duration, index uint64) {
+	r.stats.renewals.Add(1)
 	for {
 		cur := r.lease.Load()
 		now := int64(time.Since(r.base))
@@ -229,15 +230,29 @@ func (r *Registry) leaseLoop() {
 	})
 	r.raft.RegisterObserver(o)
 	defer r.raft.DeregisterObserver(o)
+	var leader raft.ServerID
+	held := false
 	for {
 		select {
 		case <-r.done:
 			return
 		case <-t.C:
-		case <-obs:
+		case ob := <-obs:
+			if lo, ok := ob.Data.(raft.LeaderObservation); ok && lo.LeaderID != "" && lo.LeaderID != leader {
+				leader = lo.LeaderID
+				r.stats.leaderChanges.Add(1)
+				r.log.Info("placement: leader elected", "leader", string(lo.LeaderID), "term", r.raft.CurrentTerm())
+			}
 		}
 		r.sweepFences()
 		r.renewLease()
+		if has := r.HasLease(); has != held {
+			held = has
+			if !has && !r.closed.Load() && !r.leaving.Load() {
+				r.stats.lapses.Add(1)
+				r.log.Warn("placement: lease lapsed: this node serves no actor until a leader renews it", "leader", string(leader))
+			}
+		}
 	}
 }
 

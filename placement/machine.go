@@ -23,6 +23,7 @@ type machine struct {
 	dir     directory     // the actor directory readers see (directory.go)
 	w       *dirWriter    // its writer's side: apply and restore only
 	count   atomic.Int64  // entries in the directory
+	stopped atomic.Int64  // of which stopped
 	applied atomic.Uint64 // index of the last applied entry
 
 	mu      sync.RWMutex // guards members for readers
@@ -506,6 +507,12 @@ func (a *applier) stopActor(p Placement, reason string) Placement {
 // store puts p in the working directory and keeps the members' loads.
 func (a *applier) store(p Placement) {
 	old, existed := a.m.w.put(p)
+	if existed && old.State == Stopped {
+		a.m.stopped.Add(-1)
+	}
+	if p.State == Stopped {
+		a.m.stopped.Add(1)
+	}
 	if !existed {
 		a.m.count.Add(1)
 	} else if old.State == Active {

@@ -81,6 +81,10 @@ type Registry struct {
 	// restarted is set when Raft found state in DataDir: the node rejoins
 	// in the background (see New), and joined is closed once that ends,
 	// with joinErr its outcome.
+	stats struct {
+		leaderChanges, renewals, lapses atomic.Uint64
+	}
+
 	restarted bool
 	joined    chan struct{}
 	joinErr   error
@@ -474,6 +478,27 @@ func (r *Registry) Lookup(id string) (Placement, bool) { return r.fsm.m.lookup(i
 // RaftStats returns hashicorp/raft's figures of this replica (state, term,
 // last_log_index, commit_index, applied_index, num_peers, ...), as strings.
 func (r *Registry) RaftStats() map[string]string { return r.raft.Stats() }
+
+// Counters are this registry's running totals since New, for metrics.
+type Counters struct {
+	LeaderChanges uint64 // leaders this replica has seen elected (a new leader id)
+	LeaseRenewals uint64 // lease grants taken (own, as leader, or a leader's pong)
+	LeaseLapses   uint64 // times this node's lease ended without a renewal
+	Active        int64  // actors active in the local replica
+	Stopped       int64  // actors stopped for good in the local replica
+}
+
+// Counters returns the running totals.
+func (r *Registry) Counters() Counters {
+	total, stopped := r.fsm.m.count.Load(), r.fsm.m.stopped.Load()
+	return Counters{
+		LeaderChanges: r.stats.leaderChanges.Load(),
+		LeaseRenewals: r.stats.renewals.Load(),
+		LeaseLapses:   r.stats.lapses.Load(),
+		Active:        total - stopped,
+		Stopped:       stopped,
+	}
+}
 
 // Members returns the members, sorted by id, from the local replica.
 func (r *Registry) Members() []Member { return r.fsm.m.memberList() }

@@ -551,6 +551,7 @@ func (m *machine) restore(b snapshotBody) {
 	defer m.mu.Unlock()
 	m.w.reset() // readers keep the old directory until the publish below
 	m.count.Store(0)
+	m.stopped.Store(0)
 	clear(m.members)
 	clear(m.sessions)
 	for k, s := range b.Sessions {

@@ -199,8 +199,11 @@ func New(cfg Config) (*Endpoint, error) {
 	e := &Endpoint{}
 	sup := cfg.Restart
 	sup.Strategy = actor.OneForOne
+	// The engine gets no Logger: it knows its actors by engine pid only.
+	// Their failures reach OnPanic and OnStop, whose owner logs them with
+	// the actor's id, type and method.
 	sys, err := actor.New(actor.Config{Name: cfg.Transport.ID(), MailboxSize: cfg.MailboxSize,
-		Supervisor: sup, Logger: cfg.Logger, OnDeadLetter: e.onDeadLetter})
+		Supervisor: sup, OnDeadLetter: e.onDeadLetter})
 	if err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}

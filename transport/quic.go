@@ -394,11 +394,19 @@ func (q *QUIC) counters(peer string) *peerCounters {
 func (q *QUIC) Stats() []PeerStats {
 	q.mu.RLock()
 	out := make([]PeerStats, 0, len(q.stats))
+	byPeer := make(map[string][2]int, len(q.stats))
+	for pc := range q.all {
+		if pc.usable() {
+			v := byPeer[pc.peer]
+			byPeer[pc.peer] = [2]int{v[0] + 1, v[1] + int(pc.streams.Load()) + pc.writerCount()}
+		}
+	}
 	for id, c := range q.stats {
 		s := c.snapshot(id)
 		if pc := q.conns[id]; pc != nil {
 			s.QueuedBytes = int(pc.queuedBytes())
 		}
+		s.Connections, s.Streams = byPeer[id][0], byPeer[id][1]
 		out = append(out, s)
 	}
 	q.mu.RUnlock()
@@ -700,6 +708,7 @@ type peerConn struct {
 	retireC chan struct{} // closed on retire
 	retired atomic.Bool
 	dead    atomic.Bool
+	streams atomic.Int64 // open streams, incoming and outgoing (Raft's included)
 
 	mu      sync.Mutex
 	queued  int                // bytes in writers' buffers, all kinds
@@ -708,6 +717,19 @@ type peerConn struct {
 }
 
 func (pc *peerConn) usable() bool { return !pc.dead.Load() && !pc.retired.Load() }
+
+// writerCount is the number of frame streams this node opened on pc.
+func (pc *peerConn) writerCount() int {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	n := 0
+	for _, w := range pc.writers {
+		if w != nil {
+			n++
+		}
+	}
+	return n
+}
 
 func (pc *peerConn) queuedBytes() int {
 	pc.mu.Lock()
@@ -868,6 +890,8 @@ func (pc *peerConn) acceptStreams() {
 // serveStream reads the kind byte of an incoming stream, then hands a Raft
 // stream to the stream layer or reads frames until the stream ends.
 func (pc *peerConn) serveStream(s *quic.Stream) {
+	pc.streams.Add(1)
+	defer pc.streams.Add(-1)
 	var kb [1]byte
 	if _, err := io.ReadFull(s, kb[:]); err != nil {
 		s.CancelRead(codeMalformed)

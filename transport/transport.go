@@ -135,6 +135,11 @@ type PeerStats struct {
 	// no handler for their kind, a fault injected by MemNetwork, or a
 	// queue discarded when the link broke.
 	FramesDropped uint64
+	// Connections and Streams are the usable connections to this peer
+	// now, and their open streams: frame streams either side opened, and
+	// Raft's incoming ones. Zero on transports without connections (Mem).
+	Connections int
+	Streams     int
 }
 
 func sortStats(s []PeerStats) {
