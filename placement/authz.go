@@ -111,7 +111,11 @@ func (r *Registry) refuse(from, what, reason string, err error) error {
 	if err == nil {
 		err = fmt.Errorf("%w: %s from %s: %s", ErrUnauthorized, what, from, reason)
 	}
-	r.log.Warn("refused registry request", "peer", from, "request", what, "reason", reason, "err", err)
+	addr := ""
+	if pa, ok := r.tr.(interface{ PeerAddr(string) string }); ok {
+		addr = pa.PeerAddr(from)
+	}
+	r.log.Warn("refused registry request", "peer", from, "addr", addr, "request", what, "reason", reason, "err", err)
 	return err
 }
 

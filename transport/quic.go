@@ -390,6 +390,14 @@ func (q *QUIC) counters(peer string) *peerCounters {
 	return c
 }
 
+// PeerAddr returns the address the peer's latest connection came from or
+// went to, or "" if it never connected.
+func (q *QUIC) PeerAddr(id string) string {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	return q.addrs[id]
+}
+
 // Stats returns the counters of every peer this node has been connected to.
 func (q *QUIC) Stats() []PeerStats {
 	q.mu.RLock()
