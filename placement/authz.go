@@ -390,6 +390,14 @@ type raftFSM struct {
 
 var _ raft.ConfigurationStore = raftFSM{}
 
+// Apply applies a committed entry, after Config.applyGate (tests).
+func (f raftFSM) Apply(l *raft.Log) any {
+	if g := f.r.cfg.applyGate; g != nil {
+		g()
+	}
+	return f.fsm.Apply(l)
+}
+
 // StoreConfiguration is called by Raft on its FSM goroutine for every
 // committed configuration entry.
 func (f raftFSM) StoreConfiguration(uint64, raft.Configuration) { f.r.refreshRaftPeers() }

@@ -186,11 +186,15 @@ func (r *Registry) pong(from string, req uint64) bool {
 	if left <= 0 {
 		return false
 	}
-	// The leader's own applied index: with its lease it has applied every
-	// entry of earlier terms (barrier), so this covers every re-placement
-	// committed before this pong. (Raft's LastIndex would not do: no-op and
-	// configuration entries never reach the FSM's applied index.)
-	b, err := encodeCtrl(&ctrl{Type: msgPong, Req: req, Lease: left, Index: r.fsm.m.applied.Load()})
+	// The index the member's replica must have applied to use this lease:
+	// the last entry that took something away from it (an actor moved,
+	// restarted or stopped, or its own failure), as of the leader's
+	// applied index. With its lease the leader has applied every entry of
+	// earlier terms (barrier), so this covers every such entry committed
+	// before this pong; entries about other members do not count, so a
+	// replica that lags on them (a snapshot, a GC pause, a burst of
+	// writes elsewhere) keeps serving what is still its own.
+	b, err := encodeCtrl(&ctrl{Type: msgPong, Req: req, Lease: left, Index: r.fsm.m.revokedAt(from)})
 	if err != nil {
 		return true
 	}

@@ -44,6 +44,33 @@ type machine struct {
 	// previous host is a failed or left member. The Registry fences moves
 	// with it.
 	moving func(e *Event, prevDown bool)
+
+	// revoked holds, per member, the index of the last entry that took
+	// something away from it: an actor placed on it moved, restarted at a
+	// new epoch or stopped, or the member itself failed, left or was
+	// expelled. A leader's lease grant to a member asks the member's
+	// replica to have applied that far, no further (see Registry.pong):
+	// a replica behind on entries that concern others serves on. Not in
+	// snapshots: a restore sets every member's to the snapshot's index.
+	revMu   sync.Mutex
+	revoked map[string]uint64
+}
+
+// revokedAt returns the index of the last entry that took something away
+// from member id (see machine.revoked).
+func (m *machine) revokedAt(id string) uint64 {
+	m.revMu.Lock()
+	defer m.revMu.Unlock()
+	return m.revoked[id]
+}
+
+func (m *machine) revoke(id string, index uint64) {
+	m.revMu.Lock()
+	if m.revoked == nil {
+		m.revoked = make(map[string]uint64)
+	}
+	m.revoked[id] = max(m.revoked[id], index)
+	m.revMu.Unlock()
 }
 
 // sessionWindow bounds the results each node's session keeps for
@@ -373,6 +400,7 @@ func (a *applier) expel(c command) result {
 		return result{}
 	}
 	mb.Status = Expelled
+	a.m.revoke(c.Node, a.index)
 	a.m.refreshDenied()
 	if a.m.onExpel != nil {
 		a.m.onExpel()
@@ -417,6 +445,7 @@ func (a *applier) memberDown(node string, st MemberStatus) result {
 		return result{}
 	}
 	mb.Status = st
+	a.m.revoke(node, a.index)
 	kind := MemberFailed
 	reason := "node " + node + " failed"
 	if st == Left {
@@ -518,6 +547,9 @@ func (a *applier) store(p Placement) {
 	} else if old.State == Active {
 		if mb := a.m.members[old.Node]; mb != nil {
 			mb.Load--
+		}
+		if old.Node != p.Node || old.Epoch != p.Epoch || p.State != Active {
+			a.m.revoke(old.Node, a.index)
 		}
 	}
 	if p.State == Active {

@@ -59,6 +59,9 @@ type Config struct {
 
 	// wrapSnapshots, if set, wraps the snapshot store (tests).
 	wrapSnapshots func(raft.SnapshotStore) raft.SnapshotStore
+	// applyGate, if set, runs before each entry is applied (tests: a
+	// replica whose FSM falls behind).
+	applyGate func()
 	// commitTimeout, if set, replaces commitTimeout (benchmarks).
 	commitTimeout time.Duration
 }

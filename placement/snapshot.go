@@ -575,6 +575,12 @@ func (m *machine) restore(b snapshotBody) {
 	for _, p := range b.Actors {
 		a.store(p)
 	}
+	m.revMu.Lock()
+	m.revoked = make(map[string]uint64, len(m.members))
+	for id := range m.members {
+		m.revoked[id] = b.Index
+	}
+	m.revMu.Unlock()
 	m.w.publish()
 	m.applied.Store(b.Index)
 }
