@@ -56,6 +56,8 @@ type Node struct {
 	localN  atomic.Uint64
 	backoff sync.Map // actor id -> *backoffGate
 
+	activator activator // activations of actors placed here by the registry
+
 	watchMu  sync.Mutex
 	watchers map[string]map[*watcher]struct{}
 }
@@ -82,6 +84,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, errors.New("troupe: nil context")
 	}
 	n := &Node{cfg: cfg, closed: make(chan struct{}), watchers: make(map[string]map[*watcher]struct{})}
+	n.activator.n = n
 	tr := cfg.Transport
 	if tr == nil {
 		if cfg.Addr == "" {
@@ -216,6 +219,7 @@ func (n *Node) Close() error {
 	n.lifeMu.Unlock()
 	n.cancel()
 	n.sub.Close()
+	n.activator.close()
 	n.wg.Wait()
 	n.closeWatchers()
 	err = errors.Join(err, n.reg.Close())
@@ -333,7 +337,7 @@ func (n *Node) followRegistry() {
 					wait = ev.Actor.Policy.Backoff
 					n.backoff.Store(ev.Actor.ID, &backoffGate{epoch: ev.Actor.Epoch, notBefore: time.Now().Add(wait)})
 				}
-				n.activateAfter(ev.Actor, wait)
+				n.activator.after(ev.Actor, wait)
 			}
 			kind, reason := Moved, ev.Actor.Reason
 			if ev.Actor.Restarts > ev.Prev.Restarts {
@@ -388,30 +392,6 @@ func (n *Node) followRegistry() {
 			}
 		}
 	}
-}
-
-// activateAfter activates actor p, which the registry just (re-)placed on
-// this node, once its restart backoff d has passed, so that its producer
-// runs (and its state is rebuilt) before the first call rather than on it.
-// It does nothing if p was placed elsewhere meanwhile, or the node closes.
-func (n *Node) activateAfter(p placement.Placement, d time.Duration) {
-	n.goTracked(func() {
-		if d > 0 {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-n.ctx.Done():
-				return
-			}
-		}
-		if q, ok := n.reg.Lookup(p.ID); !ok || q.Epoch != p.Epoch || q.Node != n.id || q.State != placement.Active {
-			return
-		}
-		if err := n.ep.Activate(remote.Ref{ID: p.ID, Type: p.Type, Node: n.id, Epoch: p.Epoch}); err != nil {
-			n.log("activate", "actor", p.ID, "err", err)
-		}
-	})
 }
 
 // leftLater fails the calls still pending on node, which left the cluster,
