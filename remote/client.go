@@ -326,7 +326,6 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	id := c.id
 	e.pending[id] = c
 	e.mu.Unlock()
-
 	if c.flags&FlagNoCancel == 0 {
 		c.mu.Lock()
 		if c.stop == nil && !c.state.Load() {
@@ -347,10 +346,11 @@ func (e *Endpoint) start(c *Call, loc Location) {
 		// Same node: no frame, but the arguments are the encoded copy, and
 		// the reply comes back as a frame, so values never alias.
 		q.Args = c.args
+		var at int64
 		if c.attempts == 0 {
-			q.start = c.t0 // the host's arrival, as good as its own reading
+			at = c.t0 // the host's arrival, as good as its own reading
 		}
-		err = e.serveLocal(&q)
+		err = e.serveLocal(&q, at)
 	} else {
 		q.After = e.oneWaySent(loc.Node).Load()
 		// The transport copies the frame: reuse a pooled buffer.

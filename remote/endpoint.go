@@ -439,7 +439,7 @@ func (e *Endpoint) handleFrame(from string, frame []byte) {
 	}
 	switch env.Type {
 	case FrameRequest:
-		e.serve(from, &env.Request)
+		e.serve(from, &env.Request, 0)
 	case FrameReply:
 		e.onReply(from, &env.Reply)
 	case FrameCancel:
@@ -483,7 +483,7 @@ func (h oneWayHandler) HandleFrames(from string, frames [][]byte) {
 		if len(run) > 0 && (run[0].req.Target != q.Target || run[0].req.Epoch != q.Epoch) {
 			flush()
 		}
-		j := e.newJob(from, q)
+		j := e.newJob(from, q, 0)
 		j.block = true
 		run = append(run, j)
 	}
@@ -528,11 +528,11 @@ func (e *Endpoint) sendKind(ctx context.Context, to Location, k transport.Kind, 
 }
 
 // serveLocal hands a request from this node to its own server side.
-func (e *Endpoint) serveLocal(q *Request) error {
+func (e *Endpoint) serveLocal(q *Request, at int64) error {
 	if e.isClosed() {
 		return ErrClosed
 	}
-	e.serve(e.self, q)
+	e.serve(e.self, q, at)
 	return nil
 }
 

@@ -74,8 +74,6 @@ type Request struct {
 	// Trace is the caller's span, the parent of the host's; nil means none.
 	Trace *TraceContext
 	Args  []byte // raw msgpack array
-
-	start int64 // a local call: the caller's monoNow at Call, taken as its arrival; not on the wire
 }
 
 // TraceContext is the part of a W3C trace context a request carries: the

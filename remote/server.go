@@ -111,12 +111,13 @@ type job struct {
 // a request the host may serve once its replica catches up (no lease yet,
 // replica behind the caller's epoch, a move's fence) is parked on a
 // goroutine of its own until then (see park), so no frame delays the next.
-func (e *Endpoint) serve(from string, q *Request) {
+// at is the request's arrival (monoNow), 0 for now.
+func (e *Endpoint) serve(from string, q *Request, at int64) {
 	if e.cfg.Owner == nil {
 		e.fail(from, q, &Error{Code: CodeNotFound, Message: "this node hosts no actors"})
 		return
 	}
-	j := e.newJob(from, q)
+	j := e.newJob(from, q, at)
 	if e.parkedBehind(from, q.Target) && e.park(j) {
 		return // the caller's earlier calls to this actor are parked: keep the order
 	}
@@ -142,7 +143,7 @@ func (e *Endpoint) serveOneWay(from string, q *Request, wait context.Context) er
 	if e.cfg.Owner == nil {
 		return &Error{Code: CodeNotFound, Message: "this node hosts no actors"}
 	}
-	j := e.newJob(from, q)
+	j := e.newJob(from, q, 0)
 	j.block = true
 	j.wait = wait
 	typeName, err := e.cfg.Owner.Owns(q.Target, q.Epoch)
@@ -193,13 +194,13 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 
 // newJob makes the job of request q from node from, with its ctx: the
 // caller's deadline, cancellable by a cancel frame, and cancelled when the
-// caller's connection ends.
-func (e *Endpoint) newJob(from string, q *Request) *job {
-	start := q.start // a local caller's reading
-	if start == 0 {
-		start = monoNow()
+// caller's connection ends. at is the monoNow reading of its arrival; 0
+// means now.
+func (e *Endpoint) newJob(from string, q *Request, at int64) *job {
+	if at == 0 { // else a local caller's reading, as good as ours
+		at = monoNow()
 	}
-	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: start}
+	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: at}
 	e.jobCtx(j)
 	if e.tracer != nil {
 		e.startServerSpan(j)
