@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/troupe-dev/troupe"
@@ -75,11 +76,26 @@ var linkRE = regexp.MustCompile(`href="([^"]+)"`)
 type Fetcher struct {
 	node   string
 	client *http.Client
+	count  *fetchCount
+}
+
+// fetchCount counts the fetches of the process's fetchers (the three
+// nodes share this process), and signals when at of them have ended.
+type fetchCount struct {
+	started, ended atomic.Int64
+	at             int64
+	reached        chan struct{}
 }
 
 // Fetch gets url and returns its links as absolute URLs. It is safe to run
-// twice for one url, so the driver calls it Idempotent.
+// twice for one url, so the driver maps it with MapIdempotent.
 func (f *Fetcher) Fetch(ctx context.Context, url string) (Page, error) {
+	f.count.started.Add(1)
+	defer func() {
+		if f.count.ended.Add(1) == f.count.at && f.count.reached != nil {
+			close(f.count.reached)
+		}
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return Page{}, err
@@ -164,15 +180,9 @@ func (f *Frontier) Stats() Stats {
 type Summary struct {
 	Stats
 	Sum     int    // of PerNode
-	Retried int    // fetches retried by the driver
+	Retried int    // fetches beyond one per page (retried by Map after the kill)
 	Killed  string // the node closed mid-crawl
 	AtKill  int    // fetches in flight when it was closed
-}
-
-// fetch is one fetch in flight.
-type fetch struct {
-	url    string
-	cancel context.CancelFunc
 }
 
 func run(ctx context.Context, out io.Writer, o options) (*Summary, error) {
@@ -191,6 +201,7 @@ func run(ctx context.Context, out io.Writer, o options) (*Summary, error) {
 			n.Close()
 		}
 	}()
+	var fetches fetchCount
 	for i := range 3 {
 		cfg := troupe.Config{Name: fmt.Sprintf("n%d", i+1)}
 		if i > 0 {
@@ -202,7 +213,7 @@ func run(ctx context.Context, out io.Writer, o options) (*Summary, error) {
 		}
 		nodes = append(nodes, n)
 		id := n.ID()
-		if err := troupe.Register(n, "Fetcher", func() *Fetcher { return &Fetcher{node: id, client: client} }); err != nil {
+		if err := troupe.Register(n, "Fetcher", func() *Fetcher { return &Fetcher{node: id, client: client, count: &fetches} }); err != nil {
 			return nil, err
 		}
 	}
@@ -219,77 +230,66 @@ func run(ctx context.Context, out io.Writer, o options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	var fetchers []troupe.Ref
-	for i := range 6 {
-		r, err := nodes[0].Spawn(ctx, "Fetcher", troupe.OnNode(nodes[i%3].ID()))
-		if err != nil {
-			return nil, err
-		}
-		fetchers = append(fetchers, r.With(troupe.Idempotent()))
-	}
-	say("spawned the frontier on n1 and 6 fetchers, 2 per node")
-
-	queue, err := troupe.Call[[]string](ctx, frontier, "Offer", []string{srv.URL + "/page/0"}).Await(ctx)
+	// Pool(processes=6): two fetchers on each node.
+	pool, err := nodes[0].NewPool(ctx, "Fetcher", troupe.PoolPerNode(2))
 	if err != nil {
 		return nil, err
 	}
+	say("spawned the frontier on n1 and a pool of %d fetchers, 2 per node", len(pool.Workers()))
+
 	sum := &Summary{}
-	inflight := map[*troupe.Future[Page]]fetch{}
-	defer func() {
-		for _, f := range inflight {
-			f.cancel()
-		}
-	}()
-	tries := map[string]int{}
-	next, done := 0, 0
+	crawled, killed := make(chan struct{}), make(chan struct{})
+	if !o.kill {
+		close(killed)
+	} else {
+		// Midway through the crawl, n3 is closed abruptly, fetches in
+		// flight and all.
+		fetches.at = int64(o.pages / 3)
+		fetches.reached = make(chan struct{})
+		go func() {
+			defer close(killed)
+			select {
+			case <-fetches.reached:
+			case <-crawled:
+				return
+			}
+			sum.Killed, sum.AtKill = nodes[2].ID(), int(fetches.started.Load()-fetches.ended.Load())
+			say("%d fetches done: closing node %s abruptly, with %d in flight", fetches.ended.Load(), sum.Killed, sum.AtKill)
+			nodes[2].Close()
+		}()
+	}
+
+	level, err := troupe.Call[[]string](ctx, frontier, "Offer", []string{srv.URL + "/page/0"}).Await(ctx)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	for len(queue) > 0 || len(inflight) > 0 {
-		for len(inflight) < o.inflight && len(queue) > 0 {
-			url := queue[0]
-			queue = queue[1:]
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			fut := troupe.Call[Page](cctx, fetchers[next%len(fetchers)], "Fetch", url)
-			next++
-			inflight[fut] = fetch{url, cancel}
-		}
-		futs := make([]*troupe.Future[Page], 0, len(inflight))
-		for f := range inflight {
-			futs = append(futs, f)
-		}
-		ready, _ := troupe.WaitAny(ctx, 1, futs...)
-		if err := ctx.Err(); err != nil {
+	// finish stops the kill's watcher and waits for it: sum's kill fields
+	// are written after it.
+	finish := sync.OnceFunc(func() {
+		close(crawled)
+		<-killed
+	})
+	defer finish()
+	for len(level) > 0 {
+		// pool.map(fetch, urls): results in input order; a fetch whose
+		// node died is retried on another fetcher (Fetch is idempotent).
+		pages, err := troupe.Map[Page](ctx, pool, "Fetch", level, troupe.MapIdempotent(), troupe.MaxInFlight(o.inflight))
+		if err != nil {
 			return nil, err
 		}
-		for _, fut := range ready {
-			f := inflight[fut]
-			delete(inflight, fut)
-			f.cancel()
-			page, err := fut.Await(ctx)
-			if err != nil {
-				tries[f.url]++
-				if tries[f.url] > 5 {
-					return nil, fmt.Errorf("fetch %s failed %d times, last: %w", f.url, tries[f.url], err)
-				}
-				sum.Retried++
-				say("  fetch %s failed (%v): queued again", f.url, shortErr(err))
-				queue = append(queue, f.url)
-				continue
-			}
+		var next []string
+		for _, page := range pages {
 			c, err := troupe.Call[Completion](ctx, frontier, "Complete", page).Await(ctx)
 			if err != nil {
 				return nil, err
 			}
-			queue = append(queue, c.New...)
-			if c.First {
-				done++
-			}
-			if o.kill && sum.Killed == "" && done == o.pages/3 {
-				sum.Killed, sum.AtKill = nodes[2].ID(), len(inflight)
-				say("%d pages done: closing node %s abruptly, with %d fetches in flight", done, sum.Killed, len(inflight))
-				nodes[2].Close()
-			}
+			next = append(next, c.New...)
 		}
+		level = next
 	}
+	finish()
+	sum.Retried = int(fetches.started.Load()) - o.pages
 	el := time.Since(start)
 
 	st, err := troupe.Call[Stats](ctx, frontier, "Stats").Await(ctx)
@@ -307,20 +307,10 @@ func run(ctx context.Context, out io.Writer, o options) (*Summary, error) {
 	for _, id := range nodeIDs {
 		say("  %s fetched %d pages", id, st.PerNode[id])
 	}
-	say("retried fetches: %d; pages reported again after being counted: %d (counted once)", sum.Retried, st.Twice)
+	say("fetches beyond one per page: %d; pages reported again after being counted: %d (counted once)", sum.Retried, st.Twice)
 	if st.Pages != o.pages || sum.Sum != o.pages {
 		return sum, fmt.Errorf("crawled %d pages (per-node sum %d), the site has %d", st.Pages, sum.Sum, o.pages)
 	}
 	say("no page lost, none counted twice")
 	return sum, nil
-}
-
-// shortErr is the first line of an error, without the wrapping chain's
-// repetitions.
-func shortErr(err error) string {
-	var e *troupe.Error
-	if errors.As(err, &e) {
-		return e.Code.String()
-	}
-	return err.Error()
 }
