@@ -204,3 +204,49 @@ func BenchmarkQUICEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPoolMap maps a method over 10 000 small inputs with a pool of
+// one worker per node on 3 nodes over QUIC (loopback, one process), and
+// reports items/s and the share of the busiest worker.
+func BenchmarkPoolMap(b *testing.B) {
+	nodes, _ := benchNodes(b, 3)
+	for _, nd := range nodes {
+		id := nd.ID()
+		if err := Register(nd, "Calc", func() *Calc { return &Calc{node: id} }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	p, err := nodes[0].NewPool(ctx, "Calc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := make([]int, 10_000)
+	for i := range in {
+		in[i] = 7*i + 1
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Map[int](ctx, p, "Double", in); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "items/s")
+	var total, most uint64
+	for _, s := range nodes {
+		for _, st := range s.types.Stats() {
+			if st.Type == "Calc" && st.Method == "Double" {
+				n := uint64(0)
+				for _, v := range st.Outcomes {
+					n += v
+				}
+				total += n
+				most = max(most, n)
+			}
+		}
+	}
+	if total > 0 {
+		b.ReportMetric(float64(most)/float64(total), "busiest-share")
+	}
+}
