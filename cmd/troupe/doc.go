@@ -13,6 +13,8 @@
 //	troupe actors    [-admin HOST:PORT] [-name NAME -dir DIR] [-type T] [-node N] [-limit N] [-o table|json]
 //	troupe expel ID  -admin HOST:PORT -name NAME [-dir DIR]
 //
+//	troupe gen       -type T[=NAME],... [-pkg DIR] [-o FILE]
+//
 // Files live in one directory (-dir, default "."): ca.pem and ca-key.pem
 // for the CA, NAME.pem and NAME-key.pem for a node; keys are written
 // readable by their owner only, and nothing is overwritten without -force.
@@ -27,4 +29,14 @@
 // Config.AdminAddr): plain HTTP to a loopback endpoint, or HTTPS with
 // mutual TLS presenting DIR/NAME.pem with -name. Output is an aligned
 // table, or JSON with -o json.
+//
+// `troupe gen` writes typed refs: for each actor type T of the Go package
+// in -pkg (default "."), registered under NAME (default T), a file
+// t_troupe.go (or -o) declaring TRef, whose methods mirror the callable
+// methods of *T and return typed Futures, so a misspelled method or a wrong
+// argument is a compile error; with NewTRef, RegisterT, SpawnT and LookupT.
+// It fails, naming each one and why, if *T has an exported method that
+// Register would refuse. Use it from a go:generate line:
+//
+//	//go:generate go run github.com/troupe-dev/troupe/cmd/troupe gen -type Counter
 package main

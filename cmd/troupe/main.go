@@ -40,6 +40,7 @@ const usage = `usage:
   troupe members   [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
   troupe actors    [-admin HOST:PORT] [-name NAME -dir DIR] [-type T] [-node N] [-limit N] [-o table|json]
   troupe expel ID  -admin HOST:PORT -name NAME [-dir DIR]
+  troupe gen       -type T[=NAME],... [-pkg DIR] [-o FILE]
 `
 
 // errUsage is a command line that names no known command.
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = actors(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "expel":
 		err = expel(ctx, args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "gen":
+		err = gen(ctx, args[1:], stdout, stderr)
 	case len(args) >= 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
 		fmt.Fprint(stdout, usage)
 		return 0
