@@ -38,6 +38,9 @@ var closedCh = func() chan struct{} { c := make(chan struct{}); close(c); return
 // certainly did not run, unless r carries Idempotent (see Ref.With).
 func Call[R any](ctx context.Context, r Ref, method string, args ...any) *Future[R] {
 	n, err := nodeFor(ctx, r, method)
+	if err == nil && isVirtual(r) {
+		r, err = n.ensureVirtual(ctx, r)
+	}
 	if err == nil {
 		err = n.stopped(r, method)
 	}
@@ -52,6 +55,9 @@ func Call[R any](ctx context.Context, r Ref, method string, args ...any) *Future
 // the local actor); the method's failure is only logged on the host.
 func Tell(ctx context.Context, r Ref, method string, args ...any) error {
 	n, err := nodeFor(ctx, r, method)
+	if err == nil && isVirtual(r) {
+		r, err = n.ensureVirtual(ctx, r)
+	}
 	if err == nil {
 		err = n.stopped(r, method)
 	}
