@@ -20,31 +20,39 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files of troupe gen")
 
-// golden is gen's output for genpkg.Counter. It is a Go file of genpkg, so
-// this test package compiles it (TestGenRefCalls uses it).
-const golden = "testdata/genpkg/counter_troupe.go"
+// goldens are gen's output checked in: genpkg's is a Go file of genpkg, so
+// this test package compiles it (TestGenRefCalls calls through it);
+// examples/compute builds with its own and must not fall behind Worker.
+var goldens = []struct{ pkg, typ, file string }{
+	{"testdata/genpkg", "Counter", "testdata/genpkg/counter_troupe.go"},
+	{"../../examples/compute", "Worker", "../../examples/compute/worker_troupe.go"},
+}
 
 func TestGenGolden(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "counter_troupe.go")
-	if code, _, stderr := runCmd(t, "gen", "-type", "Counter", "-pkg", "testdata/genpkg", "-o", out); code != 0 {
-		t.Fatalf("gen: exit %d: %s", code, stderr)
-	}
-	got, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("gen wrote, for genpkg.Counter:\n%s\nwant %s (go test ./cmd/troupe -run TestGenGolden -update rewrites it)", got, golden)
+	for _, g := range goldens {
+		t.Run(g.typ, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.go")
+			if code, _, stderr := runCmd(t, "gen", "-type", g.typ, "-pkg", g.pkg, "-o", out); code != 0 {
+				t.Fatalf("gen: exit %d: %s", code, stderr)
+			}
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if *update {
+				if err := os.WriteFile(g.file, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(g.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("gen wrote, for %s:\n%s\nwant %s (go test ./cmd/troupe -run TestGenGolden -update rewrites it)", g.typ, got, g.file)
+			}
+		})
 	}
 }
 

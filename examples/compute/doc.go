@@ -5,6 +5,13 @@
 // attempt; Get retries a failed task on the next worker, up to a limit, like
 // Celery's autoretry_for. It prints which node ran each task, and exits 0.
 //
+// Workers are called through WorkerRef, the typed ref that troupe gen wrote
+// into worker_troupe.go (go generate ./examples/compute rewrites it after a
+// change to Worker's methods): q.workers[i].Compute(ctx, t) returns a
+// *troupe.Future[Result], so a misspelled method (Compte) or an argument of
+// the wrong type is a compile error, where troupe.Call[Result](ctx, ref,
+// "Compte", t) would only fail at run time with ErrUnknownMethod.
+//
 //	go run ./examples/compute
 //	go run ./examples/compute -tasks 30
 package main

@@ -14,6 +14,8 @@ import (
 	"github.com/troupe-dev/troupe"
 )
 
+//go:generate go run github.com/troupe-dev/troupe/cmd/troupe gen -type Worker
+
 func main() {
 	tasks := flag.Int("tasks", 12, "tasks to submit")
 	flag.Parse()
@@ -59,7 +61,7 @@ func (w *Worker) Compute(ctx context.Context, t Task) (Result, error) {
 
 // Queue submits tasks to workers round-robin.
 type Queue struct {
-	workers    []troupe.Ref
+	workers    []WorkerRef // typed refs, from worker_troupe.go
 	next       int
 	MaxRetries int
 	say        func(string, ...any)
@@ -82,7 +84,7 @@ func (q *Queue) Delay(ctx context.Context, id, a, b int, flaky bool) *AsyncResul
 }
 
 func (q *Queue) submit(ctx context.Context, worker int, t Task) *troupe.Future[Result] {
-	return troupe.Call[Result](ctx, q.workers[worker], "Compute", t)
+	return q.workers[worker].Compute(ctx, t)
 }
 
 // Get waits for the result; a task whose method failed is submitted again
@@ -128,14 +130,14 @@ func run(ctx context.Context, out io.Writer, tasks int) (*Summary, error) {
 		}
 		nodes = append(nodes, n)
 		id := n.ID()
-		if err := troupe.Register(n, "Worker", func() *Worker { return &Worker{node: id} }); err != nil {
+		if err := RegisterWorker(n, func() *Worker { return &Worker{node: id} }); err != nil {
 			return nil, err
 		}
 	}
 	say("cluster: %v", nodes[0].Members())
 	q := &Queue{MaxRetries: 2, say: say}
 	for _, n := range nodes {
-		r, err := nodes[0].Spawn(ctx, "Worker", troupe.OnNode(n.ID()))
+		r, err := SpawnWorker(ctx, nodes[0], troupe.OnNode(n.ID()))
 		if err != nil {
 			return nil, err
 		}
