@@ -228,3 +228,32 @@ func TestGenRefCalls(t *testing.T) {
 		t.Errorf("NewCounterRef of a Worker = %v, want ErrTypeMismatch", err)
 	}
 }
+
+// TestGenRefusesNames covers what gen refuses beyond Register's rule: a
+// method the typed ref cannot have, a signature that does not type-check.
+func TestGenRefusesNames(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"field of Ref", "func (*T) ID() string { return \"\" }", "T.ID: the typed ref cannot have a method ID (a field of troupe.Ref)"},
+		{"method of Ref", "func (*T) String() string { return \"\" }", "T.String: the typed ref cannot have a method String (a method of troupe.Ref)"},
+		{"With", "func (*T) With(n int) {}", "T.With: the typed ref cannot have a method With"},
+		{"undefined", "func (*T) M(x Undefined) {}", "T.M: its signature does not type-check"},
+		{"generic", "type G[X any] struct{}\nfunc (*G[X]) M() {}\nfunc (*T) M() {}", "G is generic"},
+		{"import name", "var fmt = 1\nfunc (*T) M() {}", "declares fmt, a name the generated code imports"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := "package p\n\ntype T struct{}\n\n" + tc.src + "\n"
+			if err := os.WriteFile(filepath.Join(dir, "p.go"), []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			typ := "T"
+			if tc.name == "generic" {
+				typ = "G"
+			}
+			code, _, stderr := runCmd(t, "gen", "-type", typ, "-pkg", dir)
+			if code != 1 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 1 and %q", code, stderr, tc.want)
+			}
+		})
+	}
+}
