@@ -188,11 +188,12 @@ func exportData(ctx context.Context, dir string, imports map[string]bool) (map[s
 	if len(imports) == 0 {
 		return out, nil
 	}
-	args := []string{"list", "-e", "-export", "-f", "{{.ImportPath}}\t{{.Export}}\t{{with .Error}}{{.Err}}{{end}}"}
+	paths := make([]string, 0, len(imports))
 	for p := range imports {
-		args = append(args, p)
+		paths = append(paths, p)
 	}
-	slices.Sort(args[5:])
+	slices.Sort(paths)
+	args := append([]string{"list", "-e", "-export", "-f", "{{.ImportPath}}\t{{.Export}}\t{{with .Error}}{{.Err}}{{end}}"}, paths...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
@@ -487,23 +488,70 @@ func (im *imports) typeString(t types.Type) string {
 // checkNameable fails for an unexported type of another package (it can
 // appear in a promoted method, but the generated code could not name it).
 func checkNameable(t types.Type, pkg *types.Package, err *error) {
-	if *err != nil {
-		return
-	}
-	s := types.TypeString(t, func(p *types.Package) string {
-		if p != pkg {
-			return "\x00" + p.Path()
-		}
-		return ""
-	})
-	for _, part := range strings.Split(s, "\x00")[1:] {
-		i := strings.LastIndexByte(part, '.')
-		rest := part[i+1:]
-		if rest != "" && !token.IsExported(rest) {
-			*err = fmt.Errorf("troupe gen: type %s cannot be named outside its package", types.TypeString(t, nil))
-			return
+	if *err == nil {
+		if n := unnameable(t, pkg, map[types.Type]bool{}); n != nil {
+			*err = fmt.Errorf("troupe gen: type %s cannot be named outside package %s", n.Obj().Name(), n.Obj().Pkg().Path())
 		}
 	}
+}
+
+// unnameable returns a defined type in t that the generated code, in pkg,
+// cannot name, or nil.
+func unnameable(t types.Type, pkg *types.Package, seen map[types.Type]bool) *types.Named {
+	if seen[t] {
+		return nil
+	}
+	seen[t] = true
+	switch t := types.Unalias(t).(type) {
+	case *types.Named:
+		if o := t.Obj(); o.Pkg() != nil && o.Pkg() != pkg && !o.Exported() {
+			return t
+		}
+		for a := range t.TypeArgs().Types() {
+			if n := unnameable(a, pkg, seen); n != nil {
+				return n
+			}
+		}
+	case *types.Pointer:
+		return unnameable(t.Elem(), pkg, seen)
+	case *types.Slice:
+		return unnameable(t.Elem(), pkg, seen)
+	case *types.Array:
+		return unnameable(t.Elem(), pkg, seen)
+	case *types.Chan:
+		return unnameable(t.Elem(), pkg, seen)
+	case *types.Map:
+		if n := unnameable(t.Key(), pkg, seen); n != nil {
+			return n
+		}
+		return unnameable(t.Elem(), pkg, seen)
+	case *types.Struct:
+		for f := range t.Fields() {
+			if n := unnameable(f.Type(), pkg, seen); n != nil {
+				return n
+			}
+		}
+	case *types.Signature:
+		for _, tup := range []*types.Tuple{t.Params(), t.Results()} {
+			for v := range tup.Variables() {
+				if n := unnameable(v.Type(), pkg, seen); n != nil {
+					return n
+				}
+			}
+		}
+	case *types.Interface:
+		for m := range t.ExplicitMethods() {
+			if n := unnameable(m.Type(), pkg, seen); n != nil {
+				return n
+			}
+		}
+		for e := range t.EmbeddedTypes() {
+			if n := unnameable(e, pkg, seen); n != nil {
+				return n
+			}
+		}
+	}
+	return nil
 }
 
 // genFile writes the typed refs of actors, in their package: per actor T

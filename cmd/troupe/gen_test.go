@@ -112,6 +112,8 @@ func TestGenRefusals(t *testing.T) {
 		}},
 		{"unexported only", []string{"gen", "-type", "Hidden", "-pkg", "testdata/genshapes"}, 1, []string{
 			"Hidden has no callable method"}},
+		{"unnameable type", []string{"gen", "-type", "Outer", "-pkg", "testdata/genembed"}, 1, []string{
+			"type secret cannot be named outside package github.com/troupe-dev/troupe/cmd/troupe/testdata/genshapes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"gen", "-o", filepath.Join(t.TempDir(), "out.go")}, tc.args[1:]...)

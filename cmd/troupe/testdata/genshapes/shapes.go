@@ -53,3 +53,11 @@ type Hidden struct{}
 func (*Hidden) run() {}
 
 var _ = (*Hidden).run
+
+// Leaky has a callable method whose argument type cannot be named outside
+// this package; genembed.Outer embeds it.
+type Leaky struct{}
+
+type secret struct{ N int }
+
+func (*Leaky) Take(s []secret) {}
