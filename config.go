@@ -80,6 +80,16 @@ type Config struct {
 	// call fails with ErrBackpressure as above. A lone call always fits.
 	// Zero means 64 MiB.
 	MailboxBytes int
+	// IdleTimeout passivates a hosted actor that has had no call for this
+	// long: its OnDeactivate(ctx) error hook runs (if its type has one; the
+	// place to save state), its instance is dropped from memory, and its
+	// next call activates a fresh instance on its host (OnActivate(ctx)
+	// error runs before that call). It is never passivated with a call
+	// queued or running, and a call that races the passivation is
+	// delivered to the next instance. Registered and virtual actors keep
+	// their registry entry. Register's PassivateAfter overrides it per
+	// type. Zero means 1 hour (as Dapr's actors); negative means never.
+	IdleTimeout time.Duration
 	// MaxFrameSize is the largest request or result a call may carry, the
 	// same for a local actor as for a remote one: beyond it the call fails
 	// with ErrTooLarge (naming the size and the limit). Zero means 4 MiB;
@@ -187,3 +197,17 @@ const (
 	VoterNever  = placement.VoterNever
 	VoterPrefer = placement.VoterPrefer
 )
+
+// defaultIdleTimeout is Config.IdleTimeout's zero value.
+const defaultIdleTimeout = time.Hour
+
+// idleTimeout is Config.IdleTimeout with its default: 0 for never.
+func idleTimeout(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return defaultIdleTimeout
+	case d < 0:
+		return 0
+	}
+	return d
+}

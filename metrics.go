@@ -47,6 +47,7 @@ var (
 	descPlacements     = prometheus.NewDesc("troupe_registry_placements", "Actors in the registry, by state.", []string{"state"}, nil)
 	descConnections    = prometheus.NewDesc("troupe_transport_connections", "Usable QUIC connections to a peer now.", []string{"peer"}, nil)
 	descStreams        = prometheus.NewDesc("troupe_transport_streams", "Open streams to and from a peer now.", []string{"peer"}, nil)
+	descPassivations   = prometheus.NewDesc("troupe_passivations_total", "Actors passivated on this node after their idle timeout.", nil, nil)
 	descRegRefusals    = prometheus.NewDesc("troupe_registry_refusals_total", "Registry writes refused, by reason.", []string{"reason"}, nil)
 	descCalls          = prometheus.NewDesc("troupe_calls_total", "Calls that reached a method hosted here, by type, method and outcome.", []string{"type", "method", "outcome"}, nil)
 	descActivations    = prometheus.NewDesc("troupe_activations", "Actors active on this node, by type.", []string{"type"}, nil)
@@ -86,7 +87,7 @@ type nodeCollector struct{ n *Node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
 		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
-		descLeader, descLeaderChanges, descLeaseRenewals, descLeaseLapses, descPlacements, descConnections, descStreams, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
+		descLeader, descLeaderChanges, descLeaseRenewals, descLeaseLapses, descPlacements, descConnections, descStreams, descPassivations, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
 		descCallDuration, descClientDuration, descOneWaySent, descOneWayDropped} {
 		ch <- d
 	}
@@ -174,6 +175,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPlacements, float64(k.Active), "active")
 	gauge(descPlacements, float64(k.Stopped), "stopped")
 	counter(descRepliesDropped, n.ep.RepliesDropped())
+	counter(descPassivations, n.ep.Passivations())
 	for _, a := range n.ep.Activations() {
 		gauge(descActivations, float64(a.Activations), a.Type)
 		gauge(descMailbox, float64(a.Queued), a.Type)

@@ -153,6 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		Owner:        (*owner)(n),
 		MailboxSize:  cfg.MailboxSize,
 		MailboxBytes: cfg.MailboxBytes,
+		IdleTimeout:  idleTimeout(cfg.IdleTimeout),
 		MaxFrameSize: cfg.MaxFrameSize,
 		Restart:      cfg.Restart,
 		OnPanic:      n.onPanic,

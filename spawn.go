@@ -22,7 +22,7 @@ import (
 // first call. Register every type on every node that may host it; nothing is ever
 // instantiated from a name that was not registered. Register waits for one
 // registry write (bounded by 30s and by Close).
-func Register[T any](node *Node, name string, newFn func() *T) error {
+func Register[T any](node *Node, name string, newFn func() *T, opts ...RegisterOption) error {
 	if node == nil {
 		return errors.New("troupe: Register on a nil node")
 	}
@@ -47,6 +47,11 @@ func Register[T any](node *Node, name string, newFn func() *T) error {
 		}
 		return fmt.Errorf("troupe: register %q: %w: exported methods that cannot be called: %s", name, ErrBadType, strings.Join(why, "; "))
 	}
+	var o registerOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	t.SetIdleTimeout(o.idle)
 	if err := node.types.Add(t); err != nil {
 		if errors.Is(err, remote.ErrDuplicateType) {
 			return fmt.Errorf("troupe: register %q: %w: %w", name, ErrTypeMismatch, err)
@@ -59,6 +64,22 @@ func Register[T any](node *Node, name string, newFn func() *T) error {
 		return fmt.Errorf("troupe: register %q with the registry: %w", name, err)
 	}
 	return nil
+}
+
+// RegisterOption qualifies a Register.
+type RegisterOption func(*registerOptions)
+
+type registerOptions struct{ idle time.Duration }
+
+// PassivateAfter overrides Config.IdleTimeout for the type: its actors
+// are passivated after d without a call; negative means never.
+func PassivateAfter(d time.Duration) RegisterOption {
+	return func(o *registerOptions) {
+		o.idle = d
+		if d == 0 {
+			o.idle = -1 // zero would mean "the node's": say never explicitly
+		}
+	}
 }
 
 // RestartPolicy is how the cluster restarts a registered actor whose node

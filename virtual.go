@@ -50,3 +50,24 @@ func (n *Node) ensureVirtual(ctx context.Context, r Ref) (Ref, error) {
 	got.opts = r.opts
 	return got, nil
 }
+
+// Self returns the actor whose OnActivate or OnDeactivate hook got ctx
+// (bound to the hosting node, which ctx carries too): a virtual actor's
+// key is Key(Self(ctx)).
+func Self(ctx context.Context) (Ref, bool) {
+	r, ok := remote.SelfFromContext(ctx)
+	if !ok {
+		return Ref{}, false
+	}
+	n, _ := FromContext(ctx)
+	return Ref{Ref: r, node: n}, true
+}
+
+// Key returns the key of a virtual actor's Ref, and false for other
+// actors.
+func Key(r Ref) (string, bool) {
+	if !isVirtual(r) {
+		return "", false
+	}
+	return r.ID[len(r.Type)+1:], true
+}

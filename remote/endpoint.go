@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -112,6 +113,11 @@ type Config struct {
 	OnStop func(ref Ref, reason error)
 	// Logger receives call failures. Nil means silent.
 	Logger *slog.Logger
+	// IdleTimeout passivates an activation that has had no call for this
+	// long (a Type's SetIdleTimeout overrides it): its OnDeactivate hook
+	// runs and it is stopped on this node; its next call activates it
+	// again (OnActivate). Zero or negative means never.
+	IdleTimeout time.Duration
 	// BaseContext returns the parent of the ctx of every method the Endpoint
 	// runs, so that methods see its values (the root package puts the
 	// hosting node there). New calls it once. The Endpoint cancels method
@@ -161,6 +167,7 @@ type Endpoint struct {
 	parked         atomic.Int64 // requests waiting for ownership
 	parkedBytes    atomic.Int64
 	repliesDropped atomic.Uint64
+	passivations   atomic.Uint64
 
 	tracer      trace.Tracer // from Config.TracerProvider; nil: no spans
 	clientLat   sync.Map     // clientKey -> *clientHists: latency of the calls made
@@ -229,8 +236,12 @@ func New(cfg Config) (*Endpoint, error) {
 	cfg.Transport.Handle(transport.KindCalls, transport.HandlerFunc(e.handleFrame))
 	cfg.Transport.Handle(transport.KindOneWay, oneWayHandler{e})
 	cfg.Transport.OnDisconnect(e.onDisconnect)
+	e.goTracked(e.sweep)
 	return e, nil
 }
+
+// Passivations counts the activations passivated for idleness.
+func (e *Endpoint) Passivations() uint64 { return e.passivations.Load() }
 
 // drainingOwner refuses every actor once the Endpoint drains.
 type drainingOwner struct {
@@ -384,10 +395,12 @@ func (e *Endpoint) Activate(ref Ref) error {
 	if e.isClosed() || e.draining.Load() {
 		return ErrClosed
 	}
-	if _, rerr := e.activation(ref.ID, ref.Type, ref.Epoch); rerr != nil {
+	act, rerr := e.activation(ref.ID, ref.Type, ref.Epoch)
+	if rerr != nil {
 		rerr.Node, rerr.Actor = e.self, ref.ID
 		return rerr
 	}
+	act.done()
 	return nil
 }
 

@@ -25,6 +25,16 @@ type activation struct {
 	retired atomic.Bool // deactivated or replaced: queued calls get ErrNotOwner
 	stopped atomic.Pointer[error]
 
+	last       atomic.Int64 // monoNow of the latest call delivered (passivate.go)
+	asked      atomic.Bool  // a passivate message is queued
+	passivated atomic.Bool  // stopped for idleness: dead letters go to a fresh activation
+	// admitting counts the admissions that hold this activation and have
+	// not queued their job yet: activation() adds one under Endpoint.mu,
+	// the caller removes it once its jobs are queued (done). Passivation
+	// decides under Endpoint.mu and only when it is zero, so no admitted
+	// job can reach an activation after it decided to stop.
+	admitting atomic.Int64
+
 	bmu    sync.Mutex
 	bytes  int64         // argument bytes of the calls queued on the actor
 	bspace chan struct{} // closed when bytes drop; nil if nobody waits
@@ -80,12 +90,18 @@ func (a *activation) release(j *job) {
 type hosted struct {
 	e   *Endpoint
 	obj *Object
+	ref Ref // the activation's, for the lifecycle hooks' ctx
 }
 
 // Receive runs one call (lifecycle messages are ignored).
 func (h *hosted) Receive(c *actor.Context, msg any) {
-	if j, ok := msg.(*job); ok {
-		h.e.run(c, h.obj, j)
+	switch m := msg.(type) {
+	case *job:
+		h.e.run(c, h.obj, m)
+	case passivate:
+		h.e.onPassivate(c, h, m.act)
+	case actor.Started, actor.Stopping:
+		h.e.lifecycle(c, h, m)
 	}
 }
 
@@ -179,6 +195,9 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 	var rerr *Error
 	if err == nil {
 		act, rerr = e.activation(head.Target, typeName, head.Epoch)
+	}
+	if act != nil {
+		defer act.done()
 	}
 	for _, j := range run {
 		switch {
@@ -383,6 +402,7 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 	if rerr != nil {
 		return errOf(e.finish(j, nil, rerr))
 	}
+	defer act.done()
 	return e.deliver(j, act)
 }
 
@@ -390,6 +410,7 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 // mailbox's byte budget.
 func (e *Endpoint) deliver(j *job, act *activation) error {
 	j.act = act
+	act.last.Store(monoNow())
 	if reason := act.stopped.Load(); reason != nil {
 		return errOf(e.finish(j, nil, &Error{Code: CodeUnavailable, Message: "actor stopped: " + (*reason).Error()}))
 	}
@@ -409,7 +430,11 @@ func (e *Endpoint) deliver(j *job, act *activation) error {
 	case terr == nil:
 		return nil
 	case errors.Is(terr, actor.ErrDeadLetter):
-		// The engine already handed j to onDeadLetter.
+		// The engine already handed j to onDeadLetter, which redelivered
+		// it to a fresh activation if act was passivated.
+		if act.passivated.Load() && !e.isClosed() {
+			return nil
+		}
 		return e.engineError(act, terr)
 	default:
 		return errOf(e.finish(j, nil, terr))
@@ -456,7 +481,8 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 	}
 	frame, err := obj.invoke(j.ctx, dst, q.Method, q.Args, false, !oneWay)
 	obj.countLast(err)
-	end := monoNow() // one reading for the histogram and, for a local caller, its own
+	end := monoNow()      // one reading for the histogram and, for a local caller, its own
+	j.act.last.Store(end) // idle from the end of its last call (passivate.go)
 	obj.observeLast(j.start, end)
 	e.finishAt(j, frame, err, end)
 	if buf != nil {
@@ -469,6 +495,10 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 // stopped, or is stopping).
 func (e *Endpoint) onDeadLetter(d actor.DeadLetter) {
 	if j, ok := d.Message.(*job); ok {
+		if j.act != nil && j.act.passivated.Load() && !e.isClosed() {
+			e.redeliver(j)
+			return
+		}
 		e.finish(j, nil, actor.ErrDeadLetter)
 	}
 }
@@ -608,6 +638,7 @@ func (e *Endpoint) activation(id, typeName string, epoch uint64) (*activation, *
 	defer e.mu.Unlock()
 	act := e.actors[id]
 	if act != nil && (epoch <= act.ref.Epoch || epoch == 0) && act.typ.name == typeName {
+		act.admitting.Add(1)
 		return act, nil
 	}
 	typ, ok := e.cfg.Types.Lookup(typeName)
@@ -615,12 +646,13 @@ func (e *Endpoint) activation(id, typeName string, epoch uint64) (*activation, *
 		return nil, &Error{Code: CodeNotFound, Message: "type " + typeName + " is not registered on this node"}
 	}
 	next := &activation{ref: Ref{ID: id, Type: typeName, Node: e.self, Epoch: epoch}, typ: typ}
+	next.last.Store(monoNow())
 	pid, err := e.sys.Spawn(func() actor.Actor {
 		obj, err := typ.New()
 		if err != nil {
 			return nil // the engine fails the actor with ErrNilActor
 		}
-		return &hosted{e: e, obj: obj}
+		return &hosted{e: e, obj: obj, ref: next.ref}
 	}, actor.Options{})
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: err.Error()}
@@ -632,9 +664,13 @@ func (e *Endpoint) activation(id, typeName string, epoch uint64) (*activation, *
 	if act != nil {
 		e.retire(act)
 	}
+	next.admitting.Add(1)
 	e.actors[id] = next
 	return next, nil
 }
+
+// done ends an admission of act (see activation.admitting).
+func (a *activation) done() { a.admitting.Add(-1) }
 
 // terminated runs when an activation's actor stopped.
 func (e *Endpoint) terminated(act *activation, t actor.Terminated) {

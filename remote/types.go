@@ -20,8 +20,9 @@ import (
 // instantiated, and only their callable methods can be reached from the wire.
 // It is safe for concurrent use; the zero value is not usable, call NewTypes.
 type Types struct {
-	mu sync.RWMutex
-	m  map[string]*Type
+	mu      sync.RWMutex
+	m       map[string]*Type
+	changed chan struct{} // closed (and replaced) by Add
 }
 
 // NewTypes returns an empty registry.
@@ -35,7 +36,21 @@ func (ts *Types) Add(t *Type) error {
 		return fmt.Errorf("%w: %q", ErrDuplicateType, t.name)
 	}
 	ts.m[t.name] = t
+	if ts.changed != nil {
+		close(ts.changed)
+		ts.changed = nil
+	}
 	return nil
+}
+
+// changes returns a channel closed at the next Add.
+func (ts *Types) changes() <-chan struct{} {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.changed == nil {
+		ts.changed = make(chan struct{})
+	}
+	return ts.changed
 }
 
 // Lookup returns the type registered under name.
@@ -44,6 +59,17 @@ func (ts *Types) Lookup(name string) (*Type, bool) {
 	t, ok := ts.m[name]
 	ts.mu.RUnlock()
 	return t, ok
+}
+
+// all returns the registered types, in no order.
+func (ts *Types) all() []*Type {
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	out := make([]*Type, 0, len(ts.m))
+	for _, t := range ts.m {
+		out = append(out, t)
+	}
+	return out
 }
 
 // Names returns the registered type names, sorted.
@@ -79,7 +105,35 @@ type Type struct {
 	methods map[string]*method
 	byIndex []*method         // methods by their index
 	skipped map[string]string // exported method -> why it is not callable
+
+	// idle overrides Config.IdleTimeout for this type (SetIdleTimeout);
+	// zero: the Endpoint's, negative: never passivated.
+	idle time.Duration
 }
+
+// SetIdleTimeout sets how long an activation of t may go without a call
+// before it is passivated, overriding Config.IdleTimeout: zero means the
+// Endpoint's, negative never. Set it before adding t to a Types.
+func (t *Type) SetIdleTimeout(d time.Duration) { t.idle = d }
+
+// Lifecycle hooks: methods of these names and shapes are not callable;
+// the Endpoint runs them when an activation starts (before its first
+// call; an error fails the activation, which its supervisor restarts) and
+// when it ends (passivation, a move, a stop or the node's close).
+type (
+	// Activator is implemented by types with an OnActivate hook.
+	Activator interface {
+		OnActivate(ctx context.Context) error
+	}
+	// Deactivator is implemented by types with an OnDeactivate hook.
+	Deactivator interface {
+		OnDeactivate(ctx context.Context) error
+	}
+)
+
+// lifecycleHook reports whether the exported method name is a lifecycle
+// hook rather than a callable method.
+func lifecycleHook(name string) bool { return name == "OnActivate" || name == "OnDeactivate" }
 
 var (
 	ctxType = reflect.TypeFor[context.Context]()
@@ -119,6 +173,12 @@ func NewType[T any](name string, newFn func() *T) (*Type, error) {
 	}
 	for i := range rt.NumMethod() {
 		m := rt.Method(i)
+		if lifecycleHook(m.Name) {
+			if ft := m.Type; ft.NumIn() != 2 || ft.In(1) != ctxType || ft.NumOut() != 1 || ft.Out(0) != errType {
+				t.skipped[m.Name] = "a lifecycle hook must be func(context.Context) error"
+			}
+			continue
+		}
 		mm, why := buildMethod(name, m)
 		if why != "" {
 			t.skipped[m.Name] = why
@@ -176,14 +236,26 @@ func buildMethod(typeName string, m reflect.Method) (*method, string) {
 }
 
 // encodable reports whether values of t can plausibly travel as msgpack.
-func encodable(t reflect.Type) bool {
+func encodable(t reflect.Type) bool { return encodableSeen(t, nil) }
+
+// encodableSeen is encodable, cut at types already being looked at: a
+// self-referential type (type L []L) is as encodable as its other parts.
+func encodableSeen(t reflect.Type, seen map[reflect.Type]bool) bool {
 	switch t.Kind() {
 	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Uintptr:
 		return false
-	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return encodable(t.Elem())
-	case reflect.Map:
-		return encodable(t.Key()) && encodable(t.Elem())
+	case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+		if seen[t] {
+			return true
+		}
+		if seen == nil {
+			seen = make(map[reflect.Type]bool)
+		}
+		seen[t] = true
+		if t.Kind() == reflect.Map && !encodableSeen(t.Key(), seen) {
+			return false
+		}
+		return encodableSeen(t.Elem(), seen)
 	}
 	return true
 }

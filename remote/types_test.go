@@ -281,3 +281,21 @@ func TestMethodStats(t *testing.T) {
 		t.Fatalf("stats %v, want %v", got, want)
 	}
 }
+
+// selfRef is a self-referential argument type: NewType must not recurse
+// forever on it.
+type selfRef []selfRef
+
+type selfRefActor struct{}
+
+func (*selfRefActor) Take(selfRef) int { return 0 }
+
+func TestSelfReferentialArgument(t *testing.T) {
+	ty, err := NewType("SelfRef", func() *selfRefActor { return &selfRefActor{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := ty.Methods(); len(ms) != 1 || ms[0] != "Take" {
+		t.Fatalf("methods %v, skipped %v", ms, ty.Skipped())
+	}
+}
