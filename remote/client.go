@@ -338,7 +338,9 @@ func (e *Endpoint) start(c *Call, loc Location) {
 		Flags: c.flags, Deadline: c.deadline, Sender: e.self}
 	if e.tracer != nil {
 		span := trace.SpanFromContext(c.ctx)
-		span.SetAttributes(AttrPeerNode.String(loc.Node)) // the host of the latest attempt
+		if span.IsRecording() {
+			span.SetAttributes(AttrPeerNode.String(loc.Node)) // the host of the latest attempt
+		}
 		q.Trace = traceContextOf(span.SpanContext())
 	}
 	var err error

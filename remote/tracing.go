@@ -40,6 +40,15 @@ const (
 
 var systemAttr = AttrRPCSystem.String("troupe")
 
+// The span kinds as start options, made once: an option made per call is
+// an allocation per call.
+var (
+	kindClient   = trace.WithSpanKind(trace.SpanKindClient)
+	kindProducer = trace.WithSpanKind(trace.SpanKindProducer)
+	kindServer   = trace.WithSpanKind(trace.SpanKindServer)
+	kindConsumer = trace.WithSpanKind(trace.SpanKindConsumer)
+)
+
 // spanName is the name of the spans of a call: "Type/Method" (the RPC
 // conventions' "service/method"), or the method alone when the type is not
 // known.
@@ -53,13 +62,17 @@ func spanName(typ, method string) string {
 // startClientSpan starts the caller's span of a call (or, oneWay, a send)
 // to ref's actor and returns the ctx that carries it.
 func (e *Endpoint) startClientSpan(ctx context.Context, ref Ref, method string, oneWay bool) context.Context {
-	kind := trace.SpanKindClient
+	kind := kindClient
 	if oneWay {
-		kind = trace.SpanKindProducer
+		kind = kindProducer
 	}
-	ctx, _ = e.tracer.Start(ctx, spanName(ref.Type, method), trace.WithSpanKind(kind),
-		trace.WithAttributes(systemAttr, AttrRPCService.String(ref.Type), AttrRPCMethod.String(method),
-			AttrActor.String(ref.ID), AttrNode.String(e.self)))
+	// The attributes are set once the sampler kept the span: a span
+	// sampled out costs no attribute slice.
+	ctx, span := e.tracer.Start(ctx, spanName(ref.Type, method), kind)
+	if span.IsRecording() {
+		span.SetAttributes(systemAttr, AttrRPCService.String(ref.Type), AttrRPCMethod.String(method),
+			AttrActor.String(ref.ID), AttrNode.String(e.self))
+	}
 	return ctx
 }
 
@@ -81,17 +94,19 @@ func (t *TraceContext) spanContext() trace.SpanContext {
 // span the request names, and makes j's ctx carry it (finish ends it).
 func (e *Endpoint) startServerSpan(j *job) {
 	q := &j.req
-	kind := trace.SpanKindServer
+	kind := kindServer
 	if q.Flags&FlagOneWay != 0 {
-		kind = trace.SpanKindConsumer
+		kind = kindConsumer
 	}
 	parent := j.ctx
 	if q.Trace != nil {
 		parent = trace.ContextWithRemoteSpanContext(parent, q.Trace.spanContext())
 	}
-	ctx, _ := e.tracer.Start(parent, q.Method, trace.WithSpanKind(kind),
-		trace.WithAttributes(systemAttr, AttrRPCMethod.String(q.Method), AttrActor.String(q.Target),
-			AttrNode.String(e.self), AttrPeerNode.String(j.from)))
+	ctx, span := e.tracer.Start(parent, q.Method, kind)
+	if span.IsRecording() {
+		span.SetAttributes(systemAttr, AttrRPCMethod.String(q.Method), AttrActor.String(q.Target),
+			AttrNode.String(e.self), AttrPeerNode.String(j.from))
+	}
 	if j.jc != nil {
 		// Keep the cheap derivation of ctxs from the job's ctx (see
 		// jobCtx.AfterFunc) under the span's ctx value.
@@ -113,6 +128,10 @@ func (c *spanCtx) AfterFunc(f func()) func() bool { return c.jc.AfterFunc(f) }
 // and ends it. typ, when not empty, names the actor type (the host learns
 // it only once it checked ownership).
 func endSpan(span trace.Span, typ, method string, err error) {
+	if !span.IsRecording() { // sampled out: nothing to name or annotate
+		span.End()
+		return
+	}
 	if typ != "" {
 		span.SetName(spanName(typ, method))
 		span.SetAttributes(AttrRPCService.String(typ))
