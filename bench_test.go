@@ -3,8 +3,11 @@ package troupe
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -249,4 +252,95 @@ func BenchmarkPoolMap(b *testing.B) {
 	if total > 0 {
 		b.ReportMetric(float64(most)/float64(total), "busiest-share")
 	}
+}
+
+// BenchmarkVirtualFirstCall: each op is the first call to a new virtual
+// actor (a named-spawn Raft write, then its activation) from 64 callers
+// spread over 3 QUIC nodes in one process.
+func BenchmarkVirtualFirstCall(b *testing.B) {
+	nodes, _ := benchNodes(b, 3)
+	for _, nd := range nodes {
+		if err := Register(nd, "Sess", func() *benchSess { return &benchSess{} }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	var next atomic.Int64
+	roundTrips(b, 64, func(w int) error {
+		key := strconv.FormatInt(next.Add(1), 10)
+		_, err := Call[int](ctx, nodes[w%3].Virtual("Sess", key), "Touch").Await(ctx)
+		return err
+	})
+}
+
+// BenchmarkVirtualMemory activates 100 000 virtual actors over 3 QUIC
+// nodes in one process (64 callers), reports the heap per activation
+// (registry replicas of all 3 nodes included), then waits until all are
+// passivated (PassivateAfter 20 s, longer than the activations take) and reports the heap left per actor
+// (their registry entries, kept) and as a share of the activated heap.
+func BenchmarkVirtualMemory(b *testing.B) {
+	const keys = 100_000
+	for i := 0; i < b.N; i++ { // b.Loop refuses a stopped timer at its end
+		b.StopTimer()
+		nodes, _ := benchNodes(b, 3)
+		gone := make(chan struct{}, keys)
+		for _, nd := range nodes {
+			if err := Register(nd, "Sess", func() *benchSess { return &benchSess{gone: gone} }, PassivateAfter(20*time.Second)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ctx := context.Background()
+		heap := func() float64 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return float64(ms.HeapAlloc)
+		}
+		base := heap()
+		b.StartTimer()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 64 {
+			wg.Go(func() {
+				for {
+					k := next.Add(1)
+					if k > keys {
+						return
+					}
+					if _, err := Call[int](ctx, nodes[w%3].Virtual("Sess", strconv.FormatInt(k, 10)), "Touch").Await(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.StopTimer()
+		el := b.Elapsed()
+		active := heap()
+		for range keys {
+			<-gone
+		}
+		idle := heap()
+		b.ReportMetric(keys/el.Seconds(), "activations/s")
+		b.ReportMetric((active-base)/keys, "heap-B/active")
+		b.ReportMetric((idle-base)/keys, "heap-B/passivated")
+		b.ReportMetric((idle-base)/(active-base), "heap-left-ratio")
+	}
+}
+
+// benchSess is a virtual actor with a little state.
+type benchSess struct {
+	n    int
+	buf  [8]int64
+	gone chan<- struct{}
+}
+
+func (s *benchSess) Touch() int { s.n++; s.buf[s.n%8]++; return s.n }
+
+func (s *benchSess) OnDeactivate(context.Context) error {
+	if s.gone != nil {
+		s.gone <- struct{}{}
+	}
+	return nil
 }
