@@ -24,6 +24,9 @@ import (
 // childEnv, when set, makes the binary run one child node (see child).
 const childEnv = "TROUPE_CLUSTER_CHILD"
 
+// mapInputs is the size of the pool map that runs across the kill.
+const mapInputs = 3000
+
 func main() {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(child())
@@ -255,6 +258,35 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 		say("call %s.Add(%d) = %d, answered by %s", name, 10*(i+1), r.Total, r.Node)
 	}
 
+	say("== a virtual actor: no spawn, placed by its first call")
+	alice := n1.Virtual("Counter", "alice")
+	va, err := troupe.Call[Reply](ctx, alice, "Add", 5).Await(ctx)
+	if err != nil {
+		return err
+	}
+	say("virtual Counter/alice.Add(5) = %d, answered by %s", va.Total, va.Node)
+
+	say("== a pool of Counters (one per node) maps Add over %d inputs; n3 is SIGKILLed mid-map", mapInputs)
+	pool, err := n1.NewPool(ctx, "Counter")
+	if err != nil {
+		return err
+	}
+	inputs := make([]int, mapInputs)
+	for i := range inputs {
+		inputs[i] = 1
+	}
+	type mapped struct {
+		replies []Reply
+		err     error
+	}
+	mapDone := make(chan mapped, 1)
+	go func() {
+		// Add is not idempotent in general; here a repeated Add only
+		// moves a count, so the map may retry what may have run.
+		r, err := troupe.Map[Reply](ctx, pool, "Add", inputs, troupe.MapIdempotent())
+		mapDone <- mapped{r, err}
+	}()
+
 	say("== failover: SIGKILL to n3 (pid %d)", children["n3"].cmd.Process.Pid)
 	var onN3 []troupe.Ref
 	for _, name := range names {
@@ -262,11 +294,29 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 			onN3 = append(onN3, ref)
 		}
 	}
+	select { // let the map get going: the kill lands with calls in flight
+	case <-time.After(50 * time.Millisecond):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	killed := time.Now()
 	if err := children["n3"].cmd.Process.Kill(); err != nil {
 		return err
 	}
 	<-children["n3"].done
+	m := <-mapDone
+	if m.err != nil {
+		return fmt.Errorf("map across the kill: %w", m.err)
+	}
+	perNode := map[string]int{}
+	for _, r := range m.replies {
+		perNode[r.Node]++
+	}
+	say("map: %d of %d inputs answered, by node %v, %s after the kill", len(m.replies), len(inputs), perNode, time.Since(killed).Round(time.Millisecond))
+	if va, err = callUntil(ctx, alice.With(troupe.Idempotent()), "n3"); err != nil {
+		return fmt.Errorf("virtual actor after the kill: %w", err)
+	}
+	say("virtual Counter/alice answers from %s, total %d", va.Node, va.Total)
 	for _, ref := range onN3 {
 		name := ref.ID
 		r, err := callUntil(ctx, ref.With(troupe.Idempotent()), "n3")

@@ -33,7 +33,8 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"members seen by n1: [n1 n2 n3], Raft leader: n", "node n3, epoch", "answers again", "members seen by n1: [n1 n2]"} {
+	for _, want := range []string{"members seen by n1: [n1 n2 n3], Raft leader: n", "node n3, epoch", "answers again", "members seen by n1: [n1 n2]",
+		"virtual Counter/alice.Add(5) = 5", "map: 3000 of 3000 inputs answered", "virtual Counter/alice answers from n"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q", want)
 		}
