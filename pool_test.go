@@ -110,9 +110,15 @@ func TestPoolCallLeastBusy(t *testing.T) {
 	}
 	other := must[string](t)(Call[string](ctx, p.Workers()[1-busy], "Where").Await(ctx))
 	for range 10 {
-		if got := must[string](t)(PoolCall[string](ctx, p, "Where").Await(ctx)); got != other {
+		f := PoolCall[string](ctx, p, "Where")
+		// OnDone hooks run in order: once ours ran, the pool's count of
+		// the call is back down, and the next pick sees 0 against 1.
+		counted := make(chan struct{})
+		f.OnDone(func() { close(counted) })
+		if got := must[string](t)(f.Await(ctx)); got != other {
 			t.Fatalf("a call went to %s, the busy worker's node; want %s", got, other)
 		}
+		<-counted
 	}
 	close(hold)
 	if _, err := held.Await(ctx); err != nil {
