@@ -35,6 +35,11 @@ type Call struct {
 	begin    time.Time   // first send, for the retry budget
 	stop     func() bool // stops the ctx watcher
 
+	// sending is 1 while the request is being written to the transport,
+	// and 2 once NodeFailed came for its host meanwhile: whether the
+	// request left is known only when the send returns.
+	sending atomic.Int32
+
 	state  atomic.Bool // completed
 	done   chan struct{}
 	result []byte
@@ -325,6 +330,9 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	c.loc = loc
 	id := c.id
 	e.pending[id] = c
+	if loc.Node != e.self {
+		c.sending.Store(1)
+	}
 	e.mu.Unlock()
 	if c.flags&FlagNoCancel == 0 {
 		c.mu.Lock()
@@ -360,11 +368,26 @@ func (e *Endpoint) start(c *Call, loc Location) {
 		*buf = append(AppendRequestHeader((*buf)[:0], &q), c.args...)
 		err = e.send(c.ctx, loc, *buf)
 		putBuf(buf)
+		if err == nil {
+			if !c.sending.CompareAndSwap(1, 0) {
+				// The host was reported gone while the request was being
+				// sent, and it left: it may have run.
+				c.sending.Store(0)
+				if e.take(c, id) {
+					e.lost(c, loc.Node)
+				}
+			}
+			return
+		}
 	}
 	if err == nil {
 		return
 	}
-	if !e.take(c, id) {
+	// Taken before sending is cleared: a NodeFailed meanwhile must not
+	// count as lost a request that never left.
+	taken := e.take(c, id)
+	c.sending.Store(0)
+	if !taken {
 		return // completed meanwhile (ctx, Close)
 	}
 	if c.ctx.Err() != nil {
@@ -526,18 +549,29 @@ func (e *Endpoint) NodeFailed(node string) {
 	e.mu.Lock()
 	var calls []*Call
 	for id, c := range e.pending {
-		if c.loc.Node == node {
-			delete(e.pending, id)
-			calls = append(calls, c)
+		if c.loc.Node != node {
+			continue
 		}
+		if c.sending.CompareAndSwap(1, 2) {
+			continue // its send decides: not sent is retried, sent is lost
+		}
+		delete(e.pending, id)
+		calls = append(calls, c)
 	}
 	e.mu.Unlock()
 	for _, c := range calls {
-		cause := &Error{Code: CodeUnknownOutcome, Node: node, Message: "the host failed or disconnected after the request was sent"}
-		if c.flags&FlagIdempotent != 0 {
-			e.retry(c, cause, retryRefresh)
-		} else {
-			c.finish(nil, cause)
-		}
+		e.lost(c, node)
+	}
+}
+
+// lost completes c, whose request reached node before node failed or
+// disconnected: it may have run. An idempotent call is retried after a
+// refresh; the others end with ErrUnknownOutcome (at-most-once).
+func (e *Endpoint) lost(c *Call, node string) {
+	cause := &Error{Code: CodeUnknownOutcome, Node: node, Message: "the host failed or disconnected after the request was sent"}
+	if c.flags&FlagIdempotent != 0 {
+		e.retry(c, cause, retryRefresh)
+	} else {
+		c.finish(nil, cause)
 	}
 }

@@ -566,3 +566,67 @@ func TestWireSenderMarker(t *testing.T) {
 		t.Fatalf("want a cancel frame, got %+v, %v", env, err)
 	}
 }
+
+// sendHook wraps a transport so a test can stand in the middle of a Send of
+// a calls frame to one peer.
+type sendHook struct {
+	transport.Transport
+	to      string
+	entered chan struct{} // receives when the hooked Send begins
+	release chan error    // what the hooked Send returns; nil means send it
+}
+
+func (h *sendHook) Send(ctx context.Context, to transport.Peer, k transport.Kind, frame []byte) error {
+	if k != transport.KindCalls || to.ID != h.to {
+		return h.Transport.Send(ctx, to, k, frame)
+	}
+	h.entered <- struct{}{}
+	if err := <-h.release; err != nil {
+		return err
+	}
+	return h.Transport.Send(ctx, to, k, frame)
+}
+
+// A host reported gone while a request to it is being sent: the send's
+// outcome decides. A request that never left is retried where the actor
+// now lives; one that left may have run, so it ends with ErrUnknownOutcome.
+func TestNodeFailedDuringSend(t *testing.T) {
+	tests := []struct {
+		name    string
+		sendErr error
+		want    error
+	}{
+		{"not sent", transport.ErrUnreachable, nil},
+		{"sent", nil, ErrUnknownOutcome},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hook := &sendHook{to: "n2", entered: make(chan struct{}), release: make(chan error)}
+			c, _ := newWorkerCluster(t, 3, func(cfg *Config) {
+				if cfg.Transport.ID() == "n1" {
+					hook.Transport = cfg.Transport
+					cfg.Transport = hook
+				}
+			})
+			ref := c.reg.place("w1", "Worker", "n2", 1)
+			ctx := context.Background()
+			calls := make(chan *Call, 1)
+			go func() { calls <- c.nodes[0].Call(ctx, ref, "Add", CallOptions{}, 3) }()
+			<-hook.entered
+			c.reg.place("w1", "Worker", "n3", 2)
+			c.nodes[0].NodeFailed("n2")
+			hook.release <- tt.sendErr
+			var got int
+			err := (<-calls).Decode(ctx, &got)
+			if tt.want == nil {
+				if err != nil || got != 3 {
+					t.Fatalf("Add = %d, %v; want 3 from n3", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
