@@ -52,7 +52,9 @@ type Node struct {
 	down   bool
 
 	addrs   sync.Map // node id -> transport address
-	locals  sync.Map // ephemeral actor id -> type name
+	addrMu  sync.Mutex
+	addrCh  chan struct{} // closed and replaced when an address in addrs changes
+	locals  sync.Map      // ephemeral actor id -> type name
 	localN  atomic.Uint64
 	backoff sync.Map // actor id -> *backoffGate
 
@@ -365,6 +367,9 @@ func (n *Node) followRegistry() {
 			n.notify(ev.Actor.ID, ActorEvent{Kind: Stopped, Ref: n.refOf(ev.Prev), Reason: ev.Actor.Reason})
 		case placement.MemberJoined, placement.MemberAlive:
 			old, known := n.addrs.Swap(ev.Member.ID, ev.Member.Addr)
+			if known && old != ev.Member.Addr {
+				n.addrsChanged()
+			}
 			switch {
 			case ev.Kind == placement.MemberAlive:
 				n.info("member alive again", "peer", ev.Member.ID, "addr", ev.Member.Addr)
@@ -391,6 +396,7 @@ func (n *Node) followRegistry() {
 			for _, m := range n.reg.Members() {
 				n.addrs.Store(m.ID, m.Addr)
 			}
+			n.addrsChanged()
 		}
 	}
 }
@@ -470,10 +476,32 @@ func (r *resolver) Lookup(id string) (remote.Location, bool) {
 	return r.location(p), true
 }
 
-// Refresh waits for a newer placement of id in the local replica. A stale
-// location without an address came from a Ref's hint, ahead of this
-// replica: then the same epoch, once the replica has it, is news too (it
-// brings the host's address).
+// addrChanges returns a channel closed at the next change of a member's
+// address.
+func (n *Node) addrChanges() <-chan struct{} {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	if n.addrCh == nil {
+		n.addrCh = make(chan struct{})
+	}
+	return n.addrCh
+}
+
+func (n *Node) addrsChanged() {
+	n.addrMu.Lock()
+	defer n.addrMu.Unlock()
+	if n.addrCh != nil {
+		close(n.addrCh)
+		n.addrCh = nil
+	}
+}
+
+// Refresh waits for a newer placement of id in the local replica, or for
+// the host of the same placement to come back at another address (it
+// restarted on a new port before it was failed). A stale location without
+// an address came from a Ref's hint, ahead of this replica: then the same
+// epoch, once the replica has it, is news too (it brings the host's
+// address).
 func (r *resolver) Refresh(ctx context.Context, id string, stale remote.Location) (remote.Location, error) {
 	if isLocalID(id) {
 		return remote.Location{}, fmt.Errorf("troupe: ephemeral actor %s is gone: %w", id, remote.ErrNotFound)
@@ -482,14 +510,39 @@ func (r *resolver) Refresh(ctx context.Context, id string, stale remote.Location
 	if stale.Addr == "" && after > 0 {
 		after--
 	}
-	p, err := r.reg.WaitNewer(ctx, id, after)
-	if err != nil {
-		if errors.Is(err, placement.ErrNotFound) {
-			return remote.Location{}, fmt.Errorf("troupe: %w: %w", remote.ErrNotFound, err)
+	n := (*Node)(r)
+	for {
+		changed := n.addrChanges()
+		if stale.Addr != "" {
+			if p, ok := r.reg.Lookup(id); ok && p.Epoch == stale.Epoch && p.State != placement.Stopped {
+				if loc := r.location(p); loc.Addr != "" && loc.Addr != stale.Addr {
+					return loc, nil
+				}
+			}
 		}
-		return remote.Location{}, err
+		wctx, cancel := context.WithCancel(ctx)
+		stop := make(chan struct{})
+		go func() { // ends with the wait below
+			select {
+			case <-changed:
+				cancel()
+			case <-stop:
+			}
+		}()
+		p, err := r.reg.WaitNewer(wctx, id, after)
+		close(stop)
+		cancel()
+		switch {
+		case err == nil:
+			return r.location(p), nil
+		case errors.Is(err, placement.ErrNotFound):
+			return remote.Location{}, fmt.Errorf("troupe: %w: %w", remote.ErrNotFound, err)
+		case ctx.Err() == nil && errors.Is(err, context.Canceled):
+			continue // an address changed: look again
+		default:
+			return remote.Location{}, err
+		}
 	}
-	return r.location(p), nil
 }
 
 // owner is the callee's view of the registry for the endpoint.

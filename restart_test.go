@@ -10,11 +10,15 @@ import (
 
 // durableCluster starts n nodes over QUIC, each with a DataDir of its own,
 // and returns the configs they were started with (to start them again).
-func durableCluster(t *testing.T, n int) (*testCluster, []Config) {
+// tweak, if set, edits each Config too.
+func durableCluster(t *testing.T, n int, tweak ...func(*Config)) (*testCluster, []Config) {
 	t.Helper()
 	cfgs := make([]Config, 0, n)
 	c := newTestCluster(t, true, n, func(cfg *Config) {
 		cfg.DataDir = t.TempDir()
+		for _, f := range tweak {
+			f(cfg)
+		}
 		cfgs = append(cfgs, *cfg)
 	})
 	return c, cfgs
@@ -22,43 +26,102 @@ func durableCluster(t *testing.T, n int) (*testCluster, []Config) {
 
 // TestRestartOnNewPort: a node killed and restarted from its DataDir on a
 // new port, without Join, finds its peers from its own Raft configuration
-// and serves again; the others see its new address.
+// and serves again; the others see its new address. Its actor answers
+// whether it was re-placed on a survivor while the node was failed, or
+// stayed placed on the node, which came back before it was failed (the
+// leader lets the new process take the place of the old one once that is
+// silent past its lease): then the callers' retries find it at its new
+// address.
 func TestRestartOnNewPort(t *testing.T) {
-	c, cfgs := durableCluster(t, 3)
-	ctx := ctxT(t)
-	ref := must[Ref](t)(c.nodes[1].Spawn(ctx, "Counter", OnNode("n1")))
-	old := c.nodes[0].Addr()
-	c.nodes[0].Close()
+	tests := []struct {
+		name   string
+		victim int // index of the node restarted; n1 leads
+		tweak  func(*Config)
+		failed bool // wait until the others fail it before restarting it
+	}{
+		{"the leader, after it was failed", 0, nil, true},
+		// A FailTimeout far beyond the test keeps n3 placed and alive.
+		{"a follower, before it was failed", 2, func(cfg *Config) {
+			cfg.FailTimeout, cfg.LeaseTimeout = time.Hour, 300*time.Millisecond
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tweaks []func(*Config)
+			if tt.tweak != nil {
+				tweaks = append(tweaks, tt.tweak)
+			}
+			c, cfgs := durableCluster(t, 3, tweaks...)
+			ctx := ctxT(t)
+			v := tt.victim
+			id := c.nodes[v].ID()
+			other := c.nodes[(v+1)%3]
+			ref := must[Ref](t)(other.Spawn(ctx, "Counter", OnNode(id)))
+			if _, err := Call[int](ctx, ref, "Add", 1).Await(ctx); err != nil {
+				t.Fatalf("call before the restart: %v", err)
+			}
+			old := c.nodes[v].Addr()
+			c.nodes[v].Close()
+			if tt.failed {
+				waitMemberState(t, ctx, other, id, "failed")
+			}
 
-	cfg := cfgs[0]
-	cfg.Addr, cfg.Join = "127.0.0.1:0", nil
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	n1, err := Start(sctx, cfg)
-	if err != nil {
-		t.Fatalf("restart on a new port: %v", err)
+			cfg := cfgs[v]
+			cfg.Addr, cfg.Join = "127.0.0.1:0", nil
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			nd, err := Start(sctx, cfg)
+			if err != nil {
+				t.Fatalf("restart on a new port: %v", err)
+			}
+			c.nodes[v] = nd
+			if nd.Addr() == old {
+				t.Fatalf("restarted on the old address %s", old)
+			}
+			if err := Register(nd, "Counter", func() *Counter { return &Counter{node: id} }); err != nil {
+				t.Fatal(err)
+			}
+			if err := nd.Ready(ctx); err != nil {
+				t.Fatalf("Ready after a restart on a new port: %v (%v)", err, nd.readyNow())
+			}
+			for i, n := range c.nodes {
+				if i != v {
+					waitMemberAddr(t, ctx, n, id, nd.Addr())
+				}
+			}
+			where, err := Call[string](ctx, ref, "Where").Await(ctx)
+			if err != nil {
+				t.Fatalf("call after the restart: %v", err)
+			}
+			if !tt.failed && where != id {
+				t.Fatalf("the actor of a node never failed moved to %s", where)
+			}
+			ref2 := must[Ref](t)(c.nodes[(v+2)%3].Spawn(ctx, "Counter", OnNode(id)))
+			if where, err := Call[string](ctx, ref2, "Where").Await(ctx); err != nil || where != id {
+				t.Fatalf("actor spawned on the restarted node: %q, %v", where, err)
+			}
+		})
 	}
-	c.nodes[0] = n1
-	if n1.Addr() == old {
-		t.Fatalf("restarted on the old address %s", old)
-	}
-	if err := Register(n1, "Counter", func() *Counter { return &Counter{node: "n1"} }); err != nil {
-		t.Fatal(err)
-	}
-	if err := n1.Ready(ctx); err != nil {
-		t.Fatalf("Ready after a restart on a new port: %v", err)
-	}
-	for _, n := range c.nodes[1:] {
-		waitMemberAddr(t, ctx, n, "n1", n1.Addr())
-	}
-	// The actor placed on n1 answers (re-placed on a survivor while n1
-	// was failed, or on n1 again), and n1 hosts new ones.
-	if _, err := Call[int](ctx, ref, "Add", 1).Await(ctx); err != nil {
-		t.Fatalf("call after the restart: %v", err)
-	}
-	ref2 := must[Ref](t)(c.nodes[2].Spawn(ctx, "Counter", OnNode("n1")))
-	if where, err := Call[string](ctx, ref2, "Where").Await(ctx); err != nil || where != "n1" {
-		t.Fatalf("actor spawned on the restarted node: %q, %v", where, err)
+}
+
+// waitMemberState waits until n's status lists member id in state.
+func waitMemberState(t *testing.T, ctx context.Context, n *Node, id, state string) {
+	t.Helper()
+	sub := n.reg.Subscribe()
+	defer sub.Close()
+	for {
+		st, err := n.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range st.Members {
+			if m.ID == id && m.State == state {
+				return
+			}
+		}
+		if _, err := sub.Next(ctx); err != nil {
+			t.Fatalf("%s never saw %s %s: %+v", n.ID(), id, state, st.Members)
+		}
 	}
 }
 

@@ -122,6 +122,7 @@ type leaseWork struct {
 	// with what was left of it, safe but often a few milliseconds, so
 	// followers lost their lease again until their next ping.)
 	term    atomic.Uint64
+	since   atomic.Int64 // when term's barrier passed, in ns since Registry.base
 	mu      sync.Mutex
 	waiting map[string]uint64 // member id -> request id of its latest ping
 }
@@ -272,6 +273,7 @@ func (r *Registry) renewLease() {
 			if r.raft.Barrier(r.cfg.LeaseTimeout).Error() != nil {
 				return
 			}
+			r.lw.since.Store(int64(time.Since(r.base)))
 			r.lw.term.Store(term)
 			r.grantLease(now+r.cfg.LeaseTimeout, 0)
 		} else if r.raft.VerifyLeader().Error() == nil {

@@ -97,18 +97,20 @@ func (r *Registry) othersGone() bool {
 // waits until its own replica has applied that. A follower asked to admit
 // it answers with the leader's id and address, and the join is sent there
 // next (followers do not forward joins: see authz.go). A join refused with
-// ErrIDInUse (the id is alive at another address), ErrExpelled or
-// ErrUnauthorized is returned at once, not retried: a process restarted at
-// a new address before the leader marked its predecessor failed (within
-// FailTimeout of its death) must try again after that.
+// ErrExpelled or ErrUnauthorized is returned at once, not retried. One
+// refused with ErrIDInUse (the id is alive at another address) is retried
+// for a while: the leader admits a process restarted at a new address once
+// its predecessor has been silent for longer than any lease it held (see
+// handleJoin), or once it marks it failed.
 func (r *Registry) register(ctx context.Context) error {
 	defer r.endJoin()
 	msg := &ctrl{Type: msgJoin, Node: r.id, Addr: r.addr, Voter: uint8(r.cfg.Voter)}
 	next := 0
 	var hint transport.Peer // leader named by a follower's redirect
 	// A process restarted at a new address may find its old self still
-	// recorded alive: the leader marks it failed within FailTimeout of
-	// its last ping, or of its own election when the old process led (an
+	// recorded alive: the leader admits it once the old one is silent
+	// past its lease, and marks it failed within FailTimeout of its last
+	// ping, or of its own election when the old process led (an
 	// election takes a few HeartbeatTimeouts; ten is the slack of a
 	// loaded host). A peer's transport also refuses the id from a new
 	// address while it holds a connection to the old process, which after
@@ -235,15 +237,23 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 	// that follows it must not interleave with another join of that id.
 	r.joinMu.Lock()
 	defer r.joinMu.Unlock()
+	takeover := origin == r.id // the Raft server of that id, restarted: its old process is gone
 	if mb, ok := r.fsm.m.member(origin); ok {
 		switch {
 		case mb.Status == Expelled:
 			return nil, r.refuse(origin, "join", RefusalExpelled, &SpawnError{Node: origin, Err: ErrExpelled})
-		case mb.Status == Alive && mb.Addr != c.Addr && origin != r.id:
-			// (A leader joining itself at a new address is the Raft
-			// server of that id, restarted: its old process is gone.)
-			return nil, r.refuse(origin, "join", RefusalIDInUse,
-				fmt.Errorf("%w: %s is alive at %s (join from %s refused until it fails or leaves)", ErrIDInUse, origin, mb.Addr, c.Addr))
+		case mb.Status == Alive && mb.Addr != c.Addr && !takeover:
+			// Two live processes must not share an id. One silent for
+			// longer than any lease it held can last is gone (a restart
+			// on a new port before FailTimeout ran out): the holder of
+			// the id's certificate takes its place, actors and all, and
+			// a ping from the old address is ignored from then on.
+			if !r.silentPastLease(origin) {
+				return nil, r.refuse(origin, "join", RefusalIDInUse,
+					fmt.Errorf("%w: %s is alive at %s (join from %s refused until it fails, leaves or is silent past its lease)", ErrIDInUse, origin, mb.Addr, c.Addr))
+			}
+			takeover = true
+			r.log.Info("member restarted at a new address", "peer", origin, "old", mb.Addr, "addr", c.Addr)
 		}
 	}
 	cf := r.raft.GetConfiguration()
@@ -294,7 +304,7 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 	} else {
 		r.heard(origin)
 	}
-	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types, Voter: c.Voter, Takeover: origin == r.id})
+	data, err := encodeCommand(command{Type: cmdJoin, Node: origin, Addr: c.Addr, Types: c.Types, Voter: c.Voter, Takeover: takeover})
 	if err != nil {
 		return nil, err
 	}
@@ -302,6 +312,29 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 }
 
 func (r *Registry) heard(id string) { r.heardUntil(id, time.Now()) }
+
+// silentPastLease reports whether this leader may let another process of
+// member id take its place: every lease the member may hold has ended. A
+// lease starts when its ping is sent, so before the leader heard it, and
+// lasts LeaseTimeout at most; a quarter more is the slack for scheduling.
+// Leases from older leaders end within LeaseTimeout of this leader's
+// election (see Registry.grace), so a member not heard in this leadership
+// is past its lease that long after this leader's barrier.
+func (r *Registry) silentPastLease(id string) bool {
+	if r.lw.term.Load() != r.raft.CurrentTerm() {
+		return false
+	}
+	past := r.cfg.LeaseTimeout + r.cfg.LeaseTimeout/4
+	since := r.base.Add(time.Duration(r.lw.since.Load()))
+	now := time.Now()
+	r.hbMu.Lock()
+	last, ok := r.lastHeard[id]
+	r.hbMu.Unlock()
+	if !ok || last.Before(since) {
+		last = since
+	}
+	return now.Sub(last) > past
+}
 
 // heardUntil records id as heard at t, unless it was heard later (t may
 // be ahead of now: a grace before the failure detector counts silence).
