@@ -88,6 +88,7 @@ func TestAdminEndpoint(t *testing.T) {
 		`troupe_registry_leader_changes_total 1`,
 		`troupe_registry_lease_renewals_total `,
 		`troupe_registry_lease_lapses_total 0`,
+		`troupe_registry_restart_graces_total 0`,
 		`troupe_registry_placements{state="active"} 2`,
 		`troupe_registry_placements{state="stopped"} 0`,
 	} {

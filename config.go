@@ -61,6 +61,12 @@ type Config struct {
 	// LeaseTimeout is how long a node serves its actors after it last heard
 	// the leader; it must be below FailTimeout. Zero means 3/8 of FailTimeout.
 	LeaseTimeout time.Duration
+	// RestartGrace is how long, besides FailTimeout, the leader waits for
+	// a node that restarted from its DataDir at its recorded address and
+	// said so before loading its snapshot (seconds at a million actors),
+	// before it fails the node and re-places its actors elsewhere. Zero
+	// means 10s; negative means none.
+	RestartGrace time.Duration
 	// Voter is this node's voter policy in the registry's Raft: VoterAuto
 	// (zero: a voter while there are fewer than Voters), VoterNever (a
 	// client-like or short-lived process: it never votes, so it never

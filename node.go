@@ -122,6 +122,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 		FailTimeout:      cfg.FailTimeout,
 		LeaseTimeout:     cfg.LeaseTimeout,
+		RestartGrace:     cfg.RestartGrace,
 		Logger:           cfg.Logger,
 	})
 	if err != nil {

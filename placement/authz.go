@@ -22,6 +22,10 @@ package placement
 //     rejoined) neither proves the member alive nor gets a lease. A pong
 //     is accepted only from the leader this node knows, so nobody else can
 //     grant it a lease.
+//   - Back (msgBack: restarted from DataDir, loading) is for recorded,
+//     not expelled members at their recorded address; the leader then
+//     waits RestartGrace more before it fails the member. It earns no
+//     lease and changes nothing in the registry.
 //   - Propose (msgPropose) and remove (msgRemove) are for recorded members
 //     only: alive or failed members may propose any client command; a left
 //     member only its leave (a retry) and reads. Expelled and unknown ids
@@ -128,6 +132,17 @@ func (r *Registry) allowFrame(from string, c *ctrl) error {
 	case msgPing:
 		if denied {
 			return r.refuse(from, "ping", RefusalExpelled, nil)
+		}
+	case msgBack:
+		mb, ok := r.fsm.m.member(from)
+		switch {
+		case denied:
+			return r.refuse(from, "back", RefusalExpelled, nil)
+		case !ok:
+			return r.refuse(from, "back", RefusalNotMember, nil)
+		case mb.Addr != c.Addr:
+			// Another process of the id, elsewhere: it is not the member.
+			return r.refuse(from, "back", RefusalIDInUse, nil)
 		}
 	case msgPong:
 		if _, lid := r.raft.LeaderWithID(); string(lid) != from {

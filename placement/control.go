@@ -19,7 +19,8 @@ const (
 	msgRemove  msgType = 4 // leader removes the sender from the Raft configuration
 	msgResult  msgType = 5 // reply: Res or Err
 	msgPong    msgType = 6 // reply to ping: Lease (ns) and Index
-	msgEnd     msgType = 7
+	msgBack    msgType = 7 // Addr: restarted from DataDir, loading (no reply)
+	msgEnd     msgType = 8
 )
 
 const msgVersion = 1

@@ -54,6 +54,11 @@ type Config struct {
 	// SnapshotThreshold is how many log entries trigger a snapshot. Zero
 	// means 8192.
 	SnapshotThreshold uint64
+	// RestartGrace is how long the leader waits, besides FailTimeout, for
+	// a member that said it restarted from its DataDir at its recorded
+	// address and is loading its snapshot, before it marks it failed and
+	// re-places its actors. Zero means 10s; negative means none.
+	RestartGrace time.Duration
 	// Logger receives the registry's and Raft's warnings. Nil means silent.
 	Logger *slog.Logger
 
@@ -85,7 +90,7 @@ type Registry struct {
 	// in the background (see New), and joined is closed once that ends,
 	// with joinErr its outcome.
 	stats struct {
-		leaderChanges, renewals, lapses atomic.Uint64
+		leaderChanges, renewals, lapses, graces atomic.Uint64
 	}
 
 	restarted bool
@@ -161,6 +166,9 @@ func (c Config) withDefaults() Config {
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
+	if c.RestartGrace == 0 {
+		c.RestartGrace = 10 * time.Second
+	}
 	return c
 }
 
@@ -213,6 +221,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	if err := r.startRaft(); err != nil {
 		r.tr.SetGate(nil)
 		r.cancel()
+		r.wg.Wait() // a restart announcement
 		r.shutdownStores()
 		return nil, err
 	}
@@ -338,6 +347,9 @@ func (r *Registry) startRaft() error {
 		return fmt.Errorf("placement: raft state: %w", err)
 	}
 	r.restarted = has
+	if has {
+		r.announceRestart(snaps)
+	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(r.id)
 	rc.HeartbeatTimeout = r.cfg.HeartbeatTimeout
@@ -487,6 +499,7 @@ type Counters struct {
 	LeaderChanges uint64 // leaders this replica has seen elected (a new leader id)
 	LeaseRenewals uint64 // lease grants taken (own, as leader, or a leader's pong)
 	LeaseLapses   uint64 // times this node's lease ended without a renewal
+	RestartGraces uint64 // as leader: restarting members given RestartGrace
 	Active        int64  // actors active in the local replica
 	Stopped       int64  // actors stopped for good in the local replica
 }
@@ -498,6 +511,7 @@ func (r *Registry) Counters() Counters {
 		LeaderChanges: r.stats.leaderChanges.Load(),
 		LeaseRenewals: r.stats.renewals.Load(),
 		LeaseLapses:   r.stats.lapses.Load(),
+		RestartGraces: r.stats.graces.Load(),
 		Active:        total - stopped,
 		Stopped:       stopped,
 	}
@@ -862,6 +876,8 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 		r.handlePong(c)
 	case msgPing:
 		r.handlePing(from, c)
+	case msgBack:
+		r.handleBack(from)
 	case msgPropose:
 		r.goFunc(func() { r.replyCtrl(from, r.handlePropose(from, c)) })
 	case msgJoin, msgRemove:

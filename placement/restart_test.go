@@ -1,0 +1,147 @@
+package placement
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// slowOpen is a snapshot store whose Open (the restore inside
+// raft.NewRaft) waits until release is closed, as a large snapshot does.
+type slowOpen struct {
+	raft.SnapshotStore
+	opening chan struct{} // closed when Open begins
+	release chan struct{}
+}
+
+func (s *slowOpen) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	close(s.opening)
+	<-s.release
+	return s.SnapshotStore.Open(id)
+}
+
+// TestRestartGrace: a node restarted from its DataDir at its address,
+// whose snapshot takes longer than FailTimeout to load, tells the leader it
+// is back before it loads; the leader waits RestartGrace more before it
+// fails the node, so its actors stay placed on it (same epoch) and it
+// serves them once loaded. Without the grace it is failed while it loads
+// and its actor is re-placed elsewhere.
+func TestRestartGrace(t *testing.T) {
+	tests := []struct {
+		name  string
+		grace time.Duration
+		stays bool
+	}{
+		{"default grace", 0, true},
+		{"no grace", -1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			net := transport.NewMemNetwork()
+			dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+			start := func(i int, wrap func(raft.SnapshotStore) raft.SnapshotStore) (*Registry, *transport.Mem, error) {
+				tr, err := net.Join(fmt.Sprintf("n%d", i+1))
+				if err != nil {
+					return nil, nil, err
+				}
+				cfg := Config{Transport: tr, Types: []string{"T"}, DataDir: dirs[i], RestartGrace: tt.grace, wrapSnapshots: wrap}
+				if i > 0 {
+					cfg.Join = []string{transport.MemAddrPrefix + "n1"}
+				}
+				r, err := New(ctx, cfg)
+				if err != nil {
+					tr.Close()
+					return nil, nil, err
+				}
+				return r, tr, nil
+			}
+			var regs []*Registry
+			var trs []*transport.Mem
+			t.Cleanup(func() {
+				for i := range regs {
+					if regs[i] != nil {
+						regs[i].Close()
+						trs[i].Close()
+					}
+				}
+			})
+			for i := range 3 {
+				r, tr, err := start(i, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				regs, trs = append(regs, r), append(trs, tr)
+			}
+			leader := regs[0]
+			if !leader.IsLeader() {
+				t.Skip("n1 does not lead") // it bootstrapped the cluster
+			}
+			p, err := leader.Spawn(ctx, SpawnRequest{ID: "a", Type: "T", Strategy: OnNode, Node: "n3", Policy: RestartPolicy{MaxRestarts: 3}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := regs[2].WaitOwns(ctx, "a", p.Epoch); err != nil {
+				t.Fatal(err)
+			}
+			if err := regs[2].raft.Snapshot().Error(); err != nil {
+				t.Fatalf("snapshot: %v", err)
+			}
+			regs[2].Close()
+			trs[2].Close()
+			regs[2] = nil
+
+			slow := &slowOpen{opening: make(chan struct{}), release: make(chan struct{})}
+			type started struct {
+				r   *Registry
+				tr  *transport.Mem
+				err error
+			}
+			done := make(chan started, 1)
+			go func() {
+				r, tr, err := start(2, func(s raft.SnapshotStore) raft.SnapshotStore { slow.SnapshotStore = s; return slow })
+				done <- started{r, tr, err}
+			}()
+			<-slow.opening
+			// The load outlasts FailTimeout three times over.
+			<-time.After(3 * leader.cfg.FailTimeout)
+			mb, _ := leader.fsm.m.member("n3")
+			close(slow.release)
+			st := <-done
+			if st.err != nil {
+				t.Fatalf("restart: %v", st.err)
+			}
+			regs[2], trs[2] = st.r, st.tr
+			if !tt.stays {
+				if mb.Status != Failed {
+					t.Fatalf("without a grace, n3 loading past FailTimeout is %v", mb.Status)
+				}
+				if q, err := leader.WaitNewer(ctx, "a", p.Epoch); err != nil || q.Node == "n3" {
+					t.Fatalf("without a grace, a = %+v, %v; want re-placed off n3", q, err)
+				}
+				return
+			}
+			if mb.Status != Alive {
+				t.Fatalf("n3 loading within its grace is %v", mb.Status)
+			}
+			if g := leader.Counters().RestartGraces; g != 1 {
+				t.Fatalf("RestartGraces = %d, want 1", g)
+			}
+			if err := regs[2].WaitJoined(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := regs[2].WaitOwns(ctx, "a", p.Epoch); err != nil {
+				t.Fatalf("n3 serving a at its epoch after the restart: %v", err)
+			}
+			if q, _ := leader.Lookup("a"); q.Node != "n3" || q.Epoch != p.Epoch {
+				t.Fatalf("a = %+v, want still n3 at epoch %d", q, p.Epoch)
+			}
+		})
+	}
+}
