@@ -200,7 +200,7 @@ func (r *Registry) authorizeCommand(from string, data []byte) ([]byte, error) {
 		return nil, r.refuse(from, what, RefusalExpelled, &SpawnError{Node: from, Err: ErrExpelled})
 	}
 	switch c.Type {
-	case cmdJoin, cmdFailed, cmdAlive:
+	case cmdJoin, cmdFailed, cmdAlive, cmdRehome:
 		return nil, r.refuse(from, what, RefusalLeaderOnly, nil)
 	case cmdTypes, cmdLeave, cmdSpawn:
 		if c.Node != from {
@@ -236,7 +236,7 @@ func (r *Registry) authorizeCommand(from string, data []byte) ([]byte, error) {
 }
 
 func (t cmdType) String() string {
-	names := [...]string{"", "join", "types", "failed", "alive", "leave", "spawn", "stop", "restart", "read", "batch", "expel"}
+	names := [...]string{"", "join", "types", "failed", "alive", "leave", "spawn", "stop", "restart", "read", "batch", "expel", "rehome"}
 	if int(t) < len(names) && t > 0 {
 		return names[t]
 	}

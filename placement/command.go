@@ -31,7 +31,10 @@ const (
 	// cmdExpel: the leader expels a member (Node): its actors are
 	// re-placed as on a failure and its id is denied from then on.
 	cmdExpel cmdType = 11
-	cmdLast  cmdType = cmdExpel // last type decodeCommand accepts
+	// cmdRehome: the leader moves the next chunk (Epoch, at most
+	// rehomeChunk) of a down member's (Node) actors off it.
+	cmdRehome cmdType = 12
+	cmdLast   cmdType = cmdRehome // last type decodeCommand accepts
 )
 
 // maxBatch bounds the commands in one batch entry. The epoch of a placement
@@ -113,9 +116,10 @@ type command struct {
 	Addr  string   `msgpack:"a,omitempty"`
 	Types []string `msgpack:"t,omitempty"`
 	Voter uint8    `msgpack:"v,omitempty"` // join: the member's VoterPolicy
-	// Takeover: join of the leader itself at a new address. The leader is
-	// the Raft server of that id, so the process recorded at the old
-	// address is gone, alive as it may still be recorded.
+	// Takeover: join at a new address of the leader itself (the Raft
+	// server of that id, so the process recorded at the old address is
+	// gone, alive as it may still be recorded), or of a member silent past
+	// any lease it held (see Registry.silentPastLease).
 	Takeover bool         `msgpack:"k,omitempty"`
 	Spawn    SpawnRequest `msgpack:"s,omitempty"`
 	ID       string       `msgpack:"i,omitempty"` // actor id for stop/restart
@@ -200,6 +204,7 @@ type result struct {
 	Placement Placement `msgpack:"p,omitempty"`
 	Existed   bool      `msgpack:"x,omitempty"` // spawn found an active actor of that id
 	Index     uint64    `msgpack:"n,omitempty"` // log index of the command
+	More      bool      `msgpack:"m,omitempty"` // rehome: actors are left to move
 	// Leader and LeaderAddr redirect a joiner that asked a follower: it
 	// must send its join to the leader itself (see authz.go).
 	Leader     string   `msgpack:"l,omitempty"`

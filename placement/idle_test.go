@@ -14,7 +14,12 @@ import (
 // and the others joining it; mod adjusts each Config.
 func startMem(tb testing.TB, n int, mod func(i int, cfg *Config)) []*Registry {
 	tb.Helper()
-	net := transport.NewMemNetwork()
+	return startMemOn(tb, transport.NewMemNetwork(), n, mod)
+}
+
+// startMemOn is startMem on a given network (to inject faults).
+func startMemOn(tb testing.TB, net *transport.MemNetwork, n int, mod func(i int, cfg *Config)) []*Registry {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var regs []*Registry

@@ -54,6 +54,15 @@ type machine struct {
 	// snapshots: a restore sets every member's to the snapshot's index.
 	revMu   sync.Mutex
 	revoked map[string]uint64
+
+	// rehomeQ holds, per failed or left member, the ids of its actors still
+	// to move off it, sorted (see applier.rehomeChunk); empty once all
+	// moved. Written by apply only, under rqMu (the leader's rehomeLoop
+	// reads it). Not in snapshots: a missing queue is rebuilt from the
+	// directory, and the rebuilt one moves the same actors a kept one
+	// would.
+	rqMu    sync.Mutex
+	rehomeQ map[string]idHeap
 }
 
 // revokedAt returns the index of the last entry that took something away
@@ -304,6 +313,8 @@ func (a *applier) run(c command) result {
 		return a.alive(c)
 	case cmdExpel:
 		return a.expel(c)
+	case cmdRehome:
+		return a.rehomeStep(c)
 	case cmdSpawn:
 		return a.spawn(c)
 	case cmdStop:
@@ -349,6 +360,7 @@ func (a *applier) join(c command) result {
 	}
 	mb.Addr = c.Addr
 	mb.Status = Alive
+	a.m.dropRehome(c.Node)
 	mb.Inc = a.index
 	mb.Types = mergeTypes(mb.Types, c.Types)
 	if c.Voter <= uint8(VoterPrefer) {
@@ -377,6 +389,7 @@ func (a *applier) alive(c command) result {
 	}
 	if mb.Status == Failed {
 		mb.Status = Alive
+		a.m.dropRehome(c.Node) // what is left on it, it serves again
 		a.emit(Event{Kind: MemberAlive, Member: a.snap(mb)})
 		a.rehome(c.Node)
 	}
@@ -447,16 +460,148 @@ func (a *applier) memberDown(node string, st MemberStatus) result {
 	mb.Status = st
 	a.m.revoke(node, a.index)
 	kind := MemberFailed
-	reason := "node " + node + " failed"
 	if st == Left {
-		kind, reason = MemberLeft, "node "+node+" left"
+		kind = MemberLeft
 	}
 	a.emit(Event{Kind: kind, Member: a.snap(mb)})
-	for _, id := range a.m.activeOn(node) { // sorted: least-loaded depends on order
-		p, _ := a.m.get(id)
-		a.replace(p, reason, st == Failed)
-	}
+	// The first chunk moves in this entry, the rest in cmdRehome entries.
+	a.m.dropRehome(node)
+	a.rehomeChunk(node, rehomeChunk)
 	return result{}
+}
+
+// rehomeChunk bounds the actors one entry moves off a down member: at ~10
+// µs a move, an entry of 4 096 holds the state machine ~40 ms, so other
+// writes and the followers' applies go on between the chunks of a large
+// failover. The leader proposes chunks (cmdRehome) until none are left
+// (Registry.rehomeLoop).
+const rehomeChunk = 2048
+
+// rehomeStep applies cmdRehome: the next chunk of c.Node's actors, if the
+// member is still failed or left.
+func (a *applier) rehomeStep(c command) result {
+	mb := a.m.members[c.Node]
+	if mb == nil || (mb.Status != Failed && mb.Status != Left) {
+		return result{}
+	}
+	n := int(min(max(c.Epoch, 1), rehomeChunk))
+	return result{More: a.rehomeChunk(c.Node, n)}
+}
+
+// rehomeChunk re-places up to n of the actors still on down member node,
+// in id order (least-loaded depends on order), and reports whether any may
+// be left. Its queue is the sorted ids of the actors active on node that
+// do not await a host; an id that moved, stopped or came to await a host
+// meanwhile is skipped without counting, so a queue rebuilt from the
+// directory (after a restore) moves exactly what a kept one would.
+func (a *applier) rehomeChunk(node string, n int) bool {
+	mb := a.m.members[node]
+	a.m.rqMu.Lock()
+	q, ok := a.m.rehomeQ[node]
+	a.m.rqMu.Unlock()
+	if !ok {
+		// A heap, not a sort: the failure entry pays one pass over the
+		// ids, each chunk its own pops.
+		q = make(idHeap, 0, mb.Load)
+		walk(a.m.w.root, func(e *entry) bool {
+			if e.cls.state == Active && e.cls.node == node && !strings.HasPrefix(e.cls.reason, awaitingHost) {
+				q = append(q, e.id)
+			}
+			return true
+		})
+		q.init()
+	}
+	reason, count := "node "+node+" failed", mb.Status == Failed
+	if mb.Status == Left {
+		reason = "node " + node + " left"
+	}
+	moved := 0
+	for len(q) > 0 && moved < n {
+		id := q.pop()
+		p, ok := a.m.get(id)
+		if !ok || p.State != Active || p.Node != node || strings.HasPrefix(p.Reason, awaitingHost) {
+			continue
+		}
+		a.replace(p, reason, count)
+		moved++
+	}
+	if len(q) == 0 {
+		q = idHeap{} // done: nothing to rebuild
+	}
+	a.m.rqMu.Lock()
+	if a.m.rehomeQ == nil {
+		a.m.rehomeQ = make(map[string]idHeap)
+	}
+	a.m.rehomeQ[node] = q
+	a.m.rqMu.Unlock()
+	return len(q) > 0
+}
+
+// idHeap is a min-heap of actor ids: it yields them in id order, however
+// it was built, so every replica moves the same ones.
+type idHeap []string
+
+func (h idHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h idHeap) down(i int) {
+	for {
+		j := 2*i + 1
+		if j >= len(h) {
+			return
+		}
+		if r := j + 1; r < len(h) && h[r] < h[j] {
+			j = r
+		}
+		if h[i] <= h[j] {
+			return
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+}
+
+// pop removes and returns the least id; h must not be empty.
+func (h *idHeap) pop() string {
+	old := *h
+	x, n := old[0], len(old)-1
+	old[0] = old[n]
+	old[n] = ""
+	*h = old[:n]
+	h.down(0)
+	return x
+}
+
+// dropRehome forgets node's queue: it is alive again, and what is left on
+// it, it serves.
+func (m *machine) dropRehome(node string) {
+	m.rqMu.Lock()
+	delete(m.rehomeQ, node)
+	m.rqMu.Unlock()
+}
+
+// nextRehome returns a down member with actors still to move off it, or
+// "". A down member holding actors and no queue (a restored replica) is
+// returned too: its next chunk rebuilds the queue.
+func (m *machine) nextRehome() string {
+	m.mu.RLock() // before rqMu, as apply takes them
+	defer m.mu.RUnlock()
+	m.rqMu.Lock()
+	defer m.rqMu.Unlock()
+	for node, q := range m.rehomeQ {
+		if len(q) > 0 {
+			return node
+		}
+	}
+	for id, mb := range m.members {
+		if _, ok := m.rehomeQ[id]; !ok && mb.Load > 0 && (mb.Status == Failed || mb.Status == Left) {
+			return id
+		}
+	}
+	return ""
 }
 
 // replace moves p to a new node (or the same one) with a new epoch under its

@@ -405,6 +405,43 @@ func (r *Registry) monitorLoop() {
 		}
 		r.removeExpelled()
 		r.reconcileVoters()
+		select {
+		case r.rehomeKick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rehomeLoop runs on every node and works while it leads: it moves the
+// actors still on failed and left members off them, one chunk entry
+// (cmdRehome) after another, each waited for, so other writes interleave
+// and no entry holds the state machine long. The monitor's tick wakes it;
+// a new leader finds the work left in its replica (nextRehome).
+func (r *Registry) rehomeLoop() {
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-r.rehomeKick:
+		}
+		for r.IsLeader() {
+			node := r.fsm.m.nextRehome()
+			if node == "" {
+				break
+			}
+			data, err := encodeCommand(command{Type: cmdRehome, Node: node, Epoch: rehomeChunk})
+			if err != nil {
+				break
+			}
+			res, err := r.applyLocal(data)
+			if err == nil {
+				err = res.Err
+			}
+			if err != nil {
+				r.log.Warn("re-place actors of a down member", "peer", node, "err", err)
+				break // the next tick tries again
+			}
+		}
 	}
 }
 

@@ -93,6 +93,8 @@ type Registry struct {
 		leaderChanges, renewals, lapses, graces atomic.Uint64
 	}
 
+	rehomeKick chan struct{} // wakes rehomeLoop
+
 	restarted bool
 	joined    chan struct{}
 	joinErr   error
@@ -209,6 +211,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	r.grace = cfg.LeaseTimeout + (cfg.FailTimeout-cfg.LeaseTimeout)/4
 	r.fsm.m.moving, r.fsm.restoring = r.fence, r.fenceAll
 	r.az.kick = make(chan struct{}, 1)
+	r.rehomeKick = make(chan struct{}, 1)
 	r.fsm.m.onExpel = r.kickAuthz
 	r.az.joining.Store(true)
 	if r.log == nil {
@@ -233,6 +236,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	r.leaseDone = make(chan struct{})
 	r.goFunc(func() { defer close(r.leaseDone); r.leaseLoop() })
 	r.goFunc(r.monitorLoop)
+	r.goFunc(r.rehomeLoop)
 	r.joined = make(chan struct{})
 	if r.restarted {
 		// A node restarted from its DataDir may be one of a whole cluster

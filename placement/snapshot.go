@@ -575,6 +575,9 @@ func (m *machine) restore(b snapshotBody) {
 	for _, p := range b.Actors {
 		a.store(p)
 	}
+	m.rqMu.Lock()
+	m.rehomeQ = nil
+	m.rqMu.Unlock()
 	m.revMu.Lock()
 	m.revoked = make(map[string]uint64, len(m.members))
 	for id := range m.members {

@@ -1,0 +1,147 @@
+package placement
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// TestFailoverInChunks: a failed member's actors move off it at most
+// rehomeChunk per entry (the failure's own, then cmdRehome entries), in id
+// order; a replica restored from a snapshot taken mid-way moves exactly
+// the same actors to the same nodes as one that kept its queue; a member
+// alive again keeps, and serves, what had not moved yet.
+func TestFailoverInChunks(t *testing.T) {
+	const n = 2*rehomeChunk + 100
+	s := newSM(t)
+	s.join("n1", "A")
+	s.join("n2", "A")
+	s.join("n3", "A")
+	for i := range n {
+		if r := s.spawn("n3", SpawnRequest{ID: fmt.Sprintf("a%05d", i), Type: "A", Strategy: OnNode, Node: "n3",
+			Policy: RestartPolicy{MaxRestarts: -1}}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	onN3 := func(m *machine) int {
+		mb, _ := m.member("n3")
+		return mb.Load
+	}
+	s.do(command{Type: cmdFailed, Node: "n3"})
+	if got := onN3(s.m); got != n-rehomeChunk {
+		t.Fatalf("after the failure entry %d actors left on n3, want %d", got, n-rehomeChunk)
+	}
+	if p, _ := s.m.lookup("a00000"); p.Node == "n3" {
+		t.Fatalf("the first id in order did not move: %+v", p)
+	}
+	if s.m.nextRehome() != "n3" {
+		t.Fatal("nextRehome does not name n3")
+	}
+
+	// A replica restored from a snapshot taken now.
+	b, err := encodeSnapshot(s.m.capture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := decodeSnapshot(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newMachine()
+	r.restore(body)
+	// Meanwhile one actor still queued stops: both replicas skip it.
+	step := func(c command) (result, result) {
+		t.Helper()
+		enc, err := encodeCommand(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.index++
+		r1, _ := s.m.apply(s.index, enc)
+		r2, _ := r.apply(s.index, enc)
+		return r1, r2
+	}
+	step(command{Type: cmdStop, ID: fmt.Sprintf("a%05d", rehomeChunk+1), Reason: "done"})
+	r1, r2 := step(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk})
+	if !r1.More || !r2.More {
+		t.Fatalf("More = %v / %v after the second chunk, want true", r1.More, r2.More)
+	}
+	if got, want := onN3(s.m), n-2*rehomeChunk-1; got != want || onN3(r) != want {
+		t.Fatalf("after the second chunk %d / %d left on n3, want %d", got, onN3(r), want)
+	}
+	walk(s.m.dir.root.Load(), func(e *entry) bool {
+		if p, _ := r.lookup(e.id); p != e.placement() {
+			t.Fatalf("%s: restored replica %+v, kept %+v", e.id, p, e.placement())
+		}
+		return true
+	})
+
+	// n3 is heard again: what is left stays on it, and nothing moves.
+	step(command{Type: cmdAlive, Node: "n3"})
+	if s.m.nextRehome() != "" || r.nextRehome() != "" {
+		t.Fatalf("nextRehome = %q / %q for an alive member", s.m.nextRehome(), r.nextRehome())
+	}
+	left := onN3(s.m)
+	if r1, _ := step(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk}); r1.More || onN3(s.m) != left {
+		t.Fatalf("a rehome of an alive member moved actors: %d left of %d", onN3(s.m), left)
+	}
+	if p, _ := s.m.lookup(fmt.Sprintf("a%05d", n-1)); p.Node != "n3" || p.State != Active {
+		t.Fatalf("the last actor = %+v, want still active on n3", p)
+	}
+}
+
+// TestFailoverMovesEveryActorInChunks: a node holding more actors than
+// one chunk fails; the leader moves them all off it, chunk after chunk,
+// and each is owned by its new host.
+func TestFailoverMovesEveryActorInChunks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	net := transport.NewMemNetwork()
+	regs := startMemOn(t, net, 3, nil)
+	const n = rehomeChunk + 500
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				if _, err := regs[0].Spawn(ctx, SpawnRequest{ID: fmt.Sprintf("a%05d", i), Type: "T", Strategy: OnNode, Node: "n3",
+					Policy: RestartPolicy{MaxRestarts: -1}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	last, _ := regs[0].Lookup(fmt.Sprintf("a%05d", n-1))
+	net.Isolate("n3")
+	// The last id in order moves in the last chunk.
+	p, err := regs[0].WaitNewer(ctx, last.ID, last.Epoch)
+	if err != nil || p.Node == "n3" {
+		t.Fatalf("last actor after the failover = %+v, %v", p, err)
+	}
+	if mb, _ := regs[0].Member("n3"); mb.Status != Failed || mb.Load != 0 {
+		t.Fatalf("n3 = %+v, want failed holding nothing", mb)
+	}
+	for i := range n {
+		q, _ := regs[0].Lookup(fmt.Sprintf("a%05d", i))
+		if q.Node == "n3" || q.State != Active {
+			t.Fatalf("%s = %+v", q.ID, q)
+		}
+	}
+	host := map[string]*Registry{"n1": regs[0], "n2": regs[1]}
+	if _, err := host[p.Node].WaitOwns(ctx, p.ID, p.Epoch); err != nil {
+		t.Fatalf("new host of %s: %v", p.ID, err)
+	}
+}
