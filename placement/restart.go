@@ -59,11 +59,20 @@ func (r *Registry) announceRestart(snaps raft.SnapshotStore) {
 
 // handleBack runs when a member says it restarted and is loading (see
 // allowFrame): the leader counts it heard until RestartGrace from now.
+// It grants no lease, so a member repeating it gains nothing a ping would
+// not; it is counted and logged once per grace.
 func (r *Registry) handleBack(from string) {
 	if !r.IsLeader() || r.cfg.RestartGrace < 0 {
 		return
 	}
-	r.heardUntil(from, time.Now().Add(r.cfg.RestartGrace))
+	now := time.Now()
+	r.hbMu.Lock()
+	inGrace := r.lastHeard[from].After(now)
+	r.hbMu.Unlock()
+	r.heardUntil(from, now.Add(r.cfg.RestartGrace))
+	if inGrace {
+		return
+	}
 	r.stats.graces.Add(1)
 	r.log.Info("member restarting: failure detection waits", "peer", from, "grace", r.cfg.RestartGrace)
 }

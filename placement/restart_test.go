@@ -145,3 +145,36 @@ func TestRestartGrace(t *testing.T) {
 		})
 	}
 }
+
+// TestBackFromStrangers: a restart announcement is taken only from a
+// member at its recorded address, and a member repeating it is given one
+// grace, counted and logged once, however often it asks.
+func TestBackFromStrangers(t *testing.T) {
+	regs := startMem(t, 2, nil)
+	l := regs[0]
+	if !l.IsLeader() {
+		t.Skip("n1 does not lead")
+	}
+	tests := []struct {
+		name, from, addr string
+		ok               bool
+	}{
+		{"member at its address", "n2", transport.MemAddrPrefix + "n2", true},
+		{"member elsewhere", "n2", transport.MemAddrPrefix + "n9", false},
+		{"not a member", "n9", transport.MemAddrPrefix + "n9", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := l.allowFrame(tt.from, &ctrl{Type: msgBack, Addr: tt.addr})
+			if (err == nil) != tt.ok {
+				t.Fatalf("allowFrame = %v, want allowed %v", err, tt.ok)
+			}
+		})
+	}
+	for range 5 {
+		l.handleBack("n2")
+	}
+	if g := l.Counters().RestartGraces; g != 1 {
+		t.Fatalf("RestartGraces = %d after 5 announcements in one grace, want 1", g)
+	}
+}
