@@ -68,6 +68,7 @@ const (
 	RefusalIdentityClaims = "join names another node"
 	RefusalWrongReplier   = "reply from another peer"
 	RefusalMalformed      = "malformed control frame"
+	RefusalClient         = "client certificate"
 )
 
 // authz is the Registry's authorization state.
@@ -152,6 +153,9 @@ func (r *Registry) allowFrame(from string, c *ctrl) error {
 		switch {
 		case denied:
 			return r.refuse(from, "join", RefusalExpelled, &SpawnError{Node: from, Err: ErrExpelled})
+		case r.isClient(from):
+			return r.refuse(from, "join", RefusalClient,
+				fmt.Errorf("%w: %s holds a client certificate: it may call and spawn, not join", ErrUnauthorized, from))
 		case c.Origin != "" && c.Origin != from:
 			if _, ok := r.fsm.m.member(from); !ok {
 				return r.refuse(from, "forwarded join", RefusalNotMember,
@@ -160,6 +164,10 @@ func (r *Registry) allowFrame(from string, c *ctrl) error {
 			return r.refuse(from, "join", RefusalForwardedJoin, nil)
 		case c.Node != from:
 			return r.refuse(from, "join", RefusalIdentityClaims, &SpawnError{Node: c.Node, Err: ErrIdentityMismatch})
+		}
+	case msgLookup:
+		if denied {
+			return r.refuse(from, "lookup", RefusalExpelled, &SpawnError{Node: from, Err: ErrExpelled})
 		}
 	case msgPropose:
 		// Membership is judged per command (authorizeCommand), after the
@@ -189,6 +197,9 @@ func (r *Registry) authorizeCommand(from string, data []byte) ([]byte, error) {
 	}
 	what := "command " + c.Type.String()
 	mb, ok := r.fsm.m.member(from)
+	if !ok && r.isClient(from) {
+		return r.authorizeClient(from, what, c)
+	}
 	switch {
 	case !ok && !r.HasLease():
 		// A new leader still applying earlier entries may not know a
@@ -233,6 +244,35 @@ func (r *Registry) authorizeCommand(from string, data []byte) ([]byte, error) {
 		}
 	}
 	return encodeCommand(c)
+}
+
+// authorizeClient checks a command proposed by a client (a holder of a
+// client certificate, never a member): it may spawn on its own behalf (not
+// on itself: it hosts nothing), stop, and read; nothing else. Its commands
+// carry no session (Seq 0): a client names what it spawns, so a retry
+// finds the actor it placed.
+func (r *Registry) authorizeClient(from, what string, c command) ([]byte, error) {
+	if r.fsm.m.isDenied(from) {
+		return nil, r.refuse(from, what, RefusalExpelled, &SpawnError{Node: from, Err: ErrExpelled})
+	}
+	switch c.Type {
+	case cmdSpawn:
+		if c.Node != from {
+			return nil, r.refuse(from, what, RefusalWrongNode, nil)
+		}
+	case cmdStop, cmdRead:
+	default:
+		return nil, r.refuse(from, what, RefusalClient, nil)
+	}
+	c.Origin, c.Inc, c.Seq, c.Floor = from, 0, 0, 0
+	return encodeCommand(c)
+}
+
+// isClient reports whether the transport authenticated peer with a client
+// certificate.
+func (r *Registry) isClient(peer string) bool {
+	ic, ok := r.tr.(interface{ IsClient(string) bool })
+	return ok && ic.IsClient(peer)
 }
 
 func (t cmdType) String() string {

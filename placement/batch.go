@@ -241,6 +241,9 @@ func (r *Registry) handlePropose(from string, c *ctrl) *ctrl {
 	rep := &ctrl{Type: msgResult, Req: c.Req}
 	if !r.IsLeader() {
 		rep.Res = &result{Err: ErrNotLeader}
+		if addr, id := r.raft.LeaderWithID(); id != "" && string(id) != r.id {
+			rep.Res.Leader, rep.Res.LeaderAddr = string(id), string(addr) // for a client
+		}
 		return rep
 	}
 	cmds := c.Cmds

@@ -202,9 +202,10 @@ func validateCommand(b []byte) error {
 // back to a forwarding node.
 type result struct {
 	Placement Placement `msgpack:"p,omitempty"`
-	Existed   bool      `msgpack:"x,omitempty"` // spawn found an active actor of that id
-	Index     uint64    `msgpack:"n,omitempty"` // log index of the command
-	More      bool      `msgpack:"m,omitempty"` // rehome: actors are left to move
+	Existed   bool      `msgpack:"x,omitempty"`  // spawn found an active actor of that id
+	Index     uint64    `msgpack:"n,omitempty"`  // log index of the command
+	More      bool      `msgpack:"m,omitempty"`  // rehome: actors are left to move
+	HostAddr  string    `msgpack:"ha,omitempty"` // lookup: the host's address
 	// Leader and LeaderAddr redirect a joiner that asked a follower: it
 	// must send its join to the leader itself (see authz.go).
 	Leader     string   `msgpack:"l,omitempty"`

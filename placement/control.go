@@ -20,7 +20,8 @@ const (
 	msgResult  msgType = 5 // reply: Res or Err
 	msgPong    msgType = 6 // reply to ping: Lease (ns) and Index
 	msgBack    msgType = 7 // Addr: restarted from DataDir, loading (no reply)
-	msgEnd     msgType = 8
+	msgLookup  msgType = 8 // ID, After, Wait: where an actor is (any member answers)
+	msgEnd     msgType = 9
 )
 
 const msgVersion = 1
@@ -39,6 +40,9 @@ type ctrl struct {
 	Rs     []result `msgpack:"rs,omitempty"` // result: one per command of Cmds
 	Lease  int64    `msgpack:"l,omitempty"`  // pong: lease left at the leader, ns
 	Index  uint64   `msgpack:"x,omitempty"`  // pong: leader's commit index
+	ID     string   `msgpack:"i,omitempty"`  // lookup: the actor id
+	After  uint64   `msgpack:"af,omitempty"` // lookup: wait for an epoch above this
+	Wait   bool     `msgpack:"w,omitempty"`  // lookup: wait (bounded) for After
 }
 
 func encodeCtrl(c *ctrl) ([]byte, error) {

@@ -94,6 +94,7 @@ type Registry struct {
 	}
 
 	rehomeKick chan struct{} // wakes rehomeLoop
+	lookups    lookupWaits   // waiting lookups per peer (lookup.go)
 
 	restarted bool
 	joined    chan struct{}
@@ -855,7 +856,7 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 	}
 	if err := r.allowFrame(from, c); err != nil {
 		switch c.Type {
-		case msgPropose, msgJoin, msgRemove:
+		case msgPropose, msgJoin, msgRemove, msgLookup:
 			r.goFunc(func() { r.reply(from, c.Req, &result{Err: err}) })
 		}
 		return
@@ -882,6 +883,8 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 		r.handlePing(from, c)
 	case msgBack:
 		r.handleBack(from)
+	case msgLookup:
+		r.handleLookup(from, c)
 	case msgPropose:
 		r.goFunc(func() { r.replyCtrl(from, r.handlePropose(from, c)) })
 	case msgJoin, msgRemove:

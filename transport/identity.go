@@ -98,6 +98,11 @@ type IssueOptions struct {
 	// checks the node id only).
 	IPs      []net.IP
 	DNSNames []string
+	// Client makes a client certificate: usable only to dial (TLS client
+	// authentication, no server usage), for a process that calls a
+	// cluster without being a member. Members accept its connections and
+	// calls, and refuse its joins and Raft streams (IsClient).
+	Client bool
 }
 
 // IssueWith is Issue with options.
@@ -128,6 +133,9 @@ func (ca *CA) issue(nodeID string, notBefore, notAfter time.Time, opts IssueOpti
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if opts.Client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
@@ -227,6 +235,17 @@ func NodeIDOf(cert *x509.Certificate) (string, error) {
 }
 
 var errNoCertificate = errors.New("no certificate")
+
+// IsClientCert reports whether cert is a client certificate (see
+// IssueOptions.Client): it may authenticate a dialler, never a server.
+func IsClientCert(cert *x509.Certificate) bool {
+	for _, u := range cert.ExtKeyUsage {
+		if u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny {
+			return false
+		}
+	}
+	return true
+}
 
 // verifyPeer checks a peer's certificate chain against the CA pool at now,
 // for the given usage, and returns the node id it names.

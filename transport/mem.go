@@ -29,6 +29,9 @@ type MemConfig struct {
 	MaxQueueBytes int
 	// Logger receives dropped frames and refused dials. Nil means silent.
 	Logger *slog.Logger
+	// Client makes the node a client, as a client certificate does over
+	// QUIC (see IssueOptions.Client and IsClient).
+	Client bool
 }
 
 func (c MemConfig) withDefaults() MemConfig {
@@ -338,6 +341,13 @@ func (m *Mem) Send(ctx context.Context, to Peer, k Kind, frame []byte) error {
 
 // StreamLayer returns the node's Raft stream layer.
 func (m *Mem) StreamLayer() raft.StreamLayer { return m.layer }
+
+// IsClient reports whether peer is an open node joined as a client
+// (MemConfig.Client).
+func (m *Mem) IsClient(peer string) bool {
+	p := m.net.node(peer)
+	return p != nil && p.cfg.Client
+}
 
 // Stats returns the counters of every peer this node has exchanged frames with.
 func (m *Mem) Stats() []PeerStats {

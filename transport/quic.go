@@ -171,6 +171,7 @@ type QUIC struct {
 	gate     atomic.Pointer[gateBox]
 	onDisc   atomic.Pointer[func(peer string)]
 	refusals refusalCounts
+	clients  sync.Map // peer id -> true: its last certificate verified was a client's
 
 	gmu     sync.Mutex // guards gclosed and wg.Add
 	gclosed bool
@@ -341,7 +342,20 @@ func (q *QUIC) verify(dir, addr, wantID string, certs []*x509.Certificate, usage
 			return q.refuse(dir, addr, id, RefusalDenied, err)
 		}
 	}
+	if IsClientCert(certs[0]) {
+		q.clients.Store(id, true)
+	} else {
+		q.clients.Delete(id)
+	}
 	return nil
+}
+
+// IsClient reports whether the peer's latest verified certificate is a
+// client certificate (IssueOptions.Client): a process that may call but
+// not join, replicate or host.
+func (q *QUIC) IsClient(peer string) bool {
+	_, ok := q.clients.Load(peer)
+	return ok
 }
 
 func (q *QUIC) refuse(dir, addr, peer, reason string, err error) error {

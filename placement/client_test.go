@@ -1,0 +1,120 @@
+package placement
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/transport"
+)
+
+// TestClient: a process with a client transport reads and writes the
+// registry through the members without being one: it spawns (unnamed
+// spawns get a name, so a retry cannot place twice), finds placements,
+// wakes when one moves, and is refused what only members may do.
+func TestClient(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	net := transport.NewMemNetwork()
+	regs := startMemOn(t, net, 3, nil)
+	tr, err := net.JoinConfig("c1", transport.MemConfig{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	cl, err := NewClient(ctx, ClientConfig{Transport: tr, Join: []string{transport.MemAddrPrefix + "n2", transport.MemAddrPrefix + "n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	p, err := cl.Spawn(ctx, SpawnRequest{Type: "T", Strategy: OnNode, Node: "n3", Policy: RestartPolicy{MaxRestarts: -1}})
+	if err != nil || p.Node != "n3" || p.ID == "" {
+		t.Fatalf("client spawn = %+v, %v", p, err)
+	}
+	if q, ok := cl.Lookup(p.ID); !ok || q != p {
+		t.Fatalf("cached %+v, %v; want %+v", q, ok, p)
+	}
+	if cl.Addr("n3") != "" {
+		// The spawn's reply carries no address; a lookup does.
+		t.Logf("address known before a lookup: %s", cl.Addr("n3"))
+	}
+	if q, err := cl.Resolve(ctx, p.ID); err != nil || q != p || cl.Addr("n3") != transport.MemAddrPrefix+"n3" {
+		t.Fatalf("resolve = %+v, %v, addr %q", q, err, cl.Addr("n3"))
+	}
+	if _, err := cl.Resolve(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("resolve of an unknown id: %v", err)
+	}
+	if q, err := cl.Spawn(ctx, SpawnRequest{ID: p.ID, Type: "T"}); err != nil || q.Epoch != p.Epoch {
+		t.Fatalf("named spawn of an active id = %+v, %v; want the same actor", q, err)
+	}
+	if _, err := regs[0].Owns(p.ID, p.Epoch); err == nil {
+		t.Fatal("n1 owns an actor placed on n3")
+	}
+	if _, err := cl.Spawn(ctx, SpawnRequest{Type: "T", Strategy: Local}); err == nil {
+		t.Fatal("a client placed an actor on itself")
+	}
+	for _, c := range []command{
+		{Type: cmdTypes, Node: "c1", Types: []string{"T"}},
+		{Type: cmdExpel, Node: "n2"},
+		{Type: cmdLeave, Node: "c1"},
+		{Type: cmdSpawn, Node: "n2", Spawn: SpawnRequest{Type: "T"}},
+	} {
+		if _, err := cl.propose(ctx, c); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("client command %v: %v, want ErrUnauthorized", c.Type, err)
+		}
+	}
+
+	// The host fails: a client waiting for a newer placement wakes with it.
+	moved := make(chan Placement, 1)
+	go func() {
+		q, err := cl.WaitNewer(ctx, p.ID, p.Epoch)
+		if err != nil {
+			t.Error(err)
+		}
+		moved <- q
+	}()
+	net.Isolate("n3")
+	q := <-moved
+	if q.Node == "n3" || q.Epoch <= p.Epoch {
+		t.Fatalf("after the failover = %+v", q)
+	}
+
+	if err := cl.Stop(ctx, p.ID, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cl.Lookup(p.ID); ok {
+		t.Fatal("a stopped actor is still cached")
+	}
+	if _, err := cl.WaitNewer(ctx, p.ID, q.Epoch); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("wait on a stopped actor: %v", err)
+	}
+	for _, r := range regs[:2] {
+		if _, ok := r.Member("c1"); ok {
+			t.Fatal("the client is a member")
+		}
+	}
+}
+
+// TestClientCannotJoin: a registry started on a client transport is
+// refused at its join.
+func TestClientCannotJoin(t *testing.T) {
+	net := transport.NewMemNetwork()
+	startMemOn(t, net, 1, nil)
+	tr, err := net.JoinConfig("c1", transport.MemConfig{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := New(ctx, Config{Transport: tr, Join: []string{transport.MemAddrPrefix + "n1"}})
+	if err == nil {
+		r.Close()
+		t.Fatal("a client joined the registry")
+	}
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("join with a client transport: %v, want ErrUnauthorized", err)
+	}
+}

@@ -1,0 +1,92 @@
+package placement
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Lookups for processes without a replica (clients, see Client). Any
+// member answers msgLookup from its own replica: the actor's entry and
+// its host's address, and the leader it knows. With Wait, a member whose
+// replica has the actor at no epoch above After waits for a newer one,
+// bounded by lookupWait, so a client refreshing a stale location wakes
+// when the move is applied instead of polling. Waits are bounded per peer
+// (maxLookupWaits): past that a lookup is answered at once, so a peer
+// cannot pin goroutines on the members.
+
+// lookupWait bounds how long a member holds a waiting lookup.
+const lookupWait = 2 * time.Second
+
+// maxLookupWaits bounds the waiting lookups of one peer on one member.
+const maxLookupWaits = 256
+
+type lookupWaits struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (w *lookupWaits) take(peer string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n == nil {
+		w.n = make(map[string]int)
+	}
+	if w.n[peer] >= maxLookupWaits {
+		return false
+	}
+	w.n[peer]++
+	return true
+}
+
+func (w *lookupWaits) done(peer string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n[peer]--; w.n[peer] <= 0 {
+		delete(w.n, peer)
+	}
+}
+
+// handleLookup answers a lookup (allowFrame checked the sender).
+func (r *Registry) handleLookup(from string, c *ctrl) {
+	p, ok := r.fsm.m.lookup(c.ID)
+	if c.Wait && (!ok || (p.State == Active && p.Epoch <= c.After)) && r.lookups.take(from) {
+		if !r.goFunc(func() {
+			defer r.lookups.done(from)
+			ctx, cancel := context.WithTimeout(r.ctx, lookupWait)
+			defer cancel()
+			p, err := r.WaitNewer(ctx, c.ID, c.After)
+			r.replyLookup(from, c.Req, c.ID, p, err)
+		}) {
+			r.lookups.done(from)
+		}
+		return
+	}
+	var err error
+	switch {
+	case !ok:
+		err = &SpawnError{ID: c.ID, Err: ErrNotFound}
+	case p.State == Stopped:
+		err = &SpawnError{ID: c.ID, Type: p.Type, Err: ErrNotFound}
+	}
+	r.goFunc(func() { r.replyLookup(from, c.Req, c.ID, p, err) })
+}
+
+// replyLookup sends the entry p with its host's address and the leader
+// this member knows. A wait that timed out answers the entry as it is.
+func (r *Registry) replyLookup(to string, req uint64, id string, p Placement, err error) {
+	res := &result{Placement: p}
+	switch {
+	case err == nil:
+	case p.ID != "" && p.State == Active: // the wait ended: the current entry
+	default: // stopped, or unknown to this replica
+		res.Err = &SpawnError{ID: id, Type: p.Type, Err: ErrNotFound}
+	}
+	if mb, ok := r.fsm.m.member(p.Node); ok {
+		res.HostAddr = mb.Addr
+	}
+	if addr, id := r.raft.LeaderWithID(); id != "" {
+		res.Leader, res.LeaderAddr = string(id), string(addr)
+	}
+	r.reply(to, req, res)
+}
