@@ -54,6 +54,7 @@ type Client struct {
 	addrs  map[string]string    // member id -> address, from replies
 	leader transport.Peer       // the leader the latest reply named
 	next   int                  // round robin over Join
+	member []Member             // the members, as the latest Members gave them
 }
 
 // maxClientCache bounds the cached placements; past it the cache starts
@@ -80,12 +81,43 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.reqID.Store(rand.Uint64() >> 1)
 	c.tr.Handle(transport.KindControl, transport.HandlerFunc(c.handleFrame))
-	// Any answer proves a member reachable: an unknown id's NotFound does.
-	if _, err := c.Resolve(ctx, "\x00troupe-client-hello"); err != nil && !errors.Is(err, ErrNotFound) {
+	if _, err := c.Members(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("placement: client %s: no member answered: %w", c.id, err)
 	}
 	return c, nil
+}
+
+// Members asks a member for the members, as its replica has them.
+func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	for {
+		to := c.target()
+		res, err := c.ask(ctx, to, &ctrl{Type: msgLookup})
+		if err == nil && res.Err == nil {
+			c.learn(res)
+			c.mu.Lock()
+			c.member = res.Members
+			for _, m := range res.Members {
+				c.addrs[m.ID] = m.Addr
+			}
+			c.mu.Unlock()
+			return res.Members, nil
+		}
+		if err == nil {
+			err = res.Err
+		}
+		c.failed(to)
+		if cerr := c.retryable(ctx, err); cerr != nil {
+			return nil, cerr
+		}
+	}
+}
+
+// KnownMembers returns the members the latest Members call returned.
+func (c *Client) KnownMembers() []Member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.member
 }
 
 // ID is the client's id, from its certificate.

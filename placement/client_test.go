@@ -28,6 +28,9 @@ func TestClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	if ms := cl.KnownMembers(); len(ms) != 3 || cl.Addr("n1") != transport.MemAddrPrefix+"n1" {
+		t.Fatalf("members known to the client: %+v", ms)
+	}
 
 	p, err := cl.Spawn(ctx, SpawnRequest{Type: "T", Strategy: OnNode, Node: "n3", Policy: RestartPolicy{MaxRestarts: -1}})
 	if err != nil || p.Node != "n3" || p.ID == "" {

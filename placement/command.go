@@ -206,6 +206,7 @@ type result struct {
 	Index     uint64    `msgpack:"n,omitempty"`  // log index of the command
 	More      bool      `msgpack:"m,omitempty"`  // rehome: actors are left to move
 	HostAddr  string    `msgpack:"ha,omitempty"` // lookup: the host's address
+	Members   []Member  `msgpack:"ms,omitempty"` // lookup of no id: the members
 	// Leader and LeaderAddr redirect a joiner that asked a follower: it
 	// must send its join to the leader itself (see authz.go).
 	Leader     string   `msgpack:"l,omitempty"`

@@ -47,8 +47,22 @@ func (w *lookupWaits) done(peer string) {
 	}
 }
 
-// handleLookup answers a lookup (allowFrame checked the sender).
+// handleLookup answers a lookup (allowFrame checked the sender). A lookup
+// of no id asks for the members.
 func (r *Registry) handleLookup(from string, c *ctrl) {
+	if c.ID == "" {
+		r.goFunc(func() {
+			res := &result{Members: r.fsm.m.memberList()}
+			if len(res.Members) > maxItems {
+				res.Members = res.Members[:maxItems]
+			}
+			if addr, id := r.raft.LeaderWithID(); id != "" {
+				res.Leader, res.LeaderAddr = string(id), string(addr)
+			}
+			r.reply(from, c.Req, res)
+		})
+		return
+	}
 	p, ok := r.fsm.m.lookup(c.ID)
 	if c.Wait && (!ok || (p.State == Active && p.Epoch <= c.After)) && r.lookups.take(from) {
 		if !r.goFunc(func() {
