@@ -61,6 +61,13 @@ type Config struct {
 	// LeaseTimeout is how long a node serves its actors after it last heard
 	// the leader; it must be below FailTimeout. Zero means 3/8 of FailTimeout.
 	LeaseTimeout time.Duration
+	// Client makes the process a client of the cluster at Join instead of
+	// a member: it calls, spawns, looks up and stops actors, but holds no
+	// replica, never votes and hosts nothing (see IsClient). Its
+	// certificate should be a client certificate (`troupe cert issue
+	// --client`), which members never let join. DataDir and AdminAddr are
+	// refused; Register answers ErrClient.
+	Client bool
 	// RestartGrace is how long, besides FailTimeout, the leader waits for
 	// a node that restarted from its DataDir at its recorded address and
 	// said so before loading its snapshot (seconds at a million actors),
@@ -181,7 +188,7 @@ func (cfg *Config) identity() (*transport.Identity, error) {
 	if cfg.Name == "" {
 		cfg.Name = generatedName()
 	}
-	id, err := ca.Issue(cfg.Name, 0)
+	id, err := ca.IssueWith(cfg.Name, transport.IssueOptions{Client: cfg.Client})
 	if err != nil {
 		return nil, fmt.Errorf("troupe: %w", err)
 	}

@@ -14,6 +14,9 @@ import (
 // leadership first) nor this node. It returns once the expel is applied and
 // this node's Raft configuration no longer holds id.
 func (n *Node) Expel(ctx context.Context, id string) error {
+	if n.reg == nil {
+		return fmt.Errorf("troupe: expel %s: %w", id, ErrClient)
+	}
 	if err := n.reg.Expel(ctx, id); err != nil {
 		return fmt.Errorf("troupe: expel %s: %w", id, err)
 	}

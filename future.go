@@ -71,7 +71,7 @@ func Tell(ctx context.Context, r Ref, method string, args ...any) error {
 // stopped (a map read), rather than sending it to a host that may not know
 // yet.
 func (n *Node) stopped(r Ref, method string) error {
-	if p, ok := n.reg.Lookup(r.ID); ok && p.State == placement.Stopped {
+	if p, ok := n.dir.Lookup(r.ID); ok && p.State == placement.Stopped {
 		return &Error{Code: remote.CodeNotFound, Message: "actor stopped: " + p.Reason, Node: n.id, Actor: r.ID, Method: method}
 	}
 	return nil

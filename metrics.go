@@ -137,8 +137,8 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descTrRefusals, v, reason)
 		}
 	}
-	if n.closing.Load() {
-		return // the registry may be closed: its figures are gone
+	if n.closing.Load() || n.reg == nil {
+		return // the registry may be closed, or this is a client: no figures
 	}
 	rs := n.reg.RaftStats()
 	gauge(descRaftState, 1, rs["state"])

@@ -38,7 +38,9 @@ type Node struct {
 	ident   *transport.Identity // the QUIC identity, when the node made its transport
 	tr      transport.Transport
 	ownTr   bool
-	reg     *placement.Registry
+	reg     *placement.Registry // nil on a client
+	cl      *placement.Client   // set on a client (Config.Client) only
+	dir     directory           // reg or cl: what calls and spawns read and write
 	ep      *remote.Endpoint
 	types   *remote.Types
 	sub     *placement.Subscription
@@ -112,6 +114,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	cfg.Name = n.id
 	n.cfg = cfg
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if cfg.Client {
+		return n.startClient(ctx)
+	}
 
 	reg, err := placement.New(ctx, placement.Config{
 		Transport:        tr,
@@ -132,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		}
 		return nil, fmt.Errorf("troupe: start %s: %w", n.id, err)
 	}
-	n.reg = reg
+	n.reg, n.dir = reg, reg
 	// A node restarted from DataDir does not wait for its peers: they may
 	// be starting one at a time too (see Ready).
 	if err := n.waitLeaseUnlessRestarted(ctx); err != nil {
@@ -196,7 +201,7 @@ func (n *Node) Addr() string { return n.tr.Addr() }
 // node's replica.
 func (n *Node) Members() []string {
 	var ids []string
-	for _, m := range n.reg.Members() {
+	for _, m := range n.memberList() {
 		if m.Status == placement.Alive {
 			ids = append(ids, m.ID)
 		}
@@ -222,11 +227,17 @@ func (n *Node) Close() error {
 	n.down = true
 	n.lifeMu.Unlock()
 	n.cancel()
-	n.sub.Close()
+	if n.sub != nil {
+		n.sub.Close()
+	}
 	n.activator.close()
 	n.wg.Wait()
 	n.closeWatchers()
-	err = errors.Join(err, n.reg.Close())
+	if n.cl != nil {
+		n.cl.Close()
+	} else {
+		err = errors.Join(err, n.reg.Close())
+	}
 	if n.ownTr {
 		err = errors.Join(err, n.tr.Close())
 	}
@@ -253,7 +264,8 @@ func (n *Node) Stop(ctx context.Context) error {
 	if derr := n.ep.Drain(ctx); derr != nil && !errors.Is(derr, remote.ErrClosed) {
 		err = fmt.Errorf("troupe: drain: %w", derr)
 	}
-	if others := slices.DeleteFunc(n.Members(), func(id string) bool { return id == n.id }); len(others) > 0 {
+	// A client holds nothing to hand over: drained, it closes.
+	if others := slices.DeleteFunc(n.Members(), func(id string) bool { return id == n.id }); n.cl == nil && len(others) > 0 {
 		if lerr := n.reg.Leave(ctx); lerr != nil {
 			err = errors.Join(err, fmt.Errorf("troupe: leave: %w", lerr))
 		} else {
@@ -283,7 +295,12 @@ func (n *Node) afterLeave(ctx context.Context) {
 
 // Leader returns the id of the registry's Raft leader as this node's
 // replica knows it, or "" while there is none (during an election).
-func (n *Node) Leader() string { return n.reg.Leader() }
+func (n *Node) Leader() string {
+	if n.cl != nil {
+		return n.cl.Leader()
+	}
+	return n.reg.Leader()
+}
 
 // goTracked runs f on a goroutine that Close waits for; false once closed.
 func (n *Node) goTracked(f func()) bool {
@@ -459,6 +476,9 @@ func (n *Node) refOf(p placement.Placement) Ref {
 type resolver Node
 
 func (r *resolver) location(p placement.Placement) remote.Location {
+	if r.cl != nil {
+		return remote.Location{Node: p.Node, Addr: r.cl.Addr(p.Node), Epoch: p.Epoch}
+	}
 	addr, _ := r.addrs.Load(p.Node)
 	s, _ := addr.(string)
 	return remote.Location{Node: p.Node, Addr: s, Epoch: p.Epoch}
@@ -467,7 +487,7 @@ func (r *resolver) location(p placement.Placement) remote.Location {
 // Lookup reads the local replica. Ephemeral ids are not in it: their node
 // is part of the id.
 func (r *resolver) Lookup(id string) (remote.Location, bool) {
-	p, ok := r.reg.Lookup(id)
+	p, ok := r.dir.Lookup(id)
 	if !ok {
 		if node, ok := localNode(id); ok {
 			return r.location(placement.Placement{Node: node}), true
@@ -515,7 +535,7 @@ func (r *resolver) Refresh(ctx context.Context, id string, stale remote.Location
 	for {
 		changed := n.addrChanges()
 		if stale.Addr != "" {
-			if p, ok := r.reg.Lookup(id); ok && p.Epoch == stale.Epoch && p.State != placement.Stopped {
+			if p, ok := r.dir.Lookup(id); ok && p.Epoch == stale.Epoch && p.State != placement.Stopped {
 				if loc := r.location(p); loc.Addr != "" && loc.Addr != stale.Addr {
 					return loc, nil
 				}
@@ -530,7 +550,7 @@ func (r *resolver) Refresh(ctx context.Context, id string, stale remote.Location
 			case <-stop:
 			}
 		}()
-		p, err := r.reg.WaitNewer(wctx, id, after)
+		p, err := r.dir.WaitNewer(wctx, id, after)
 		close(stop)
 		cancel()
 		switch {
@@ -564,6 +584,9 @@ func (o *owner) Owns(id string, epoch uint64) (string, error) {
 		}
 		return "", fmt.Errorf("troupe: ephemeral actor %s: %w", id, remote.ErrNotFound)
 	}
+	if o.reg == nil {
+		return "", fmt.Errorf("troupe: %s is a client and hosts nothing: %w", o.id, remote.ErrNotFound)
+	}
 	p, err := o.reg.Owns(id, epoch)
 	return (*Node)(o).admit(id, epoch, p, err)
 }
@@ -571,7 +594,7 @@ func (o *owner) Owns(id string, epoch uint64) (string, error) {
 // WaitOwns waits, bounded by ctx, until Owns admits the call or refuses it
 // for good (the registry's WaitOwns: lease, replica catch-up, fence).
 func (o *owner) WaitOwns(ctx context.Context, id string, epoch uint64) (string, error) {
-	if isLocalID(id) {
+	if isLocalID(id) || o.reg == nil {
 		return o.Owns(id, epoch)
 	}
 	p, err := o.reg.WaitOwns(ctx, id, epoch)

@@ -65,7 +65,12 @@ func (n *Node) NewPool(ctx context.Context, typeName string, opts ...PoolOption)
 		return nil, fmt.Errorf("troupe: pool of %q: negative size", typeName)
 	}
 	var hosts []string
-	for _, m := range n.reg.Members() {
+	if n.cl != nil {
+		if _, err := n.cl.Members(ctx); err != nil {
+			return nil, fmt.Errorf("troupe: pool of %q: %w", typeName, err)
+		}
+	}
+	for _, m := range n.memberList() {
 		if m.Status == placement.Alive && slices.Contains(m.Types, typeName) {
 			hosts = append(hosts, m.ID)
 		}

@@ -20,6 +20,9 @@ var errNotReady = errors.New("not ready")
 // calls wait for it on their own, so Ready is for start-up scripts and
 // health checks, not a precondition of every call.
 func (n *Node) Ready(ctx context.Context) error {
+	if n.cl != nil {
+		return nil // a member answered before Start returned
+	}
 	if err := n.reg.WaitJoined(ctx); err != nil {
 		return fmt.Errorf("troupe: %s not ready: %w", n.id, err)
 	}
@@ -41,6 +44,9 @@ func (n *Node) waitLeaseUnlessRestarted(ctx context.Context) error {
 // readyNow is Ready without waiting: nil when the node is ready, else why
 // not.
 func (n *Node) readyNow() error {
+	if n.cl != nil {
+		return nil
+	}
 	done, err := n.reg.Joined()
 	switch {
 	case err != nil:

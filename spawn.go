@@ -29,6 +29,9 @@ func Register[T any](node *Node, name string, newFn func() *T, opts ...RegisterO
 	if node.closing.Load() {
 		return ErrClosed
 	}
+	if node.cl != nil {
+		return fmt.Errorf("troupe: register %q: %w", name, ErrClient)
+	}
 	t, err := remote.NewType(name, newFn)
 	if err != nil {
 		return fmt.Errorf("troupe: register %q: %w", name, err)
@@ -147,7 +150,7 @@ func (n *Node) Spawn(ctx context.Context, typeName string, opts ...SpawnOption) 
 	if n.closing.Load() {
 		return Ref{}, ErrClosed
 	}
-	p, err := n.reg.Spawn(ctx, placement.SpawnRequest{ID: o.name, Type: typeName, Strategy: o.strategy,
+	p, err := n.dir.Spawn(ctx, placement.SpawnRequest{ID: o.name, Type: typeName, Strategy: o.strategy,
 		Node: o.node, Policy: placement.RestartPolicy{MaxRestarts: o.policy.MaxRestarts, Backoff: o.policy.Backoff}})
 	if err != nil {
 		return Ref{}, fmt.Errorf("troupe: spawn %s: %w", typeName, err)
@@ -164,6 +167,9 @@ func (n *Node) Spawn(ctx context.Context, typeName string, opts ...SpawnOption) 
 // the replication lag of a follower (milliseconds) and is bounded by ctx.
 // Should ctx end first, calls still work through the Ref's hint.
 func (n *Node) catchUp(ctx context.Context, p placement.Placement) {
+	if n.reg == nil {
+		return // a client: the spawn's answer is its cache
+	}
 	if q, ok := n.reg.Lookup(p.ID); ok && q.Epoch >= p.Epoch {
 		return
 	}
@@ -177,10 +183,10 @@ func (n *Node) Lookup(ctx context.Context, name string) (Ref, error) {
 	if n.closing.Load() {
 		return Ref{}, ErrClosed
 	}
-	p, ok := n.reg.Lookup(name)
+	p, ok := n.dir.Lookup(name)
 	if !ok {
 		var err error
-		if p, err = n.reg.Resolve(ctx, name); err != nil {
+		if p, err = n.dir.Resolve(ctx, name); err != nil {
 			if errors.Is(err, placement.ErrNotFound) {
 				return Ref{}, fmt.Errorf("troupe: lookup %q: %w", name, ErrNotFound)
 			}
@@ -231,7 +237,7 @@ func (n *Node) StopActor(ctx context.Context, r Ref) error {
 		n.notify(r.ID, ActorEvent{Kind: Stopped, Ref: r, Reason: "stopped"})
 		return nil
 	}
-	if err := n.reg.Stop(ctx, r.ID, "stopped by "+n.id); err != nil {
+	if err := n.dir.Stop(ctx, r.ID, "stopped by "+n.id); err != nil {
 		return fmt.Errorf("troupe: stop %s: %w", r.ID, err)
 	}
 	return nil

@@ -46,6 +46,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if err := n.checkOpen(ctx); err != nil {
 		return Status{}, err
 	}
+	if n.reg == nil {
+		return Status{}, ErrClient
+	}
 	leader := n.reg.Leader()
 	voters := n.reg.Voters()
 	st := Status{Node: n.id, Leader: leader}
@@ -102,6 +105,9 @@ const maxActorPage = 10_000
 func (n *Node) Actors(ctx context.Context, f ActorFilter) (ActorPage, error) {
 	if err := n.checkOpen(ctx); err != nil {
 		return ActorPage{}, err
+	}
+	if n.reg == nil {
+		return ActorPage{}, ErrClient
 	}
 	limit := f.Limit
 	switch {

@@ -37,7 +37,7 @@ func isVirtual(r Ref) bool {
 // ensureVirtual places the virtual actor r names if the local replica has
 // no active placement of it, and returns r with the placement's hint.
 func (n *Node) ensureVirtual(ctx context.Context, r Ref) (Ref, error) {
-	if p, ok := n.reg.Lookup(r.ID); ok && p.State == placement.Active {
+	if p, ok := n.dir.Lookup(r.ID); ok && p.State == placement.Active {
 		if r.Node == "" {
 			r.Node, r.Epoch = p.Node, p.Epoch
 		}

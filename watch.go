@@ -93,7 +93,7 @@ func (n *Node) Watch(ctx context.Context, r Ref) (<-chan ActorEvent, error) {
 		if _, ok := n.locals.Load(r.ID); !ok && r.Node == n.id {
 			w.push(ActorEvent{Kind: Stopped, Ref: r, Reason: "not running"})
 		}
-	} else if p, ok := n.reg.Lookup(r.ID); ok && p.State == placement.Stopped {
+	} else if p, ok := n.dir.Lookup(r.ID); ok && p.State == placement.Stopped {
 		w.push(ActorEvent{Kind: Stopped, Ref: n.refOf(p), Reason: p.Reason})
 	}
 	return w.ch, nil

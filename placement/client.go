@@ -205,11 +205,9 @@ func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (Placement, error)
 
 // Stop stops actor id for reason.
 func (c *Client) Stop(ctx context.Context, id, reason string) error {
-	_, err := c.propose(ctx, command{Type: cmdStop, ID: id, Reason: reason})
+	res, err := c.propose(ctx, command{Type: cmdStop, ID: id, Reason: reason})
 	if err == nil {
-		c.mu.Lock()
-		delete(c.cache, id)
-		c.mu.Unlock()
+		c.remember(res.Placement, "") // stopped: calls through it fail at once
 	}
 	return err
 }

@@ -481,6 +481,9 @@ func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 		switch {
 		case c.ctx.Err() != nil:
 			c.finish(nil, ctxError(c.ctx))
+		case errors.Is(err, ErrNotFound):
+			// Stopped meanwhile, or never there: the call did not run.
+			c.finish(nil, &Error{Code: CodeNotFound, Actor: c.ref.ID, Method: c.method, Message: err.Error(), cause: err})
 		case err != nil:
 			e.log("retry abandoned", "actor", c.ref.ID, "method", c.method, "err", err)
 			c.finish(nil, cause)

@@ -1,0 +1,134 @@
+package troupe
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+)
+
+// startClient starts a client of c over QUIC (the development CA issues it
+// a client certificate).
+func startClient(t *testing.T, c *testCluster, name string) *Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cl, err := Start(ctx, Config{Name: name, Client: true, Join: []string{c.nodes[1].Addr(), c.nodes[0].Addr()}})
+	if err != nil {
+		t.Fatalf("start client: %v", err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// TestClientProcess: a client calls, spawns, looks up and stops actors
+// over real QUIC with a client certificate, without being a member: it is
+// in nobody's member list, never votes, hosts nothing, and what needs a
+// replica answers ErrClient. A call to an actor whose host fails reaches
+// it on its new host.
+func TestClientProcess(t *testing.T) {
+	c := newTestCluster(t, true, 3, nil)
+	ctx := ctxT(t)
+	cl := startClient(t, c, "client1")
+	if !cl.IsClient() {
+		t.Fatal("IsClient = false")
+	}
+
+	ref, err := cl.Spawn(ctx, "Counter", OnNode("n3"), WithRestart(RestartPolicy{MaxRestarts: -1}))
+	if err != nil {
+		t.Fatalf("client spawn: %v", err)
+	}
+	for i := 1; i <= 3; i++ {
+		if got, err := Call[int](ctx, ref, "Add", 1).Await(ctx); err != nil || got != i {
+			t.Fatalf("call %d from the client = %d, %v", i, got, err)
+		}
+	}
+	if err := Tell(ctx, ref, "Add", 10); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Call[int](ctx, ref, "Get").Await(ctx); err != nil || got != 13 {
+		t.Fatalf("Get after a tell = %d, %v", got, err)
+	}
+	// A member finds what the client spawned, and the client finds what a
+	// member spawned.
+	named := must[Ref](t)(c.nodes[0].Spawn(ctx, "Counter", WithName("shared"), OnNode("n2")))
+	if _, err := Call[int](ctx, named, "Add", 5).Await(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cl.Lookup(ctx, "shared")
+	if err != nil {
+		t.Fatalf("client lookup: %v", err)
+	}
+	if v, err := Call[int](ctx, got, "Get").Await(ctx); err != nil || v != 5 {
+		t.Fatalf("client call to a member's actor = %d, %v", v, err)
+	}
+	if where, err := Call[string](ctx, cl.Virtual("Counter", "k1"), "Where").Await(ctx); err != nil || where == "" {
+		t.Fatalf("client call to a virtual actor = %q, %v", where, err)
+	}
+
+	for _, n := range c.nodes {
+		if slices.Contains(n.Members(), "client1") {
+			t.Fatalf("%s lists the client as a member", n.ID())
+		}
+		if st, err := n.Status(ctx); err != nil || slices.ContainsFunc(st.Members, func(m MemberInfo) bool { return m.ID == "client1" }) {
+			t.Fatalf("%s status lists the client (%v)", n.ID(), err)
+		}
+	}
+	if _, err := cl.Status(ctx); !errors.Is(err, ErrClient) {
+		t.Fatalf("client Status: %v, want ErrClient", err)
+	}
+	if err := Register(cl, "Counter", func() *Counter { return &Counter{} }); !errors.Is(err, ErrClient) {
+		t.Fatalf("client Register: %v, want ErrClient", err)
+	}
+	if _, err := cl.Spawn(ctx, "Counter", Local()); err == nil {
+		t.Fatal("a client placed an actor on itself")
+	}
+
+	// n3 dies: the client's next call reaches the actor where it restarted.
+	c.nodes[2].Close()
+	if where, err := Call[string](ctx, ref.With(Idempotent()), "Where").Await(ctx); err != nil || where == "n3" {
+		t.Fatalf("call after the host failed = %q, %v", where, err)
+	}
+	if err := cl.StopActor(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Call[int](ctx, ref, "Get").Await(ctx); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("call to a stopped actor: %v, want ErrNotFound", err)
+	}
+}
+
+// TestClientPoolMap: a client makes a pool over the members that host the
+// type and maps over it.
+func TestClientPoolMap(t *testing.T) {
+	c := newTestCluster(t, true, 3, nil)
+	ctx := ctxT(t)
+	cl := startClient(t, c, "client2")
+	p, err := cl.NewPool(ctx, "Counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(ctx)
+	if len(p.Workers()) != 3 {
+		t.Fatalf("pool of %d workers, want one per member", len(p.Workers()))
+	}
+	in := make([]int, 100)
+	for i := range in {
+		in[i] = i
+	}
+	out, err := Map[int](ctx, p, "Add", in)
+	if err != nil || len(out) != len(in) {
+		t.Fatalf("map: %d results, %v", len(out), err)
+	}
+	sum := 0
+	for _, w := range p.Workers() {
+		v, err := Call[int](ctx, w, "Get").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	if sum != 99*100/2 {
+		t.Fatalf("the workers added up to %d, want %d", sum, 99*100/2)
+	}
+}
