@@ -6,6 +6,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/placement"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // startClient starts a client of c over QUIC (the development CA issues it
@@ -130,5 +133,35 @@ func TestClientPoolMap(t *testing.T) {
 	}
 	if sum != 99*100/2 {
 		t.Fatalf("the workers added up to %d, want %d", sum, 99*100/2)
+	}
+}
+
+// TestClientCertificateCannotJoin: a holder of a client certificate who
+// starts as a member is refused at its join, and the refusal is counted.
+func TestClientCertificateCannotJoin(t *testing.T) {
+	c := newTestCluster(t, true, 1, nil)
+	ca, err := devCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ca.IssueWith("intruder", transport.IssueOptions{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n, err := Start(ctx, Config{TLS: TLS{Identity: id}, Join: []string{c.nodes[0].Addr()}})
+	if err == nil {
+		n.Close()
+		t.Fatal("a client certificate joined as a member")
+	}
+	if !errors.Is(err, placement.ErrUnauthorized) {
+		t.Fatalf("join with a client certificate: %v, want ErrUnauthorized", err)
+	}
+	if got := c.nodes[0].reg.Refusals()[placement.RefusalClient]; got == 0 {
+		t.Fatalf("refusals by reason: %v", c.nodes[0].reg.Refusals())
+	}
+	if slices.Contains(c.nodes[0].Members(), "intruder") {
+		t.Fatal("the intruder is a member")
 	}
 }

@@ -33,7 +33,7 @@ func main() {
 
 const usage = `usage:
   troupe ca init   [-dir DIR] [-name NAME] [-valid DURATION] [-force]
-  troupe cert issue NAME [-dir DIR] [-ip IP,...] [-dns NAME,...] [-valid DURATION] [-force]
+  troupe cert issue NAME [-dir DIR] [-ip IP,...] [-dns NAME,...] [-valid DURATION] [-client] [-force]
   troupe node      -name NAME [-addr HOST:PORT] [-join ADDR,...] [-dir DIR] [-data DIR] [-admin HOST:PORT] [-drain DURATION] [-log LEVEL]
   troupe ready     [-admin HOST:PORT] [-name NAME -dir DIR] [-wait DURATION]
   troupe status    [-admin HOST:PORT] [-name NAME -dir DIR] [-o table|json]
@@ -169,6 +169,7 @@ func certIssue(args []string, stdout, stderr io.Writer) error {
 	dns := fs.String("dns", "", "comma-separated DNS names to add as subject alternative names")
 	valid := fs.Duration("valid", 365*24*time.Hour, "validity from now")
 	force := fs.Bool("force", false, "replace existing files")
+	client := fs.Bool("client", false, "a client certificate (Config.Client): it may call and spawn, never join, replicate or host")
 	// The node id comes first (troupe cert issue n1 -ip ...), or after the
 	// flags.
 	var name string
@@ -186,7 +187,7 @@ func certIssue(args []string, stdout, stderr io.Writer) error {
 	if name == "" {
 		return &flagError{errors.New("troupe cert issue: a node id is required: troupe cert issue NAME")}
 	}
-	opts := transport.IssueOptions{ValidFor: *valid}
+	opts := transport.IssueOptions{ValidFor: *valid, Client: *client}
 	for _, s := range splitList(*ips) {
 		ip := net.ParseIP(s)
 		if ip == nil {
@@ -207,7 +208,11 @@ func certIssue(args []string, stdout, stderr io.Writer) error {
 	if err := ca.IssueFilesWith(name, opts, cert, key); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s and %s for node %s (valid for %s)\n", cert, key, name, *valid)
+	what := "node"
+	if *client {
+		what = "client"
+	}
+	fmt.Fprintf(stdout, "wrote %s and %s for %s %s (valid for %s)\n", cert, key, what, name, *valid)
 	return nil
 }
 

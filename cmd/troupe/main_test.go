@@ -63,6 +63,19 @@ func TestCAAndCert(t *testing.T) {
 	if left := time.Until(leaf.NotAfter); left > 48*time.Hour || left < 47*time.Hour {
 		t.Fatalf("valid for %v more, want 48h", left)
 	}
+	if transport.IsClientCert(leaf) {
+		t.Fatal("a node certificate is a client's")
+	}
+	if code, stdout, stderr := runCmd(t, "cert", "issue", "app", "-dir", dir, "-client"); code != 0 || !strings.Contains(stdout, "for client app") {
+		t.Fatalf("cert issue -client: %d %q %q", code, stdout, stderr)
+	}
+	cid, err := transport.LoadIdentity(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "app.pem"), filepath.Join(dir, "app-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cid.NodeID != "app" || !transport.IsClientCert(cid.Cert.Leaf) {
+		t.Fatalf("client certificate: id %q, client %v", cid.NodeID, transport.IsClientCert(cid.Cert.Leaf))
+	}
 }
 
 func TestBadCommandLines(t *testing.T) {

@@ -24,10 +24,16 @@ import (
 // childEnv, when set, makes the binary run one child node (see child).
 const childEnv = "TROUPE_CLUSTER_CHILD"
 
+// clientEnv makes the process the client "app": see clientChild.
+const clientEnv = "TROUPE_CLUSTER_CLIENT"
+
 // mapInputs is the size of the pool map that runs across the kill.
 const mapInputs = 3000
 
 func main() {
+	if os.Getenv(clientEnv) != "" {
+		os.Exit(clientChild())
+	}
 	if os.Getenv(childEnv) != "" {
 		os.Exit(child())
 	}
@@ -112,6 +118,75 @@ func child() int {
 	// and a graceful leave of a second one could not commit.
 	n.Close()
 	return 0
+}
+
+// clientChild runs the client "app" (a client certificate: it may call
+// and spawn, never join): it finds counter-0 and calls it, calls a virtual
+// actor and spawns an actor of its own, prints one "RESULT" line for each
+// and exits.
+func clientChild() int {
+	dir, join := os.Getenv("TROUPE_CLUSTER_DIR"), os.Getenv("TROUPE_CLUSTER_JOIN")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := config(dir, "app", []string{join})
+	cfg.Client = true
+	n, err := troupe.Start(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "app: %v\n", err)
+		return 1
+	}
+	defer n.Close()
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "app: %v\n", err)
+		return 1
+	}
+	ref, err := n.Lookup(ctx, "counter-0")
+	if err != nil {
+		return fail(err)
+	}
+	r, err := troupe.Call[Reply](ctx, ref, "Add", 1).Await(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Printf("RESULT counter-0.Add(1) = %d, answered by %s\n", r.Total, r.Node)
+	if r, err = troupe.Call[Reply](ctx, n.Virtual("Counter", "bob"), "Add", 2).Await(ctx); err != nil {
+		return fail(err)
+	}
+	fmt.Printf("RESULT virtual Counter/bob.Add(2) = %d, answered by %s\n", r.Total, r.Node)
+	own, err := n.Spawn(ctx, "Counter")
+	if err != nil {
+		return fail(err)
+	}
+	if r, err = troupe.Call[Reply](ctx, own, "Add", 3).Await(ctx); err != nil {
+		return fail(err)
+	}
+	fmt.Printf("RESULT its own Counter %s on %s: Add(3) = %d\n", own.ID, r.Node, r.Total)
+	fmt.Printf("RESULT members seen by the client: %v (it is none of them)\n", n.Members())
+	return 0
+}
+
+// runClient runs the client "app" as a child process and relays its
+// results.
+func runClient(ctx context.Context, dir, join string, say func(string, ...any)) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), clientEnv+"=1", "TROUPE_CLUSTER_DIR="+dir, "TROUPE_CLUSTER_JOIN="+join)
+	cmd.SysProcAttr = procAttr()
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if r, ok := strings.CutPrefix(line, "RESULT "); ok {
+			say("app: %s", r)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("client app: %w", err)
+	}
+	say("app (pid %d) exited", cmd.Process.Pid)
+	return nil
 }
 
 // proc is a child process.
@@ -212,7 +287,11 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 			return err
 		}
 	}
-	say("wrote %s/{ca,n1,n2,n3}.pem and keys", dir)
+	app := config(dir, "app", nil).TLS
+	if err := ca.IssueFilesWith("app", transport.IssueOptions{Client: true}, app.CertFile, app.KeyFile); err != nil {
+		return err
+	}
+	say("wrote %s/{ca,n1,n2,n3}.pem and keys, and app.pem: a client certificate", dir)
 
 	say("== membership: n1 in this process (pid %d) bootstraps, n2 and n3 join as child processes", os.Getpid())
 	n1, err := troupe.Start(ctx, config(dir, "n1", nil))
@@ -257,6 +336,12 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 		}
 		say("call %s.Add(%d) = %d, answered by %s", name, 10*(i+1), r.Total, r.Node)
 	}
+
+	say("== a client process: calls and spawns with a client certificate, without being a member")
+	if err := runClient(ctx, dir, n1.Addr(), say); err != nil {
+		return err
+	}
+	say("members seen by n1 after the client: %v", n1.Members())
 
 	say("== a virtual actor: no spawn, placed by its first call")
 	alice := n1.Virtual("Counter", "alice")

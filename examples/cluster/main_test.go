@@ -14,6 +14,9 @@ import (
 // TestMain doubles as the child entry point: the launcher starts
 // os.Executable(), which under go test is this test binary.
 func TestMain(m *testing.M) {
+	if os.Getenv(clientEnv) != "" {
+		os.Exit(clientChild())
+	}
 	if os.Getenv(childEnv) != "" {
 		os.Exit(child())
 	}
@@ -34,7 +37,9 @@ func TestRun(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{"members seen by n1: [n1 n2 n3], Raft leader: n", "node n3, epoch", "answers again", "members seen by n1: [n1 n2]",
-		"virtual Counter/alice.Add(5) = 5", "map: 3000 of 3000 inputs answered", "virtual Counter/alice answers from n"} {
+		"virtual Counter/alice.Add(5) = 5", "map: 3000 of 3000 inputs answered", "virtual Counter/alice answers from n",
+		"app: counter-0.Add(1) = 11, answered by n", "app: virtual Counter/bob.Add(2) = 2", ": Add(3) = 3", "app: members seen by the client: [n1 n2 n3]",
+		"members seen by n1 after the client: [n1 n2 n3]"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q", want)
 		}
