@@ -79,6 +79,40 @@ func BenchmarkRemoteCall(b *testing.B) {
 	}
 }
 
+// BenchmarkClientCall compares, in one run, calls from a member to an
+// actor on another member (as BenchmarkRemoteCall) with calls from a
+// client (Config.Client) to an actor on a member, over QUIC.
+func BenchmarkClientCall(b *testing.B) {
+	for _, inflight := range []int{1, 64} {
+		for _, from := range []string{"member", "client"} {
+			b.Run(fmt.Sprintf("inflight=%d/from=%s", inflight, from), func(b *testing.B) {
+				var r Ref
+				if from == "member" {
+					_, r = benchNodes(b, 2)
+				} else {
+					nodes, host := benchNodes(b, 1)
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					cl, err := Start(ctx, Config{Name: "bc", Client: true, Join: []string{nodes[0].Addr()}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { cl.Close() })
+					r = cl.Ref(host)
+					if _, err := Call[int](ctx, r, "Count").Await(ctx); err != nil { // connect
+						b.Fatal(err)
+					}
+				}
+				ctx := context.Background()
+				roundTrips(b, inflight, func(int) error {
+					_, err := Call[int](ctx, r, "Take", payload).Await(ctx)
+					return err
+				})
+			})
+		}
+	}
+}
+
 // roundTrips runs b.N round trips of call from inflight goroutines (call
 // gets the goroutine's index) and reports rt/s, p50-µs and p99-µs.
 func roundTrips(b *testing.B, inflight int, call func(worker int) error) {
