@@ -117,3 +117,53 @@ func TestClientCannotJoin(t *testing.T) {
 		t.Fatalf("join with a client transport: %v, want ErrUnauthorized", err)
 	}
 }
+
+// TestClientLookupFlood: a peer's waiting lookups are bounded on a member;
+// past the bound they are answered at once, and nothing is left waiting
+// once the waits end.
+func TestClientLookupFlood(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	net := transport.NewMemNetwork()
+	regs := startMemOn(t, net, 1, nil)
+	tr, err := net.JoinConfig("c1", transport.MemConfig{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	cl, err := NewClient(ctx, ClientConfig{Transport: tr, Join: []string{transport.MemAddrPrefix + "n1"}, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	p, err := cl.Spawn(ctx, SpawnRequest{Type: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const extra = 44
+	done := make(chan struct{}, maxLookupWaits+extra)
+	for range maxLookupWaits + extra {
+		go func() {
+			_, _ = cl.lookup(ctx, &ctrl{Type: msgLookup, ID: p.ID, After: p.Epoch, Wait: true})
+			done <- struct{}{}
+		}()
+	}
+	for range extra { // the ones past the bound, answered at once
+		<-done
+	}
+	regs[0].lookups.mu.Lock()
+	waiting := regs[0].lookups.n["c1"]
+	regs[0].lookups.mu.Unlock()
+	if waiting != maxLookupWaits {
+		t.Fatalf("%d lookups of one peer waiting on the member, want the bound %d", waiting, maxLookupWaits)
+	}
+	for range maxLookupWaits { // the waits end after lookupWait
+		<-done
+	}
+	regs[0].lookups.mu.Lock()
+	left := len(regs[0].lookups.n)
+	regs[0].lookups.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d peers still counted waiting", left)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // Lookups for processes without a replica (clients, see Client). Any
@@ -13,7 +15,8 @@ import (
 // bounded by lookupWait, so a client refreshing a stale location wakes
 // when the move is applied instead of polling. Waits are bounded per peer
 // (maxLookupWaits): past that a lookup is answered at once, so a peer
-// cannot pin goroutines on the members.
+// cannot pin goroutines on the members; answers never wait for the
+// network (TrySend): a peer that does not read them loses them.
 
 // lookupWait bounds how long a member holds a waiting lookup.
 const lookupWait = 2 * time.Second
@@ -51,16 +54,14 @@ func (w *lookupWaits) done(peer string) {
 // of no id asks for the members.
 func (r *Registry) handleLookup(from string, c *ctrl) {
 	if c.ID == "" {
-		r.goFunc(func() {
-			res := &result{Members: r.fsm.m.memberList()}
-			if len(res.Members) > maxItems {
-				res.Members = res.Members[:maxItems]
-			}
-			if addr, id := r.raft.LeaderWithID(); id != "" {
-				res.Leader, res.LeaderAddr = string(id), string(addr)
-			}
-			r.reply(from, c.Req, res)
-		})
+		res := &result{Members: r.fsm.m.memberList()}
+		if len(res.Members) > maxItems {
+			res.Members = res.Members[:maxItems]
+		}
+		if addr, id := r.raft.LeaderWithID(); id != "" {
+			res.Leader, res.LeaderAddr = string(id), string(addr)
+		}
+		r.tryReply(from, c.Req, res)
 		return
 	}
 	p, ok := r.fsm.m.lookup(c.ID)
@@ -83,7 +84,7 @@ func (r *Registry) handleLookup(from string, c *ctrl) {
 	case p.State == Stopped:
 		err = &SpawnError{ID: c.ID, Type: p.Type, Err: ErrNotFound}
 	}
-	r.goFunc(func() { r.replyLookup(from, c.Req, c.ID, p, err) })
+	r.replyLookup(from, c.Req, c.ID, p, err)
 }
 
 // replyLookup sends the entry p with its host's address and the leader
@@ -102,5 +103,19 @@ func (r *Registry) replyLookup(to string, req uint64, id string, p Placement, er
 	if addr, id := r.raft.LeaderWithID(); id != "" {
 		res.Leader, res.LeaderAddr = string(id), string(addr)
 	}
-	r.reply(to, req, res)
+	r.tryReply(to, req, res)
+}
+
+// tryReply sends a lookup's answer without waiting (it runs on the
+// transport's reader, or on a wait's goroutine): to a peer that does not
+// read its replies, they are dropped, and it asks again.
+func (r *Registry) tryReply(to string, req uint64, res *result) {
+	b, err := encodeCtrl(&ctrl{Type: msgResult, Req: req, Res: res})
+	if err != nil {
+		r.log.Warn("encode reply", "err", err)
+		return
+	}
+	if err := r.tr.TrySend(transport.Peer{ID: to}, transport.KindControl, b); err != nil {
+		r.log.Debug("lookup reply dropped", "peer", to, "err", err)
+	}
 }
