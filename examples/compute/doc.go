@@ -4,6 +4,9 @@
 // troupe Future underneath), Get awaits it. Some tasks fail on their first
 // attempt; Get retries a failed task on the next worker, up to a limit, like
 // Celery's autoretry_for. It prints which node ran each task, and exits 0.
+// The app that spawns the workers and submits the tasks is a client
+// (Config.Client), as a Celery producer is not a worker: it holds no
+// replica of the registry, never votes and hosts nothing.
 //
 // Workers are called through WorkerRef, the typed ref that troupe gen wrote
 // into worker_troupe.go (go generate ./examples/compute rewrites it after a

@@ -135,9 +135,17 @@ func run(ctx context.Context, out io.Writer, tasks int) (*Summary, error) {
 		}
 	}
 	say("cluster: %v", nodes[0].Members())
+	// The app that submits tasks is a client, as a Celery producer is: it
+	// calls and spawns, but holds no replica and hosts nothing.
+	app, err := troupe.Start(ctx, troupe.Config{Name: "app", Client: true, Join: []string{nodes[0].Addr()}})
+	if err != nil {
+		return nil, err
+	}
+	defer app.Close()
+	say("app: a client of %v", app.Members())
 	q := &Queue{MaxRetries: 2, say: say}
 	for _, n := range nodes {
-		r, err := SpawnWorker(ctx, nodes[0], troupe.OnNode(n.ID()))
+		r, err := SpawnWorker(ctx, app, troupe.OnNode(n.ID()))
 		if err != nil {
 			return nil, err
 		}
