@@ -256,7 +256,7 @@ func Map[R, In any](ctx context.Context, p *Pool, method string, inputs []In, op
 	next, busy, finished := 0, 0, 0
 	send := func(item int) {
 		avoid := -1
-		if attempts[item] > 0 {
+		if attempts[item] > 1 { // a retry: counted before this send
 			avoid = lastWorker[item]
 		}
 		i := p.pick(avoid)

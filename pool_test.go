@@ -194,3 +194,33 @@ func TestMapRetriesFullMailboxes(t *testing.T) {
 		}
 	}
 }
+
+// TestMapUsesEveryWorker: one item at a time, every worker is as idle as
+// the others at each pick, so the picks rotate over all of them (a first
+// attempt once avoided worker 0, as if it were a retry).
+func TestMapUsesEveryWorker(t *testing.T) {
+	c := newTestCluster(t, false, 3, nil)
+	ctx := ctxT(t)
+	p := must[*Pool](t)(c.nodes[0].NewPool(ctx, "Counter"))
+	in := make([]int, 30)
+	for i := range in {
+		in[i] = 1
+	}
+	if _, err := Map[int](ctx, p, "Add", in, MaxInFlight(1)); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i, w := range p.Workers() {
+		got, err := Call[int](ctx, w, "Get").Await(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == 0 {
+			t.Errorf("worker %d (%s) ran no item", i, w.Node)
+		}
+		total += got
+	}
+	if total != len(in) {
+		t.Fatalf("workers ran %d items, want %d", total, len(in))
+	}
+}

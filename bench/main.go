@@ -214,6 +214,7 @@ var scenarios = []scenario{
 	{"remote-call/64", "Call round trips between 2 nodes in 2 processes over QUIC, 64 in flight", remoteCall(64)},
 	{"remote-tell", "one-way Tell between 2 nodes in 2 processes over QUIC", remoteTell},
 	{"fanout", "one caller, 10k Calls over 3 nodes in 3 processes, WaitAll", fanout},
+	{"pool-map", "Map of 100k items (10k with -quick) over a pool of one worker per node, 3 processes", poolMap},
 	{"registered-memory", "heap per idle registered actor on its host process", registeredMemory},
 	{"registered-spawn/mem", "registered spawns, 3 nodes, in-memory Raft", registeredSpawn(false)},
 	{"registered-spawn/disk", "registered spawns, 3 nodes, on-disk Raft (bbolt)", registeredSpawn(true)},

@@ -291,6 +291,50 @@ func fanout(ctx context.Context, e *env) (*Result, error) {
 	}, nil
 }
 
+// poolMap maps Item over a pool of Bench workers, one per node of the
+// three processes, and reports items/s and the busiest worker's share.
+func poolMap(ctx context.Context, e *env) (*Result, error) {
+	cl, err := e.cluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	items := 100_000
+	if e.o.quick {
+		items = 10_000
+	}
+	pool, err := cl.main.NewPool(ctx, "Bench")
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close(context.WithoutCancel(ctx))
+	in := make([][]byte, items)
+	for i := range in {
+		in[i] = arg
+	}
+	start := time.Now()
+	out, err := troupe.Map[string](ctx, pool, "Item", in)
+	el := time.Since(start)
+	if err != nil {
+		return nil, fmt.Errorf("map: %w", err)
+	}
+	per := map[string]int{}
+	for _, node := range out {
+		per[node]++
+	}
+	busiest := 0
+	for _, n := range per {
+		busiest = max(busiest, n)
+	}
+	return &Result{
+		Setup: Setup{Nodes: 3, Processes: 3, InFlight: 16 * len(pool.Workers()), Payload: len(arg), Duration: el.Round(time.Millisecond).String(), Ops: int64(items),
+			Notes: fmt.Sprintf("troupe.Map of %d items from the suite's process over a pool of %d workers (NewPool: one per node), default window (16 per worker); items per node %v", items, len(pool.Workers()), per)},
+		Figures: []Figure{
+			{Name: "throughput", Value: float64(items) / el.Seconds(), Unit: "items/s", Higher: true},
+			{Name: "busiest share", Value: float64(busiest) / float64(items), Unit: "of items"},
+		},
+	}, nil
+}
+
 // failover kills the worker process hosting an actor and measures the time
 // until the same Ref answers from another node.
 func failover(ctx context.Context, e *env) (*Result, error) {

@@ -42,6 +42,9 @@ func (b *Bench) Count() int64 { return b.n }
 // Where returns the id of the node hosting the instance.
 func (b *Bench) Where() string { return b.node }
 
+// Item handles one item of a pool map: it returns the node that ran it.
+func (b *Bench) Item(_ []byte) string { return b.node }
+
 // Heap collects garbage and returns the live heap of the hosting process.
 func (b *Bench) Heap() uint64 {
 	runtime.GC()
