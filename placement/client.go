@@ -218,6 +218,14 @@ func (c *Client) lookup(ctx context.Context, msg *ctrl) (Placement, error) {
 	for {
 		to := c.target()
 		res, err := c.ask(ctx, to, msg)
+		if err == nil && errors.Is(res.Err, ErrNotFound) && res.Placement.ID == "" && res.Leader != "" && res.Leader != to.ID {
+			// A follower may not have applied a spawn the leader
+			// answered: an unknown id is asked of the leader too.
+			lead := transport.Peer{ID: res.Leader, Addr: res.LeaderAddr}
+			if lres, lerr := c.ask(ctx, lead, msg); lerr == nil {
+				to, res = lead, lres
+			}
+		}
 		if err == nil {
 			c.learn(res)
 			if res.Err == nil || res.Placement.ID != "" {
@@ -298,8 +306,9 @@ func (c *Client) pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// target picks whom to ask: the known leader, else the Join addresses in
-// turn.
+// target picks whom to ask: the known leader, else in turn the Join
+// addresses and the alive members the latest Members named (so a client
+// whose Join nodes are all gone still finds the others).
 func (c *Client) target() transport.Peer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -307,7 +316,18 @@ func (c *Client) target() transport.Peer {
 		return c.leader
 	}
 	c.next++
-	return transport.Peer{Addr: c.cfg.Join[c.next%len(c.cfg.Join)]}
+	var alive []Member
+	for _, m := range c.member {
+		if m.Status == Alive && m.Addr != "" {
+			alive = append(alive, m)
+		}
+	}
+	k := c.next % (len(c.cfg.Join) + len(alive))
+	if k < len(c.cfg.Join) {
+		return transport.Peer{Addr: c.cfg.Join[k]}
+	}
+	m := alive[k-len(c.cfg.Join)]
+	return transport.Peer{ID: m.ID, Addr: m.Addr}
 }
 
 // failed forgets the leader if it was to, which did not answer.
