@@ -197,9 +197,14 @@ func (w *dirWriter) classOf(p *Placement) *classInfo {
 	return c
 }
 
+// entryOf makes p's entry.
+func (w *dirWriter) entryOf(p *Placement) entry {
+	return entry{id: p.ID, epoch: p.Epoch, cls: w.classOf(p), restarts: uint32(min(max(p.Restarts, 0), math.MaxUint32))}
+}
+
 // put stores p and returns the entry it replaced, if any.
 func (w *dirWriter) put(p Placement) (old Placement, existed bool) {
-	e := entry{id: p.ID, epoch: p.Epoch, cls: w.classOf(&p), restarts: uint32(min(max(p.Restarts, 0), math.MaxUint32))}
+	e := w.entryOf(&p)
 	var prev *entry
 	w.root, prev = w.insert(w.root, 0, w.d.hash(p.ID), e)
 	if prev == nil {
@@ -262,6 +267,79 @@ func (w *dirWriter) insert(n *hnode, shift uint, h uint64, e entry) (*hnode, *en
 	n.ents = grow(n.ents, bits.OnesCount64(n.dmap&(bit-1)), e)
 	n.dmap |= bit
 	return n, nil
+}
+
+// build makes the working root a trie of es (a restore), in one pass
+// instead of one insert each: every node's slices are allocated once, at
+// their final size. hs[i] is the hash of es[i]; both are reordered. Of
+// entries with one id the last wins, as successive puts would.
+func (w *dirWriter) build(es []entry, hs []uint64) {
+	if len(es) == 0 {
+		w.root = nil
+		return
+	}
+	w.root = w.buildNode(es, hs, 0, make([]entry, len(es)), make([]uint64, len(es)))
+}
+
+// buildNode builds the node at depth shift holding es: a counting sort on
+// the shift's 6 hash bits (stable, so the last of a duplicated id stays
+// last), then a slot per bit with one entry, a child per bit with more.
+// tmpE and tmpH are scratch space of at least len(es).
+func (w *dirWriter) buildNode(es []entry, hs []uint64, shift uint, tmpE []entry, tmpH []uint64) *hnode {
+	n := &hnode{gen: w.gen}
+	if shift >= hamtDepth { // colliding hashes: a list
+		out := make([]entry, 0, len(es))
+	next:
+		for i := range es {
+			for j := range out {
+				if out[j].id == es[i].id {
+					out[j] = es[i]
+					continue next
+				}
+			}
+			out = append(out, es[i])
+		}
+		n.ents = slices.Clip(out)
+		return n
+	}
+	var off [hamtMask + 2]int
+	for _, h := range hs {
+		off[h>>shift&hamtMask+1]++
+	}
+	nEnts, nKids := 0, 0
+	for d := range hamtMask + 1 {
+		switch c := off[d+1]; {
+		case c == 1:
+			nEnts++
+		case c > 1:
+			nKids++
+		}
+		off[d+1] += off[d]
+	}
+	pos := off
+	for i, h := range hs {
+		d := h >> shift & hamtMask
+		tmpE[pos[d]], tmpH[pos[d]] = es[i], h
+		pos[d]++
+	}
+	copy(es, tmpE[:len(es)])
+	copy(hs, tmpH[:len(hs)])
+	n.ents = make([]entry, 0, nEnts)
+	n.kids = make([]*hnode, 0, nKids)
+	for d := range hamtMask + 1 {
+		lo, hi := off[d], off[d+1]
+		bit := uint64(1) << d
+		switch hi - lo {
+		case 0:
+		case 1:
+			n.ents = append(n.ents, es[lo])
+			n.dmap |= bit
+		default:
+			n.kids = append(n.kids, w.buildNode(es[lo:hi], hs[lo:hi], shift+hamtBits, tmpE, tmpH))
+			n.nmap |= bit
+		}
+	}
+	return n
 }
 
 // grow inserts v at i into s, reallocating to exactly the new length: the

@@ -334,3 +334,70 @@ func FuzzDecodeBodyFast(f *testing.F) {
 		}
 	})
 }
+
+// TestBuildMatchesPuts: a trie built in one pass (restore) holds what one
+// put per entry would — the last of a duplicated id winning — whatever
+// the hash does, and takes puts afterwards like any other.
+func TestBuildMatchesPuts(t *testing.T) {
+	hashes := map[string]func(string) uint64{
+		"seeded": nil,
+		"low bits collide": func(id string) uint64 {
+			var h uint64
+			for _, c := range []byte(id) {
+				h = h*31 + uint64(c)
+			}
+			return h << 40
+		},
+		"all collide": func(string) uint64 { return 42 },
+	}
+	for name, hf := range hashes {
+		t.Run(name, func(t *testing.T) {
+			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
+			rng := rand.New(rand.NewPCG(3, 4))
+			n := 5000
+			if hf != nil && hf("a") == 42 {
+				n = 200
+			}
+			var ps []Placement
+			for i := range n {
+				id := fmt.Sprint("id", rng.IntN(n)) // duplicates included
+				ps = append(ps, Placement{ID: id, Type: fmt.Sprint("T", i%3), Node: fmt.Sprint("n", rng.IntN(4)), Epoch: uint64(i), State: ActorState(rng.IntN(2))})
+			}
+			want := newDirWriter(&directory{seed: d.seed, hashOf: hf})
+			for _, p := range ps {
+				want.put(p)
+			}
+			w := newDirWriter(d)
+			es, hs := make([]entry, len(ps)), make([]uint64, len(ps))
+			for i := range ps {
+				es[i], hs[i] = w.entryOf(&ps[i]), d.hash(ps[i].ID)
+			}
+			w.build(es, hs)
+			count := 0
+			walk(w.root, func(e *entry) bool {
+				count++
+				if p, ok := want.get(e.id); !ok || p != e.placement() {
+					t.Fatalf("%s: built %+v, put %+v (%v)", e.id, e.placement(), p, ok)
+				}
+				return true
+			})
+			wantCount := 0
+			walk(want.root, func(e *entry) bool {
+				wantCount++
+				if p, ok := w.get(e.id); !ok || p != e.placement() {
+					t.Fatalf("%s: put %+v, built %+v (%v)", e.id, e.placement(), p, ok)
+				}
+				return true
+			})
+			if count != wantCount {
+				t.Fatalf("built %d entries, puts made %d", count, wantCount)
+			}
+			w.publish()
+			p := Placement{ID: "id1", Type: "T9", Node: "n9", Epoch: 1 << 40}
+			w.put(p)
+			if got, _ := w.get("id1"); got != p {
+				t.Fatalf("put after build: %+v", got)
+			}
+		})
+	}
+}

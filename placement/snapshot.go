@@ -571,10 +571,29 @@ func (m *machine) restore(b snapshotBody) {
 		mb.Load = 0
 		m.members[mb.ID] = &mb
 	}
-	a := applier{m: m, index: b.Index}
-	for _, p := range b.Actors {
-		a.store(p)
+	es := make([]entry, len(b.Actors))
+	hs := make([]uint64, len(b.Actors))
+	for i := range b.Actors {
+		es[i] = m.w.entryOf(&b.Actors[i])
+		hs[i] = m.dir.hash(b.Actors[i].ID)
 	}
+	b.Actors = nil // the entries hold what is kept
+	m.w.build(es, hs)
+	var count, stopped int64
+	walk(m.w.root, func(e *entry) bool {
+		count++
+		switch e.cls.state {
+		case Stopped:
+			stopped++
+		case Active:
+			if mb := m.members[e.cls.node]; mb != nil {
+				mb.Load++
+			}
+		}
+		return true
+	})
+	m.count.Store(count)
+	m.stopped.Store(stopped)
 	m.rqMu.Lock()
 	m.rehomeQ = nil
 	m.rqMu.Unlock()
