@@ -254,6 +254,9 @@ func decodeSnapshot(r io.Reader) (snapshotBody, error) {
 		return b, fmt.Errorf("%w: length %d", ErrBadSnapshot, n)
 	}
 	var buf bytes.Buffer
+	// One allocation for a body of up to 64 MiB (a million actors), not a
+	// doubling series; past that, growth follows the bytes that arrive.
+	buf.Grow(int(min(n+1, 64<<20)))
 	got, err := io.Copy(&buf, io.LimitReader(r, int64(n)+1))
 	if err != nil {
 		return b, fmt.Errorf("%w: body: %v", ErrBadSnapshot, err)
@@ -298,6 +301,16 @@ func decodeBodyFast(body []byte) (snapshotBody, bool) {
 		if !ok || r.off >= len(body) {
 			return b, false
 		}
+		if string(key) == "a" {
+			// The body was validated whole; the actors' reader finds
+			// where they end without a second pass over them.
+			var used int
+			if b.Actors, used, ok = decodeActors(body[r.off:]); !ok {
+				return b, false
+			}
+			r.off += used
+			continue
+		}
 		vlen, err := wirecheck.Value(body[r.off:], wirecheck.MaxDepth)
 		if err != nil {
 			return b, false
@@ -305,10 +318,6 @@ func decodeBodyFast(body []byte) (snapshotBody, bool) {
 		val := body[r.off : r.off+vlen]
 		r.off += vlen
 		switch string(key) {
-		case "a":
-			if b.Actors, ok = decodeActors(val); !ok {
-				return b, false
-			}
 		case "x":
 			err = msgpack.Unmarshal(val, &b.Index)
 		case "m":
@@ -325,11 +334,13 @@ func decodeBodyFast(body []byte) (snapshotBody, bool) {
 	return b, r.off == len(body)
 }
 
-func decodeActors(val []byte) ([]Placement, bool) {
+// decodeActors reads the array of actors at the start of val and returns
+// them and the bytes they took.
+func decodeActors(val []byte) ([]Placement, int, bool) {
 	r := mpReader{b: val}
 	n, ok := r.arrayLen()
 	if !ok || n > len(val) { // each element takes a byte at least
-		return nil, false
+		return nil, 0, false
 	}
 	// An entry takes ~60 bytes: size for that, grow for forged tiny ones.
 	out := make([]Placement, 0, min(n, len(val)/32))
@@ -349,12 +360,12 @@ func decodeActors(val []byte) ([]Placement, bool) {
 		p := &out[len(out)-1]
 		fields, ok := r.mapLen()
 		if !ok {
-			return nil, false
+			return nil, 0, false
 		}
 		for range fields {
 			key, ok := r.str()
 			if !ok || len(key) != 1 {
-				return nil, false
+				return nil, 0, false
 			}
 			var v []byte
 			switch key[0] {
@@ -387,14 +398,14 @@ func decodeActors(val []byte) ([]Placement, bool) {
 			case 'p':
 				ok = r.policy(&p.Policy)
 			default:
-				return nil, false
+				return nil, 0, false
 			}
 			if !ok {
-				return nil, false
+				return nil, 0, false
 			}
 		}
 	}
-	return out, r.off == len(val)
+	return out, r.off, true
 }
 
 // mpReader reads the msgpack subset of a snapshot's actors; every method
