@@ -107,26 +107,18 @@ func TestRestartOnNewPort(t *testing.T) {
 // waitMemberState waits until n's status lists member id in state.
 func waitMemberState(t *testing.T, ctx context.Context, n *Node, id, state string) {
 	t.Helper()
-	sub := n.reg.Subscribe()
-	defer sub.Close()
-	for {
-		st, err := n.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range st.Members {
-			if m.ID == id && m.State == state {
-				return
-			}
-		}
-		if _, err := sub.Next(ctx); err != nil {
-			t.Fatalf("%s never saw %s %s: %+v", n.ID(), id, state, st.Members)
-		}
-	}
+	waitMember(t, ctx, n, id+" "+state, func(m MemberInfo) bool { return m.ID == id && m.State == state })
 }
 
-// waitMemberAddr waits until n's status lists member id at addr.
+// waitMemberAddr waits until n's status lists member id alive at addr.
 func waitMemberAddr(t *testing.T, ctx context.Context, n *Node, id, addr string) {
+	t.Helper()
+	waitMember(t, ctx, n, id+" alive at "+addr, func(m MemberInfo) bool { return m.ID == id && m.Addr == addr && m.State == "alive" })
+}
+
+// waitMember waits, on registry events, until n's status lists a member
+// for which ok holds.
+func waitMember(t *testing.T, ctx context.Context, n *Node, what string, ok func(MemberInfo) bool) {
 	t.Helper()
 	sub := n.reg.Subscribe()
 	defer sub.Close()
@@ -136,12 +128,12 @@ func waitMemberAddr(t *testing.T, ctx context.Context, n *Node, id, addr string)
 			t.Fatal(err)
 		}
 		for _, m := range st.Members {
-			if m.ID == id && m.Addr == addr && m.State == "alive" {
+			if ok(m) {
 				return
 			}
 		}
 		if _, err := sub.Next(ctx); err != nil {
-			t.Fatalf("%s never saw %s alive at %s: %+v", n.ID(), id, addr, st.Members)
+			t.Fatalf("%s never saw %s: %+v", n.ID(), what, st.Members)
 		}
 	}
 }

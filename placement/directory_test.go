@@ -22,19 +22,22 @@ import (
 // and updates, with hashes that collide in their low bits, in all 64 bits
 // (collision lists) or not at all, and that a published root is never
 // changed by later writes (what a snapshot relies on).
+// testHashes are the directory's hash functions under test: the seeded
+// one, one whose low bits collide, and one under which every id collides.
+var testHashes = map[string]func(string) uint64{
+	"seeded": nil,
+	"low bits collide": func(id string) uint64 {
+		var h uint64
+		for _, c := range []byte(id) {
+			h = h*31 + uint64(c)
+		}
+		return h << 40 // the first 8 levels see only zeros
+	},
+	"all collide": func(string) uint64 { return 42 },
+}
+
 func TestDirectoryPersistent(t *testing.T) {
-	hashes := map[string]func(string) uint64{
-		"seeded": nil,
-		"low bits collide": func(id string) uint64 {
-			var h uint64
-			for _, c := range []byte(id) {
-				h = h*31 + uint64(c)
-			}
-			return h << 40 // the first 8 levels see only zeros
-		},
-		"all collide": func(string) uint64 { return 42 },
-	}
-	for name, hf := range hashes {
+	for name, hf := range testHashes {
 		t.Run(name, func(t *testing.T) {
 			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
 			w := newDirWriter(d)
@@ -339,18 +342,7 @@ func FuzzDecodeBodyFast(f *testing.F) {
 // put per entry would — the last of a duplicated id winning — whatever
 // the hash does, and takes puts afterwards like any other.
 func TestBuildMatchesPuts(t *testing.T) {
-	hashes := map[string]func(string) uint64{
-		"seeded": nil,
-		"low bits collide": func(id string) uint64 {
-			var h uint64
-			for _, c := range []byte(id) {
-				h = h*31 + uint64(c)
-			}
-			return h << 40
-		},
-		"all collide": func(string) uint64 { return 42 },
-	}
-	for name, hf := range hashes {
+	for name, hf := range testHashes {
 		t.Run(name, func(t *testing.T) {
 			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
 			rng := rand.New(rand.NewPCG(3, 4))
