@@ -543,16 +543,23 @@ func TestNonMemberRaftRefused(t *testing.T) {
 	}
 	defer tr.Close()
 	sl := tr.StreamLayer()
+	// A follower stores a configuration once it learns that it committed,
+	// a replication round after the leader: wait for every replica.
+	c.Eventually(5*time.Second, "every replica to know every raft server", func() bool {
+		for i := range 3 {
+			for j := range 3 {
+				id := c.Node(j).ID
+				if !c.Reg(i).AllowRaft(id) || c.Reg(i).RaftPeerID(transport.MemAddrPrefix+id) != id {
+					return false
+				}
+			}
+		}
+		return true
+	})
 	for i := range 3 {
 		r := c.Reg(i)
 		if r.AllowRaft("n9") {
 			t.Fatalf("node %d allows raft from n9", i)
-		}
-		for j := range 3 {
-			id := c.Node(j).ID
-			if !r.AllowRaft(id) || r.RaftPeerID(transport.MemAddrPrefix+id) != id {
-				t.Fatalf("node %d: raft server %s not known", i, id)
-			}
 		}
 		conn, err := sl.Dial(raft.ServerAddress(transport.MemAddrPrefix+c.Node(i).ID), time.Second)
 		if err == nil {

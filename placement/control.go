@@ -21,7 +21,9 @@ const (
 	msgPong    msgType = 6 // reply to ping: Lease (ns) and Index
 	msgBack    msgType = 7 // Addr: restarted from DataDir, loading (no reply)
 	msgLookup  msgType = 8 // ID, After, Wait: where an actor is (any member answers)
-	msgEnd     msgType = 9
+	msgVerify  msgType = 9 // leader to voters: Req (round), Term; a voter in Term replies msgVouch
+	msgVouch   msgType = 10
+	msgEnd     msgType = 11
 )
 
 const msgVersion = 1
@@ -43,6 +45,7 @@ type ctrl struct {
 	ID     string   `msgpack:"i,omitempty"`  // lookup: the actor id
 	After  uint64   `msgpack:"af,omitempty"` // lookup: wait for an epoch above this
 	Wait   bool     `msgpack:"w,omitempty"`  // lookup: wait (bounded) for After
+	Term   uint64   `msgpack:"tm,omitempty"` // verify, vouch: the leader's Raft term
 }
 
 func encodeCtrl(c *ctrl) ([]byte, error) {

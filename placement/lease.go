@@ -268,7 +268,7 @@ func (r *Registry) renewLease() {
 		// terms: no lease (for itself or others) until a barrier shows it
 		// has applied every entry before its term. The barrier's entry
 		// committed, so a quorum acknowledged this leader after now: that
-		// grants the lease as a VerifyLeader would, one round earlier.
+		// grants the lease as a verify round would, one round earlier.
 		if term := r.raft.CurrentTerm(); term != r.lw.term.Load() {
 			if r.raft.Barrier(r.cfg.LeaseTimeout).Error() != nil {
 				return
@@ -276,8 +276,17 @@ func (r *Registry) renewLease() {
 			r.lw.since.Store(int64(time.Since(r.base)))
 			r.lw.term.Store(term)
 			r.grantLease(now+r.cfg.LeaseTimeout, 0)
-		} else if r.raft.VerifyLeader().Error() == nil {
-			r.grantLease(now+r.cfg.LeaseTimeout, 0)
+		} else {
+			// A round to the voters (verify.go); its vouches grant. When
+			// two rounds in a row found no quorum (voters slow, or of a
+			// version without vouches), a barrier renews instead: its entry
+			// committed, so a quorum of voters followed this leader after
+			// now.
+			r.startVerify(now, term)
+			if r.leaseUntil(r.fsm.m.applied.Load())-int64(now) < int64(r.cfg.LeaseTimeout/2) &&
+				r.raft.Barrier(r.cfg.LeaseTimeout).Error() == nil {
+				r.grantLease(now+r.cfg.LeaseTimeout, 0)
+			}
 		}
 		r.answerWaiting()
 		return

@@ -293,6 +293,7 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 			}
 			return nil, err
 		}
+		r.pushCommit(f.Index())
 		r.refreshRaftPeers()
 	}
 	if have != nil && have.Address != addr {
@@ -477,12 +478,12 @@ func (r *Registry) removeServer(id string) error {
 	if leaving && len(down) > 0 && len(up) < (len(up)+len(down))/2+1 {
 		for _, s := range down {
 			r.log.Warn("demoting a down voter before a leave", "peer", string(s.ID), "leaving", id)
-			if err := r.raft.DemoteVoter(s.ID, 0, timeout).Error(); err != nil {
+			if err := r.configured(r.raft.DemoteVoter(s.ID, 0, timeout)); err != nil {
 				return fmt.Errorf("%w: demote %s: %v", ErrUnknownOutcome, s.ID, err)
 			}
 		}
 	}
-	if err := r.raft.RemoveServer(raft.ServerID(id), 0, timeout).Error(); err != nil {
+	if err := r.configured(r.raft.RemoveServer(raft.ServerID(id), 0, timeout)); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
 	}
 	return nil
@@ -554,14 +555,14 @@ func (r *Registry) reconcileVoters() {
 	}
 	if (len(alive) < r.cfg.Voters || unwanted >= 0) && len(spare) > 0 {
 		s := spare[0]
-		if err := r.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
+		if err := r.configured(r.raft.AddVoter(s.ID, s.Address, 0, timeout)); err != nil {
 			r.log.Warn("promote", "peer", string(s.ID), "err", err)
 			return
 		}
 		r.log.Info("promoted non-voter", "peer", string(s.ID), "policy", policy(s).String())
 		if unwanted >= 0 {
 			u := alive[unwanted]
-			if err := r.raft.DemoteVoter(u.ID, 0, timeout).Error(); err != nil {
+			if err := r.configured(r.raft.DemoteVoter(u.ID, 0, timeout)); err != nil {
 				r.log.Warn("demote", "peer", string(u.ID), "err", err)
 				return
 			}
@@ -572,7 +573,7 @@ func (r *Registry) reconcileVoters() {
 	}
 	if len(failed) > 0 && len(alive) >= r.cfg.Voters {
 		s := failed[0]
-		if err := r.raft.DemoteVoter(s.ID, 0, timeout).Error(); err != nil {
+		if err := r.configured(r.raft.DemoteVoter(s.ID, 0, timeout)); err != nil {
 			r.log.Warn("demote", "peer", string(s.ID), "err", err)
 		}
 	}
@@ -593,4 +594,16 @@ func (r *Registry) Voters() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// configured waits for a Raft configuration change and, once the leader
+// committed it, pushes the commit to the followers (pushCommit): they
+// store a configuration only once it commits, and their Raft gate
+// (AllowRaft) follows the stored one.
+func (r *Registry) configured(f raft.IndexFuture) error {
+	err := f.Error()
+	if err == nil {
+		r.pushCommit(f.Index())
+	}
+	return err
 }

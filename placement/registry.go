@@ -104,9 +104,10 @@ type Registry struct {
 	typesMu   sync.Mutex
 	joinTypes []string
 	joinOver  bool
-	sentTypes int       // types the join that succeeded carried
-	lw        leaseWork // lease.go: pings a new leader answers once it has a lease
-	az        authz     // authz.go: who may send what; the transport Gate's caches
+	sentTypes int          // types the join that succeeded carried
+	lw        leaseWork    // lease.go: pings a new leader answers once it has a lease
+	vf        verifyRounds // verify.go: the leader's rounds to the voters
+	az        authz        // authz.go: who may send what; the transport Gate's caches
 
 	// Fences of actors moved here from a live node (see fence.go).
 	fences     sync.Map      // actor id -> *fence
@@ -361,11 +362,11 @@ func (r *Registry) startRaft() error {
 	rc.ElectionTimeout = r.cfg.HeartbeatTimeout
 	// Raft's leader lease only decides when a leader that cannot reach a
 	// quorum steps down; single activation rests on this package's leases
-	// (VerifyLeader, pings), not on it. At HeartbeatTimeout/2 a 100ms stall
+	// (verify rounds to the voters, pings), not on it. At HeartbeatTimeout/2 a 100ms stall
 	// of a busy 2-core host deposed the leader and voided every lease;
 	// the longest value Raft accepts (HeartbeatTimeout) rides that out.
 	rc.LeaderLeaseTimeout = r.cfg.HeartbeatTimeout
-	rc.CommitTimeout = commitTimeout
+	rc.CommitTimeout = max(commitTimeout, r.cfg.HeartbeatTimeout/4)
 	if r.cfg.commitTimeout > 0 {
 		rc.CommitTimeout = r.cfg.commitTimeout
 	}
@@ -408,13 +409,15 @@ func (r *Registry) shutdownStores() {
 }
 
 // commitTimeout is Raft's CommitTimeout: with no new entries, the leader
-// still sends every follower an AppendEntries every 1–2 × commitTimeout,
-// the only way a follower learns the commit index of the last entries (and
-// applies them) once writes stop. So it bounds how long a follower lags
-// after the last write (Node.Spawn's catch-up, WaitOwns on the new host),
-// and sets the idle cost: one RPC per follower per 1.5 × commitTimeout.
-// See docs/performance.md, "Registry at scale (issue 14)".
-const commitTimeout = 5 * time.Millisecond
+// still sends every follower an AppendEntries every 1-2 x commitTimeout,
+// and hashicorp/raft tells a follower the commit index only that way. The
+// leader pushes the commit index of a burst's last write itself
+// (pushCommit), so this no longer bounds how long a follower lags after a
+// write; it sets the idle cost, one RPC per follower per 1.5 x
+// CommitTimeout. Raft's default, or HeartbeatTimeout/4 when that is longer
+// (a cluster whose timeouts were raised to cut its idle traffic). See
+// docs/performance.md, "Registry at scale (issue 14)".
+const commitTimeout = 50 * time.Millisecond
 
 // raftRPCTimeout bounds one Raft RPC, dial included. A leader whose
 // heartbeat to a member's old address is stuck in a dial learns its new
@@ -452,11 +455,10 @@ func (r *Registry) Close() error {
 		r.goClosed = true
 		r.goMu.Unlock()
 		if r.leaseDone != nil {
-			// hashicorp/raft does not answer a VerifyLeader still queued
-			// when it shuts down (its future has no shutdown channel), so
-			// the lease loop must be out of it first. While Raft runs, a
-			// verify ends within LeaderLeaseTimeout: acked, or the leader
-			// steps down and its follower loop refuses it.
+			// The lease loop may be in a Raft Barrier or GetConfiguration;
+			// it leaves them before Raft shuts down (a barrier ends when it
+			// commits, times out, or the leader steps down), so no future
+			// is left waiting on a Raft that no longer answers.
 			<-r.leaseDone
 		}
 		if r.raft != nil {
@@ -885,6 +887,10 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 		r.handleBack(from)
 	case msgLookup:
 		r.handleLookup(from, c)
+	case msgVerify:
+		r.handleVerify(from, c)
+	case msgVouch:
+		r.handleVouch(from, c)
 	case msgPropose:
 		r.goFunc(func() { r.replyCtrl(from, r.handlePropose(from, c)) })
 	case msgJoin, msgRemove:
