@@ -372,8 +372,11 @@ func (r *Registry) monitorLoop() {
 			// LeaseTimeout of now, so waiting grace is safe for all.
 			term = cur
 			r.hbMu.Lock()
+			// A restart grace heard as a follower (handleBack) still holds.
 			for _, mb := range members {
-				r.lastHeard[mb.ID] = now.Add(r.grace - r.cfg.FailTimeout)
+				if t := now.Add(r.grace - r.cfg.FailTimeout); t.After(r.lastHeard[mb.ID]) {
+					r.lastHeard[mb.ID] = t
+				}
 			}
 			r.hbMu.Unlock()
 		}

@@ -58,11 +58,13 @@ func (r *Registry) announceRestart(snaps raft.SnapshotStore) {
 }
 
 // handleBack runs when a member says it restarted and is loading (see
-// allowFrame): the leader counts it heard until RestartGrace from now.
-// It grants no lease, so a member repeating it gains nothing a ping would
-// not; it is counted and logged once per grace.
+// allowFrame): every server counts it heard until RestartGrace from now,
+// so a leader elected while it loads keeps the grace (monitorLoop keeps a
+// later time than its own start). It grants no lease, so a member
+// repeating it gains nothing a ping would not; the leader counts and logs
+// it once per grace.
 func (r *Registry) handleBack(from string) {
-	if !r.IsLeader() || r.cfg.RestartGrace < 0 {
+	if r.cfg.RestartGrace < 0 {
 		return
 	}
 	now := time.Now()
@@ -70,7 +72,7 @@ func (r *Registry) handleBack(from string) {
 	inGrace := r.lastHeard[from].After(now)
 	r.hbMu.Unlock()
 	r.heardUntil(from, now.Add(r.cfg.RestartGrace))
-	if inGrace {
+	if inGrace || !r.IsLeader() {
 		return
 	}
 	r.stats.graces.Add(1)

@@ -128,7 +128,8 @@ func TestRestartGrace(t *testing.T) {
 				return
 			}
 			if mb.Status != Alive {
-				t.Fatalf("n3 loading within its grace is %v", mb.Status)
+				t.Fatalf("n3 loading within its grace is %v (leader changes seen by n1: %d, graces %d)",
+					mb.Status, leader.Counters().LeaderChanges, leader.Counters().RestartGraces)
 			}
 			if g := leader.Counters().RestartGraces; g != 1 {
 				t.Fatalf("RestartGraces = %d, want 1", g)
@@ -176,5 +177,42 @@ func TestBackFromStrangers(t *testing.T) {
 	}
 	if g := l.Counters().RestartGraces; g != 1 {
 		t.Fatalf("RestartGraces = %d after 5 announcements in one grace, want 1", g)
+	}
+}
+
+// TestRestartGraceSurvivesLeaderChange: every server takes a restart
+// announcement, so a leader elected while the member loads keeps its
+// grace instead of failing it grace after its own election.
+func TestRestartGraceSurvivesLeaderChange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	net := transport.NewMemNetwork()
+	regs := startMemOn(t, net, 3, nil)
+	l := regs[0]
+	if !l.IsLeader() {
+		t.Skip("n1 does not lead")
+	}
+	b, err := encodeCtrl(&ctrl{Type: msgBack, Addr: regs[2].addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range regs[:2] {
+		to.handleFrame("n3", b) // as if n3 restarted and announced itself
+	}
+	net.Isolate("n3") // loading: silent
+	if err := l.raft.LeadershipTransferToServer("n2", raft.ServerAddress(regs[1].addr)).Error(); err != nil {
+		t.Fatalf("leadership transfer: %v", err)
+	}
+	for !regs[1].IsLeader() || regs[1].lw.term.Load() != regs[1].raft.CurrentTerm() {
+		if err := regs[1].pause(ctx, regs[1].cfg.HeartbeatTimeout/10); err != nil {
+			t.Fatalf("waiting for n2 to lead: %v", err)
+		}
+	}
+	// Three FailTimeouts of silence, under the new leader.
+	if err := regs[1].pause(ctx, 3*regs[1].cfg.FailTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if mb, _ := regs[1].fsm.m.member("n3"); mb.Status != Alive {
+		t.Fatalf("n3, loading within its grace, is %v under the new leader", mb.Status)
 	}
 }
