@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -296,17 +297,30 @@ func (r *Registry) handlePropose(from string, c *ctrl) *ctrl {
 	return rep
 }
 
-// pushCommit tells the followers at once that the entry at index
-// committed, when nothing was appended after it. hashicorp/raft carries the
-// commit index only in AppendEntries, and with nothing new to send it sends
-// one every 1-2 x CommitTimeout (50 ms), so a follower would apply the last
+// pushCommit tells the followers soon that the entry at index committed,
+// when nothing is appended after it. hashicorp/raft carries the commit
+// index only in AppendEntries, and with nothing new to send it sends one
+// every 1-2 x CommitTimeout (50 ms), so a follower would apply the last
 // write of a burst that much later (Node.Spawn waits for its own replica,
 // a new owner for the failure entry). A barrier entry is the one way to
 // make Raft replicate at once; its AppendEntries carries index as
 // committed. Entries appended after index do the same when they commit, so
-// only the last of a burst pushes. The barrier is not waited for.
+// only the last of a burst pushes; and the push waits pushDelay for a next
+// entry first, so one writer whose next write follows at once (a loop of
+// Spawns on the leader) does not pay a barrier's log write per write.
 func (r *Registry) pushCommit(index uint64) {
-	if r.raft.LastIndex() == index {
-		r.raft.Barrier(r.attemptTimeout())
+	if r.raft.LastIndex() != index {
+		return
 	}
+	time.AfterFunc(pushDelay, func() {
+		if r.closed.Load() || r.raft.LastIndex() != index {
+			return
+		}
+		r.goFunc(func() { r.raft.Barrier(r.attemptTimeout()) })
+	})
 }
+
+// pushDelay is how long pushCommit waits for a next entry to carry the
+// commit instead of a barrier: a fraction of a LAN round trip's worth of
+// follower lag, more than a writer's turnaround on the leader.
+const pushDelay = time.Millisecond

@@ -73,10 +73,18 @@ func quicClusterTr(b testing.TB, n int, durable bool) ([]*placement.Registry, []
 // process, 64 concurrent unnamed spawns issued round-robin from all nodes
 // (two thirds are forwarded to the leader).
 func BenchmarkPlace(b *testing.B) {
-	for _, store := range []string{"mem", "bolt"} {
-		b.Run("store="+store, func(b *testing.B) {
+	for _, tc := range []struct {
+		store   string
+		workers int
+	}{{"mem", 64}, {"bolt", 64}, {"mem", 1}, {"bolt", 1}} {
+		store, workers := tc.store, tc.workers
+		name := "store=" + store
+		if workers != 64 {
+			// One spawner on the leader: each spawn waits for the last.
+			name += fmt.Sprint("/workers=", workers)
+		}
+		b.Run(name, func(b *testing.B) {
 			regs := quicCluster(b, 3, store == "bolt")
-			const workers = 64
 			var next atomic.Int64
 			var failed atomic.Int64
 			ctx := context.Background()
