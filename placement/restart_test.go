@@ -197,6 +197,14 @@ func TestRestartGraceSurvivesLeaderChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, to := range regs[:2] {
+		for { // its replica must know n3 at its address to take the announcement
+			if mb, ok := to.fsm.m.member("n3"); ok && mb.Addr == regs[2].addr {
+				break
+			}
+			if err := to.pause(ctx, to.cfg.HeartbeatTimeout/10); err != nil {
+				t.Fatal(err)
+			}
+		}
 		to.handleFrame("n3", b) // as if n3 restarted and announced itself
 	}
 	net.Isolate("n3") // loading: silent
