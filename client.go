@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/troupe-dev/troupe/placement"
 	"github.com/troupe-dev/troupe/remote"
@@ -81,8 +82,73 @@ func (n *Node) startClient(ctx context.Context) (*Node, error) {
 	}
 	n.ep = ep
 	n.metrics = newMetrics(n)
+	n.goTracked(n.watchMembers)
 	n.log("client started", "addr", tr.Addr(), "members", len(cl.KnownMembers()))
 	return n, nil
+}
+
+// watchPace is the least time between two member watches that brought
+// nothing new (a member of a version without the watch answers at once).
+const watchPace = time.Second
+
+// watchMembers runs on a client for its life: it keeps one member watch
+// waiting at a member (placement.Client.WatchMembers) and acts on what
+// changed, as a member does on its replica's events. A host marked failed
+// or expelled fails the calls pending on it (idempotent ones are retried
+// where the actor goes), and, through HostDown, calls to its actors wait
+// for their new place instead of going to a process that may be dead
+// with its connection not yet timed out; a host that left does the same
+// after leftGrace.
+func (n *Node) watchMembers() {
+	status := make(map[string]placement.MemberStatus)
+	addrs := make(map[string]string)
+	for _, m := range n.cl.KnownMembers() {
+		status[m.ID], addrs[m.ID] = m.Status, m.Addr
+	}
+	var rev uint64
+	for n.ctx.Err() == nil {
+		start := time.Now()
+		ms, r, err := n.cl.WatchMembers(n.ctx, rev)
+		if err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.log("member watch", "err", err)
+			r = rev
+		}
+		moved := false
+		for _, m := range ms {
+			old, seen := status[m.ID]
+			status[m.ID] = m.Status
+			if a, ok := addrs[m.ID]; ok && a != m.Addr {
+				moved = true
+			}
+			addrs[m.ID] = m.Addr
+			if m.Status == placement.Alive || (seen && old == m.Status) {
+				continue
+			}
+			switch m.Status {
+			case placement.Failed, placement.Expelled:
+				n.info("member failed", "peer", m.ID, "addr", m.Addr, "status", m.Status)
+				n.ep.NodeFailed(m.ID)
+			case placement.Left:
+				n.info("member left", "peer", m.ID, "addr", m.Addr)
+				n.leftLater(m.ID)
+			}
+		}
+		if moved {
+			n.addrsChanged()
+		}
+		if r == rev && time.Since(start) < watchPace/2 {
+			t := time.NewTimer(watchPace)
+			select {
+			case <-t.C:
+			case <-n.ctx.Done():
+			}
+			t.Stop()
+		}
+		rev = r
+	}
 }
 
 // IsClient reports whether the node is a client (Config.Client).

@@ -165,3 +165,57 @@ func TestClientCertificateCannotJoin(t *testing.T) {
 		t.Fatal("the intruder is a member")
 	}
 }
+
+// TestClientSeesHostFailure: a host that goes silent without closing its
+// connections (a process killed, a cable pulled) is failed by the
+// registry; a client learns it from its member watch, not from a
+// connection timeout: a call pending on the host is retried where the
+// actor restarted, and a call started afterwards goes there at once,
+// instead of waiting out their deadlines in the silence.
+func TestClientSeesHostFailure(t *testing.T) {
+	c := newTestCluster(t, false, 3, nil)
+	ctx := ctxT(t)
+	tr, err := c.net.JoinConfig("cl", transport.MemConfig{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	cl, err := Start(ctx, Config{Name: "cl", Client: true, Transport: tr, Join: []string{c.nodes[0].Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	ref := must[Ref](t)(cl.Spawn(ctx, "Counter", OnNode("n3"), WithRestart(RestartPolicy{MaxRestarts: -1})))
+	if where, err := Call[string](ctx, ref, "Where").Await(ctx); err != nil || where != "n3" {
+		t.Fatalf("first call = %q, %v", where, err)
+	}
+
+	for _, peer := range []string{"n1", "n2", "cl"} {
+		c.net.Drop("n3", peer, 1) // n3 is silent; its connections stay up
+	}
+	pctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	pending := Call[string](pctx, ref.With(Idempotent()), "Where") // lost in n3's silence
+	for !cl.cl.HostDown("n3") {
+		tm := time.NewTimer(10 * time.Millisecond)
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+		}
+		tm.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if !cl.cl.HostDown("n3") {
+		t.Fatal("the client never learned that n3 failed")
+	}
+	if where, err := pending.Await(pctx); err != nil || where == "n3" {
+		t.Fatalf("call pending on n3 when it failed = %q, %v; want answered on its new host", where, err)
+	}
+	nctx, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	if where, err := Call[string](nctx, ref, "Where").Await(nctx); err != nil || where == "n3" {
+		t.Fatalf("call after n3 failed = %q, %v; want its new host", where, err)
+	}
+}

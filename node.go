@@ -73,6 +73,7 @@ type backoffGate struct {
 
 var (
 	_ remote.Resolver    = (*resolver)(nil)
+	_ remote.HostWatcher = (*resolver)(nil)
 	_ remote.OwnerWaiter = (*owner)(nil)
 )
 
@@ -430,8 +431,8 @@ func (n *Node) leftLater(node string) {
 		case <-n.ctx.Done():
 			return
 		}
-		if m, ok := n.reg.Member(node); ok && m.Status == placement.Alive {
-			return
+		if !(*resolver)(n).HostDown(node) {
+			return // rejoined meanwhile
 		}
 		n.ep.NodeFailed(node)
 	})
@@ -482,6 +483,19 @@ func (r *resolver) location(p placement.Placement) remote.Location {
 	addr, _ := r.addrs.Load(p.Node)
 	s, _ := addr.(string)
 	return remote.Location{Node: p.Node, Addr: s, Epoch: p.Epoch}
+}
+
+// HostDown reports whether the registry marked node failed, left or
+// expelled (remote.HostWatcher): calls to its actors then wait for their
+// new place instead of going to a process that may be dead but whose
+// connection has not timed out yet. A member this replica does not know
+// yet is not down. A client knows what its member watch last told it.
+func (r *resolver) HostDown(node string) bool {
+	if r.cl != nil {
+		return r.cl.HostDown(node)
+	}
+	st, ok := r.reg.MemberStatus(node)
+	return ok && st != placement.Alive
 }
 
 // Lookup reads the local replica. Ephemeral ids are not in it: their node

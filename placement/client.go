@@ -90,9 +90,24 @@ func NewClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 
 // Members asks a member for the members, as its replica has them.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
+	ms, _, err := c.members(ctx, &ctrl{Type: msgLookup})
+	return ms, err
+}
+
+// WatchMembers waits, bounded by a member (about 2 s), until the members
+// changed after revision rev, and returns them with their revision; it
+// returns the current ones at once if they are newer than rev, and when
+// the wait ends with no change. KnownMembers and HostDown follow. A member
+// of a version without the watch answers at once with revision 0: the
+// caller then paces itself.
+func (c *Client) WatchMembers(ctx context.Context, rev uint64) ([]Member, uint64, error) {
+	return c.members(ctx, &ctrl{Type: msgLookup, Wait: true, After: rev})
+}
+
+func (c *Client) members(ctx context.Context, msg *ctrl) ([]Member, uint64, error) {
 	for {
 		to := c.target()
-		res, err := c.ask(ctx, to, &ctrl{Type: msgLookup})
+		res, err := c.ask(ctx, to, msg)
 		if err == nil && res.Err == nil {
 			c.learn(res)
 			c.mu.Lock()
@@ -101,14 +116,14 @@ func (c *Client) Members(ctx context.Context) ([]Member, error) {
 				c.addrs[m.ID] = m.Addr
 			}
 			c.mu.Unlock()
-			return res.Members, nil
+			return res.Members, res.MemberRev, nil
 		}
 		if err == nil {
 			err = res.Err
 		}
 		c.failed(to)
 		if cerr := c.retryable(ctx, err); cerr != nil {
-			return nil, cerr
+			return nil, 0, cerr
 		}
 	}
 }
@@ -118,6 +133,19 @@ func (c *Client) KnownMembers() []Member {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.member
+}
+
+// HostDown reports whether the latest member list names node as failed,
+// left or expelled.
+func (c *Client) HostDown(node string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, m := range c.member {
+		if m.ID == node {
+			return m.Status != Alive
+		}
+	}
+	return false
 }
 
 // ID is the client's id, from its certificate.
@@ -402,7 +430,11 @@ func (c *Client) call(ctx context.Context, to transport.Peer, msg *ctrl) (*ctrl,
 		delete(c.pending, id)
 		c.pendMu.Unlock()
 	}()
-	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	timeout := c.cfg.Timeout
+	if msg.Wait {
+		timeout += lookupWait // the member holds the request that long
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := c.tr.Send(actx, to, transport.KindControl, b); err != nil {
 		return nil, err
@@ -414,7 +446,7 @@ func (c *Client) call(ctx context.Context, to transport.Peer, msg *ctrl) (*ctrl,
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("placement: client: no reply from %s%s within %v", to.ID, to.Addr, c.cfg.Timeout)
+		return nil, fmt.Errorf("placement: client: no reply from %s%s within %v", to.ID, to.Addr, timeout)
 	case <-c.ctx.Done():
 		return nil, ErrClosed
 	}

@@ -3,6 +3,7 @@ package placement
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -196,5 +197,56 @@ func TestClientOutlivesItsJoinNode(t *testing.T) {
 	}
 	if l := cl.Leader(); l == "n1" || l == "" {
 		t.Fatalf("client's leader = %q, want a new one", l)
+	}
+}
+
+// TestClientWatchMembers: a member watch returns at once when the members
+// changed after the client's revision, else waits (bounded) for a change:
+// a member's failure wakes it, with the member failed and HostDown true.
+func TestClientWatchMembers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	net := transport.NewMemNetwork()
+	regs := startMemOn(t, net, 3, nil)
+	tr, err := net.JoinConfig("c1", transport.MemConfig{Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	cl, err := NewClient(ctx, ClientConfig{Transport: tr, Join: []string{transport.MemAddrPrefix + "n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ms, rev, err := cl.WatchMembers(ctx, 0)
+	if err != nil || len(ms) != 3 || rev == 0 {
+		t.Fatalf("first watch = %d members, revision %d, %v", len(ms), rev, err)
+	}
+	if cl.HostDown("n3") {
+		t.Fatal("n3 down before it failed")
+	}
+	net.Isolate("n3")
+	for {
+		ms, next, err := cl.WatchMembers(ctx, rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next == rev {
+			continue // the member's wait ended with no change
+		}
+		if next < rev {
+			t.Fatalf("revision went back from %d to %d", rev, next)
+		}
+		rev = next
+		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == "n3" })
+		if i >= 0 && ms[i].Status == Failed {
+			break
+		}
+	}
+	if !cl.HostDown("n3") || cl.HostDown("n1") {
+		t.Fatalf("HostDown n3 %v, n1 %v; want true, false", cl.HostDown("n3"), cl.HostDown("n1"))
+	}
+	if got := regs[0].fsm.m.memberRev.Load(); got < rev {
+		t.Fatalf("n1's member revision %d is behind the client's %d", got, rev)
 	}
 }

@@ -207,6 +207,7 @@ type result struct {
 	More      bool      `msgpack:"m,omitempty"`  // rehome: actors are left to move
 	HostAddr  string    `msgpack:"ha,omitempty"` // lookup: the host's address
 	Members   []Member  `msgpack:"ms,omitempty"` // lookup of no id: the members
+	MemberRev uint64    `msgpack:"mr,omitempty"` // lookup of no id: machine.memberRev
 	// Leader and LeaderAddr redirect a joiner that asked a follower: it
 	// must send its join to the leader itself (see authz.go).
 	Leader     string   `msgpack:"l,omitempty"`

@@ -51,17 +51,23 @@ func (w *lookupWaits) done(peer string) {
 }
 
 // handleLookup answers a lookup (allowFrame checked the sender). A lookup
-// of no id asks for the members.
+// of no id asks for the members; with Wait, once a member changed after
+// revision After (a client's member watch).
 func (r *Registry) handleLookup(from string, c *ctrl) {
 	if c.ID == "" {
-		res := &result{Members: r.fsm.m.memberList()}
-		if len(res.Members) > maxItems {
-			res.Members = res.Members[:maxItems]
+		if c.Wait && r.fsm.m.memberRev.Load() <= c.After && r.lookups.take(from) {
+			if !r.goFunc(func() {
+				defer r.lookups.done(from)
+				ctx, cancel := context.WithTimeout(r.ctx, lookupWait)
+				defer cancel()
+				_ = r.waitFor(ctx, func() bool { return r.fsm.m.memberRev.Load() > c.After })
+				r.replyMembers(from, c.Req)
+			}) {
+				r.lookups.done(from)
+			}
+			return
 		}
-		if addr, id := r.raft.LeaderWithID(); id != "" {
-			res.Leader, res.LeaderAddr = string(id), string(addr)
-		}
-		r.tryReply(from, c.Req, res)
+		r.replyMembers(from, c.Req)
 		return
 	}
 	p, ok := r.fsm.m.lookup(c.ID)
@@ -85,6 +91,19 @@ func (r *Registry) handleLookup(from string, c *ctrl) {
 		err = &SpawnError{ID: c.ID, Type: p.Type, Err: ErrNotFound}
 	}
 	r.replyLookup(from, c.Req, c.ID, p, err)
+}
+
+// replyMembers sends the members and their revision.
+func (r *Registry) replyMembers(to string, req uint64) {
+	rev := r.fsm.m.memberRev.Load() // before the list: the list is at least this new
+	res := &result{Members: r.fsm.m.memberList(), MemberRev: rev}
+	if len(res.Members) > maxItems {
+		res.Members = res.Members[:maxItems]
+	}
+	if addr, id := r.raft.LeaderWithID(); id != "" {
+		res.Leader, res.LeaderAddr = string(id), string(addr)
+	}
+	r.tryReply(to, req, res)
 }
 
 // replyLookup sends the entry p with its host's address and the leader

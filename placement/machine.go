@@ -55,6 +55,13 @@ type machine struct {
 	revMu   sync.Mutex
 	revoked map[string]uint64
 
+	// memberRev is the index of the last entry that changed a member
+	// (joined, changed its types, failed, came back, left, expelled); a
+	// restore sets it to the snapshot's index. Derived from the entries,
+	// so every replica's is the same: a client's member watch (lookup.go)
+	// compares it across members.
+	memberRev atomic.Uint64
+
 	// rehomeQ holds, per failed or left member, the ids of its actors still
 	// to move off it, sorted (see applier.rehomeChunk); empty once all
 	// moved. Written by apply only, under rqMu (the leader's rehomeLoop
@@ -183,6 +190,16 @@ func (m *machine) member(id string) (Member, bool) {
 	return c, true
 }
 
+// memberStatus is member's Status without a copy of the member.
+func (m *machine) memberStatus(id string) (MemberStatus, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if mb, ok := m.members[id]; ok {
+		return mb.Status, true
+	}
+	return 0, false
+}
+
 func (m *machine) memberList() []Member {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -292,6 +309,10 @@ type applier struct {
 
 func (a *applier) emit(e Event) {
 	e.Index = a.index
+	switch e.Kind {
+	case MemberJoined, MemberFailed, MemberAlive, MemberLeft, MemberExpelled:
+		a.m.memberRev.Store(a.index)
+	}
 	if a.m.moving != nil && (e.Kind == ActorPlaced || e.Kind == ActorReplaced || e.Kind == ActorStopped) {
 		mb := a.m.members[e.Prev.Node]
 		a.m.moving(&e, mb != nil && (mb.Status == Failed || mb.Status == Left))

@@ -530,6 +530,10 @@ func (r *Registry) Members() []Member { return r.fsm.m.memberList() }
 // Member returns one member from the local replica.
 func (r *Registry) Member(id string) (Member, bool) { return r.fsm.m.member(id) }
 
+// MemberStatus returns member id's status in the local replica, copying
+// nothing (a call's hot path asks it).
+func (r *Registry) MemberStatus(id string) (MemberStatus, bool) { return r.fsm.m.memberStatus(id) }
+
 // ActorsOn returns the active actors placed on node, sorted by id.
 func (r *Registry) ActorsOn(node string) []Placement { return r.fsm.m.actorsOn(node) }
 

@@ -614,6 +614,7 @@ func (m *machine) restore(b snapshotBody) {
 		m.revoked[id] = b.Index
 	}
 	m.revMu.Unlock()
+	m.memberRev.Store(b.Index)
 	m.w.publish()
 	m.applied.Store(b.Index)
 }

@@ -191,8 +191,26 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 		c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
 		return c
 	}
+	if e.hostDown(loc.Node) {
+		// Not sent: wait for the actor's new place (the request never
+		// left, so even a non-idempotent call may go there).
+		c.loc = loc
+		e.retry(c, unavailable(loc.Node, errHostDown), retryRefresh)
+		return c
+	}
 	e.start(c, loc)
 	return c
+}
+
+// errHostDown is the cause of a call not sent to a host known to be down
+// whose actor was not placed elsewhere within the call's budget.
+var errHostDown = errors.New("remote: the host is down and the actor was not placed elsewhere in time")
+
+// hostDown reports whether the Resolver knows node to be down (see
+// HostWatcher). This node is never down to itself.
+func (e *Endpoint) hostDown(node string) bool {
+	w, ok := e.cfg.Resolver.(HostWatcher)
+	return ok && node != e.self && w.HostDown(node)
 }
 
 // Tell sends a one-way call: no reply, no sender. It returns once the frame
@@ -228,6 +246,19 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 	loc, ok := e.resolve(ref)
 	if !ok {
 		return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
+	}
+	if e.hostDown(loc.Node) {
+		down := loc.Node
+		if loc, err = e.cfg.Resolver.Refresh(ctx, ref.ID, loc); err != nil {
+			re := unavailable(down, err)
+			if errors.Is(err, ErrNotFound) {
+				re = &Error{Code: CodeNotFound, Message: err.Error(), cause: err}
+			} else if ctx.Err() != nil {
+				re = ctxError(ctx)
+			}
+			re.Actor, re.Method = ref.ID, method
+			return re
+		}
 	}
 	q := Request{Target: ref.ID, Method: method, Flags: FlagOneWay, Trace: tc}
 	if dl, ok := ctx.Deadline(); ok {

@@ -35,6 +35,17 @@ type Resolver interface {
 	Refresh(ctx context.Context, id string, stale Location) (Location, error)
 }
 
+// HostWatcher is a Resolver that knows which hosts are down. A location
+// on a host the registry marked failed, left or expelled is not sent to
+// (a process killed without a word keeps its connections open until they
+// time out, seconds later): the call first waits in Refresh for the actor
+// to be placed elsewhere, as after ErrNotOwner.
+type HostWatcher interface {
+	Resolver
+	// HostDown reports whether node is known to be down. It must not block.
+	HostDown(node string) bool
+}
+
 // Owner is the callee's view of the placement registry.
 type Owner interface {
 	// Owns reports whether this node hosts actor id at epoch (0: at its
