@@ -62,6 +62,12 @@ type machine struct {
 	// compares it across members.
 	memberRev atomic.Uint64
 
+	// awaiting counts, per node, the active actors placed on it whose
+	// Reason says they await a host (its node was down with no other host
+	// for the type): a rejoin scans the node's actors only when it has
+	// some. Written by apply and restore only (m.mu held).
+	awaiting map[string]int
+
 	// rehomeQ holds, per failed or left member, the ids of its actors still
 	// to move off it, sorted (see applier.rehomeChunk); empty once all
 	// moved. Written by apply only, under rqMu (the leader's rehomeLoop
@@ -176,6 +182,15 @@ func (m *machine) activeOn(node string) []string {
 	})
 	slices.Sort(ids)
 	return ids
+}
+
+// awaitingOn returns activeOn(node) if some of them await a host, else
+// nothing.
+func (m *machine) awaitingOn(node string) []string {
+	if m.awaiting[node] == 0 {
+		return nil
+	}
+	return m.activeOn(node)
 }
 
 func (m *machine) member(id string) (Member, bool) {
@@ -668,7 +683,9 @@ func (a *applier) rehome(node string) {
 		return
 	}
 	// Its own waiting actors are served by it again, where they are.
-	for _, id := range a.m.activeOn(node) {
+	// (Only then is its whole directory walked: a member with a million
+	// actors rejoins in one cheap entry.)
+	for _, id := range a.m.awaitingOn(node) {
 		if p, _ := a.m.get(id); strings.HasPrefix(p.Reason, awaitingHost) {
 			p.Reason = ""
 			a.store(p)
@@ -714,6 +731,9 @@ func (a *applier) store(p Placement) {
 		if mb := a.m.members[old.Node]; mb != nil {
 			mb.Load--
 		}
+		if strings.HasPrefix(old.Reason, awaitingHost) {
+			a.m.await(old.Node, -1)
+		}
 		if old.Node != p.Node || old.Epoch != p.Epoch || p.State != Active {
 			a.m.revoke(old.Node, a.index)
 		}
@@ -722,6 +742,19 @@ func (a *applier) store(p Placement) {
 		if mb := a.m.members[p.Node]; mb != nil {
 			mb.Load++
 		}
+		if strings.HasPrefix(p.Reason, awaitingHost) {
+			a.m.await(p.Node, 1)
+		}
+	}
+}
+
+// await adds d to node's count of actors awaiting a host.
+func (m *machine) await(node string, d int) {
+	if m.awaiting == nil {
+		m.awaiting = make(map[string]int)
+	}
+	if m.awaiting[node] += d; m.awaiting[node] <= 0 {
+		delete(m.awaiting, node)
 	}
 }
 

@@ -588,7 +588,14 @@ func TestActorsAwaitAHost(t *testing.T) {
 	if p, _ := s.m.lookup("c"); p.Node != "n3" || p.Epoch != c0.Epoch || p.Restarts != 0 {
 		t.Fatalf("c after its only host failed = %+v", p)
 	}
+	// The count that lets a rejoin skip the walk of its actors.
+	if got := s.m.awaiting["n3"]; got != 3 { // a1, a2 and c
+		t.Fatalf("n3 has %d actors awaiting a host, want 3", got)
+	}
 	s.do(command{Type: cmdAlive, Node: "n3"})
+	if len(s.m.awaiting) != 0 {
+		t.Fatalf("actors still awaiting a host after n3 came back: %v", s.m.awaiting)
+	}
 	if p, _ := s.m.lookup("c"); p.Node != "n3" || p.Epoch != c0.Epoch || p.Reason != "" {
 		t.Fatalf("c after its host came back = %+v", p)
 	}

@@ -237,6 +237,12 @@ func (r *Registry) handleJoin(ctx context.Context, origin string, c *ctrl) (*res
 	// that follows it must not interleave with another join of that id.
 	r.joinMu.Lock()
 	defer r.joinMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		// The joiner gave up on this attempt while it queued behind
+		// others (and has asked again): applying it anyway would only
+		// pile entries up behind a slow one.
+		return nil, err
+	}
 	takeover := origin == r.id // the Raft server of that id, restarted: its old process is gone
 	if mb, ok := r.fsm.m.member(origin); ok {
 		switch {

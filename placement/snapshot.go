@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -591,6 +592,7 @@ func (m *machine) restore(b snapshotBody) {
 	b.Actors = nil // the entries hold what is kept
 	m.w.build(es, hs)
 	var count, stopped int64
+	m.awaiting = nil
 	walk(m.w.root, func(e *entry) bool {
 		count++
 		switch e.cls.state {
@@ -599,6 +601,9 @@ func (m *machine) restore(b snapshotBody) {
 		case Active:
 			if mb := m.members[e.cls.node]; mb != nil {
 				mb.Load++
+			}
+			if strings.HasPrefix(e.cls.reason, awaitingHost) {
+				m.await(e.cls.node, 1)
 			}
 		}
 		return true
