@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 )
 
@@ -591,6 +592,19 @@ func TestActorsAwaitAHost(t *testing.T) {
 	// The count that lets a rejoin skip the walk of its actors.
 	if got := s.m.awaiting["n3"]; got != 3 { // a1, a2 and c
 		t.Fatalf("n3 has %d actors awaiting a host, want 3", got)
+	}
+	b, err := encodeSnapshot(s.m.capture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := decodeSnapshot(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := newMachine()
+	restored.restore(body)
+	if !maps.Equal(restored.awaiting, s.m.awaiting) {
+		t.Fatalf("restored awaiting counts %v, want %v", restored.awaiting, s.m.awaiting)
 	}
 	s.do(command{Type: cmdAlive, Node: "n3"})
 	if len(s.m.awaiting) != 0 {
