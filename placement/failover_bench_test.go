@@ -40,32 +40,7 @@ func failoverAtSize(b *testing.B, n int) {
 	defer cancel()
 	l := c.WaitLeader(0)
 	lead, fol := c.Reg(l), c.Reg(1)
-	const spawners = 256
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, spawners)
-	for range spawners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if _, err := lead.Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprintf("f%07d", i), Type: "T",
-					Strategy: placement.OnNode, Node: "n3", Policy: placement.RestartPolicy{MaxRestarts: -1}}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	spawnMany(ctx, b, lead, n, "f", placement.RestartPolicy{MaxRestarts: -1})
 	lastID := fmt.Sprintf("f%07d", n-1)
 	last, _ := lead.Lookup(lastID)
 	lapses := fol.Counters().LeaseLapses
@@ -253,31 +228,8 @@ func restartServing(b *testing.B, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	lead := c.Reg(c.WaitLeader())
-	const spawners = 256
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, spawners)
 	t0 := time.Now()
-	for range spawners {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if _, err := lead.Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprintf("r%07d", i), Type: "T",
-					Strategy: placement.OnNode, Node: "n3"}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	spawnMany(ctx, b, lead, n, "r", placement.RestartPolicy{})
 	b.Logf("%d spawns in %v", n, time.Since(t0))
 	lastID := fmt.Sprintf("r%07d", n-1)
 	last, _ := lead.Lookup(lastID)
@@ -312,4 +264,33 @@ func restartServing(b *testing.B, n int) {
 	b.ReportMetric(float64(launched.Milliseconds()), "new-ms")
 	b.ReportMetric(float64(joined.Milliseconds()), "joined-ms")
 	b.ReportMetric(float64(serving.Milliseconds()), "serving-ms")
+}
+
+// spawnMany spawns n actors named prefix%07d on n3 through reg, from 256
+// goroutines, and fails b on the first error.
+func spawnMany(ctx context.Context, b *testing.B, reg *placement.Registry, n int, prefix string, policy placement.RestartPolicy) {
+	const spawners = 256
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, spawners)
+	for range spawners {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if _, err := reg.Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprintf("%s%07d", prefix, i), Type: "T",
+					Strategy: placement.OnNode, Node: "n3", Policy: policy}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
 }

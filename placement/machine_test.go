@@ -593,16 +593,7 @@ func TestActorsAwaitAHost(t *testing.T) {
 	if got := s.m.awaiting["n3"]; got != 3 { // a1, a2 and c
 		t.Fatalf("n3 has %d actors awaiting a host, want 3", got)
 	}
-	b, err := encodeSnapshot(s.m.capture())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := decodeSnapshot(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored := newMachine()
-	restored.restore(body)
+	restored := restoredCopy(t, s.m)
 	if !maps.Equal(restored.awaiting, s.m.awaiting) {
 		t.Fatalf("restored awaiting counts %v, want %v", restored.awaiting, s.m.awaiting)
 	}
@@ -613,4 +604,20 @@ func TestActorsAwaitAHost(t *testing.T) {
 	if p, _ := s.m.lookup("c"); p.Node != "n3" || p.Epoch != c0.Epoch || p.Reason != "" {
 		t.Fatalf("c after its host came back = %+v", p)
 	}
+}
+
+// restoredCopy returns a new machine restored from a snapshot of m.
+func restoredCopy(t *testing.T, m *machine) *machine {
+	t.Helper()
+	b, err := encodeSnapshot(m.capture())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := decodeSnapshot(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newMachine()
+	r.restore(body)
+	return r
 }

@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -44,16 +43,7 @@ func TestFailoverInChunks(t *testing.T) {
 	}
 
 	// A replica restored from a snapshot taken now.
-	b, err := encodeSnapshot(s.m.capture())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := decodeSnapshot(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newMachine()
-	r.restore(body)
+	r := restoredCopy(t, s.m)
 	// Meanwhile one actor still queued stops: both replicas skip it.
 	step := func(c command) (result, result) {
 		t.Helper()
