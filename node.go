@@ -163,6 +163,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		MailboxSize:  cfg.MailboxSize,
 		MailboxBytes: cfg.MailboxBytes,
 		IdleTimeout:  idleTimeout(cfg.IdleTimeout),
+		Forgets:      func(r remote.Ref) bool { return isVirtual(Ref{Ref: r}) },
+		Forget:       n.forget,
 		MaxFrameSize: cfg.MaxFrameSize,
 		Restart:      cfg.Restart,
 		OnPanic:      n.onPanic,
@@ -373,6 +375,14 @@ func (n *Node) followRegistry() {
 					"epoch", ev.Actor.Epoch, "restarts", ev.Actor.Restarts, "reason", reason)
 			}
 			n.notify(ev.Actor.ID, ActorEvent{Kind: kind, Ref: n.refOf(ev.Actor), Reason: reason})
+		case placement.ActorForgotten:
+			if ev.Prev.Node == n.id {
+				// Proposed by this node after it passivated the actor;
+				// an activation of that epoch made since (a forget
+				// retried after an unknown outcome) goes too.
+				n.ep.DeactivateEpoch(ev.Prev.ID, ev.Prev.Epoch)
+			}
+			n.backoff.Delete(ev.Prev.ID)
 		case placement.ActorStopped:
 			if ev.Prev.Node == n.id {
 				n.ep.Deactivate(ev.Actor.ID)
@@ -619,6 +629,8 @@ func (o *owner) WaitOwns(ctx context.Context, id string, epoch uint64) (string, 
 func (n *Node) admit(id string, epoch uint64, p placement.Placement, err error) (string, error) {
 	switch {
 	case err == nil:
+	case errors.Is(err, placement.ErrForgotten):
+		return "", fmt.Errorf("troupe: %w: %w: %w", remote.ErrForgotten, remote.ErrNotFound, err)
 	case errors.Is(err, placement.ErrNotFound):
 		return "", fmt.Errorf("troupe: %w: %w", remote.ErrNotFound, err)
 	case errors.Is(err, placement.ErrNotOwner) && epoch > 0 && (p.ID == "" || p.Epoch < epoch):

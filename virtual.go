@@ -2,6 +2,7 @@ package troupe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -70,4 +71,62 @@ func Key(r Ref) (string, bool) {
 		return "", false
 	}
 	return r.ID[len(r.Type)+1:], true
+}
+
+// forget drops the registry entry of virtual actor r after this node
+// passivated it (remote.Config.Forget): nil once the entry is gone or
+// certainly kept (moved, restarted or stopped meanwhile), an error when
+// the outcome is not known yet (the endpoint asks again).
+func (n *Node) forget(ctx context.Context, r remote.Ref) error {
+	err := n.reg.Forget(ctx, r.ID, r.Epoch)
+	switch {
+	case err == nil:
+		n.log("virtual actor forgotten after passivation", "actor", r.ID, "epoch", r.Epoch)
+		return nil
+	case errors.Is(err, placement.ErrNotFound), errors.Is(err, placement.ErrNotOwner), errors.Is(err, placement.ErrStaleEpoch):
+		return nil
+	}
+	return err
+}
+
+// Recreatable reports whether a call to r that found no entry may place
+// it again (remote.Recreator): r is a virtual actor.
+func (r *resolver) Recreatable(ref remote.Ref) bool {
+	_, ok := (*Node)(r).virtualRef(ref)
+	return ok
+}
+
+// virtualRef returns ref as a virtual actor's Ref, if it is one. A Ref
+// with no type (a host forwarding a one-way request) takes the type its id
+// names among this node's registered types.
+func (n *Node) virtualRef(ref remote.Ref) (Ref, bool) {
+	if ref.Type == "" {
+		for _, t := range n.types.Names() {
+			if strings.HasPrefix(ref.ID, t+"/") && len(ref.ID) > len(t)+1 {
+				ref.Type = t
+				break
+			}
+		}
+	}
+	vr := Ref{Ref: remote.Ref{ID: ref.ID, Type: ref.Type}, node: n}
+	return vr, isVirtual(vr)
+}
+
+// Recreate places virtual actor ref again, after its entry was forgotten
+// (or it stopped), and returns where; for an actor that moved meanwhile,
+// where it is now.
+func (r *resolver) Recreate(ctx context.Context, ref remote.Ref) (remote.Location, bool, error) {
+	n := (*Node)(r)
+	vr, ok := n.virtualRef(ref)
+	if !ok {
+		return remote.Location{}, false, nil
+	}
+	got, err := n.ensureVirtual(ctx, vr)
+	if err != nil {
+		return remote.Location{}, true, err
+	}
+	if p, ok := n.dir.Lookup(got.ID); ok && p.State == placement.Active {
+		return r.location(p), true, nil
+	}
+	return r.location(placement.Placement{Node: got.Node, Epoch: got.Epoch}), true, nil
 }

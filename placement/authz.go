@@ -213,7 +213,7 @@ func (r *Registry) authorizeCommand(from string, data []byte) ([]byte, error) {
 	switch c.Type {
 	case cmdJoin, cmdFailed, cmdAlive, cmdRehome:
 		return nil, r.refuse(from, what, RefusalLeaderOnly, nil)
-	case cmdTypes, cmdLeave, cmdSpawn:
+	case cmdTypes, cmdLeave, cmdSpawn, cmdForget:
 		if c.Node != from {
 			return nil, r.refuse(from, what, RefusalWrongNode, nil)
 		}
@@ -276,7 +276,7 @@ func (r *Registry) isClient(peer string) bool {
 }
 
 func (t cmdType) String() string {
-	names := [...]string{"", "join", "types", "failed", "alive", "leave", "spawn", "stop", "restart", "read", "batch", "expel", "rehome"}
+	names := [...]string{"", "join", "types", "failed", "alive", "leave", "spawn", "stop", "restart", "read", "batch", "expel", "rehome", "forget"}
 	if int(t) < len(names) && t > 0 {
 		return names[t]
 	}

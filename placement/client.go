@@ -192,7 +192,8 @@ func (c *Client) Resolve(ctx context.Context, id string) (Placement, error) {
 
 // WaitNewer waits until a member places id at an epoch above epoch and
 // returns that entry, for a caller whose location went stale. A stopped
-// actor is ErrNotFound with its entry.
+// actor is ErrNotFound with its entry; one forgotten after its passivation
+// is ErrForgotten (matching ErrNotFound), and leaves the cache.
 func (c *Client) WaitNewer(ctx context.Context, id string, epoch uint64) (Placement, error) {
 	if p, ok := c.Lookup(id); ok && p.Epoch > epoch {
 		return p, nil
@@ -200,6 +201,13 @@ func (c *Client) WaitNewer(ctx context.Context, id string, epoch uint64) (Placem
 	for {
 		p, err := c.lookup(ctx, &ctrl{Type: msgLookup, ID: id, After: epoch, Wait: true})
 		switch {
+		case errors.Is(err, ErrForgotten):
+			c.mu.Lock()
+			if q, ok := c.cache[id]; ok && q.Epoch <= epoch {
+				delete(c.cache, id)
+			}
+			c.mu.Unlock()
+			return p, err
 		case err != nil && !errors.Is(err, ErrNotFound):
 			return p, err
 		case err != nil && p.ID != "": // stopped

@@ -34,7 +34,11 @@ const (
 	// cmdRehome: the leader moves the next chunk (Epoch, at most
 	// rehomeChunk) of a down member's (Node) actors off it.
 	cmdRehome cmdType = 12
-	cmdLast   cmdType = cmdRehome // last type decodeCommand accepts
+	// cmdForget: a host drops the entry of an actor it passivated (ID at
+	// Epoch, active on the proposer): a virtual actor's next call places
+	// it anew. Refused for any other state, epoch or node.
+	cmdForget cmdType = 13
+	cmdLast   cmdType = cmdForget // last type decodeCommand accepts
 )
 
 // maxBatch bounds the commands in one batch entry. The epoch of a placement
@@ -235,7 +239,12 @@ var errCodes = []error{
 	ErrNoLease, ErrBadCommand, ErrUnknownVersion, ErrBadSnapshot,
 	ErrIdentityMismatch, ErrNotLeader, ErrNoLeader, ErrClosed, ErrNotMember,
 	ErrUnknownOutcome, ErrStaleRequest, ErrIDInUse, ErrExpelled, ErrUnauthorized,
+	errForgottenNotFound, // last: a member of an older version has no code for it
 }
+
+// errForgottenNotFound is ErrForgotten as it crosses the wire: it matches
+// ErrNotFound too, as errForgotten's errors do.
+var errForgottenNotFound = fmt.Errorf("%w: %w", ErrForgotten, ErrNotFound)
 
 func toWire(err error) *wireErr {
 	if err == nil {
@@ -246,6 +255,10 @@ func toWire(err error) *wireErr {
 	if errors.As(err, &se) {
 		w.Span, w.ID, w.Type, w.Node = true, se.ID, se.Type, se.Node
 		err = se.Err
+	}
+	if errors.Is(err, ErrForgotten) {
+		w.Code = uint8(len(errCodes))
+		return w
 	}
 	for i, s := range errCodes {
 		if errors.Is(err, s) {

@@ -351,3 +351,63 @@ func grow[T any](s []T, i int, v T) []T {
 	copy(out[i+1:], s[i:])
 	return out
 }
+
+// del removes id and returns the entry it held, if any. A node left with
+// no entry and no child is unlinked; one left with a single entry and no
+// child is folded into its parent's slot, so the trie after a delete has
+// the shape it would have had without the entry (no empty paths kept).
+func (w *dirWriter) del(id string) (old Placement, existed bool) {
+	if w.d.get(w.root, id) == nil {
+		return Placement{}, false // nothing copied for an absent id
+	}
+	var prev entry
+	w.root, prev = w.remove(w.root, 0, w.d.hash(id), id)
+	return prev.placement(), true
+}
+
+// remove deletes id, known to be under n, and returns the node to link in
+// n's place (nil when empty) and the removed entry.
+func (w *dirWriter) remove(n *hnode, shift uint, h uint64, id string) (*hnode, entry) {
+	n = w.own(n)
+	var prev entry
+	if shift >= hamtDepth {
+		i := slices.IndexFunc(n.ents, func(e entry) bool { return e.id == id })
+		prev = n.ents[i]
+		n.ents = slices.Concat(n.ents[:i], n.ents[i+1:])
+	} else {
+		bit := uint64(1) << (h >> shift & hamtMask)
+		if n.dmap&bit != 0 {
+			i := bits.OnesCount64(n.dmap & (bit - 1))
+			prev = n.ents[i]
+			n.ents = slices.Concat(n.ents[:i], n.ents[i+1:])
+			n.dmap &^= bit
+		} else {
+			j := bits.OnesCount64(n.nmap & (bit - 1))
+			var kid *hnode
+			kid, prev = w.remove(n.kids[j], shift+hamtBits, h, id)
+			switch {
+			case kid == nil:
+				n.kids = slices.Concat(n.kids[:j], n.kids[j+1:])
+				n.nmap &^= bit
+			case len(kid.kids) == 0 && len(kid.ents) == 1:
+				// A lone entry goes back up into this slot.
+				n.kids = slices.Concat(n.kids[:j], n.kids[j+1:])
+				n.nmap &^= bit
+				n.ents = grow(n.ents, bits.OnesCount64(n.dmap&(bit-1)), kid.ents[0])
+				n.dmap |= bit
+			default:
+				n.kids[j] = kid
+			}
+		}
+	}
+	if len(n.ents) == 0 && len(n.kids) == 0 {
+		return nil, prev
+	}
+	if len(n.ents) == 0 {
+		n.ents = nil
+	}
+	if len(n.kids) == 0 {
+		n.kids = nil
+	}
+	return n, prev
+}

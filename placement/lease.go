@@ -29,6 +29,9 @@ func (r *Registry) Owns(id string, epoch uint64) (Placement, error) {
 	// that only that apply satisfied.
 	applied := r.fsm.m.applied.Load()
 	p, ok := r.fsm.m.lookup(id)
+	if !ok && forgottenAt(epoch, applied) {
+		return p, errForgotten(id)
+	}
 	if !ok || p.State != Active || p.Node != r.id || p.Epoch < epoch || r.leaving.Load() {
 		return p, ErrNotOwner
 	}
@@ -40,6 +43,18 @@ func (r *Registry) Owns(id string, epoch uint64) (Placement, error) {
 		return p, ErrFenced
 	}
 	return p, nil
+}
+
+// forgottenAt reports whether an entry absent from a replica at applied
+// that a caller knew at epoch was dropped (Forget) rather than not applied
+// yet: epochs are log-ordered (index × maxBatch + position), so a replica
+// past the epoch's index has applied the placement, and it is gone.
+func forgottenAt(epoch, applied uint64) bool {
+	return epoch > 0 && epoch/maxBatch <= applied
+}
+
+func errForgotten(id string) error {
+	return &SpawnError{ID: id, Err: errForgottenNotFound}
 }
 
 // HasLease reports whether this node heard the leader (or, as leader, a

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -113,6 +114,8 @@ func (r *Registry) replyLookup(to string, req uint64, id string, p Placement, er
 	switch {
 	case err == nil:
 	case p.ID != "" && p.State == Active: // the wait ended: the current entry
+	case errors.Is(err, ErrForgotten): // dropped after its passivation
+		res.Err = &SpawnError{ID: id, Err: errForgottenNotFound}
 	default: // stopped, or unknown to this replica
 		res.Err = &SpawnError{ID: id, Type: p.Type, Err: ErrNotFound}
 	}

@@ -357,6 +357,8 @@ func (a *applier) run(c command) result {
 		return a.stop(c)
 	case cmdRestart:
 		return a.restart(c)
+	case cmdForget:
+		return a.forget(c)
 	case cmdRead:
 		p, ok := a.m.get(c.ID)
 		if !ok {
@@ -748,6 +750,22 @@ func (a *applier) store(p Placement) {
 	}
 }
 
+// drop removes active placement p from the working directory and keeps
+// the counts and loads store keeps.
+func (a *applier) drop(p Placement) {
+	if _, ok := a.m.w.del(p.ID); !ok {
+		return
+	}
+	a.m.count.Add(-1)
+	if mb := a.m.members[p.Node]; mb != nil {
+		mb.Load--
+	}
+	if strings.HasPrefix(p.Reason, awaitingHost) {
+		a.m.await(p.Node, -1)
+	}
+	a.m.revoke(p.Node, a.index)
+}
+
 // await adds d to node's count of actors awaiting a host.
 func (m *machine) await(node string, d int) {
 	if m.awaiting == nil {
@@ -891,6 +909,25 @@ func (a *applier) stop(c command) result {
 		reason = "stopped"
 	}
 	return result{Placement: a.stopActor(p, reason)}
+}
+
+// forget drops the entry of an actor its host passivated: only the host's
+// own command (Origin, stamped by the leader from its certificate), only
+// for the active placement at the epoch the host served. Anything else —
+// the actor moved, restarted or stopped meanwhile — leaves it as it is.
+func (a *applier) forget(c command) result {
+	p, ok := a.m.get(c.ID)
+	switch {
+	case !ok:
+		return result{Err: &SpawnError{ID: c.ID, Err: ErrNotFound}}
+	case p.State != Active || p.Node != c.Node || p.Node != c.Origin:
+		return result{Placement: p, Err: &SpawnError{ID: c.ID, Type: p.Type, Node: c.Node, Err: ErrNotOwner}}
+	case c.Epoch != p.Epoch:
+		return result{Placement: p, Err: &SpawnError{ID: c.ID, Type: p.Type, Err: ErrStaleEpoch}}
+	}
+	a.drop(p)
+	a.emit(Event{Kind: ActorForgotten, Prev: p})
+	return result{Placement: p}
 }
 
 func (a *applier) restart(c command) result {

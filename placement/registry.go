@@ -565,6 +565,23 @@ func (r *Registry) Stop(ctx context.Context, id, reason string) error {
 	return err
 }
 
+// Forget drops the entry of actor id, placed on this node at epoch, after
+// this node passivated it: the directory keeps no trace of it, and the
+// next spawn of its name places it anew (a virtual actor's next call). The
+// registry refuses (ErrNotOwner, ErrStaleEpoch) unless the entry is still
+// active here at epoch, so a move or restart meanwhile wins. Forget
+// returns once the local replica has applied the drop; until then the
+// caller must not activate the actor again.
+func (r *Registry) Forget(ctx context.Context, id string, epoch uint64) error {
+	res, err := r.propose(ctx, command{Type: cmdForget, Node: r.id, ID: id, Epoch: epoch}, true)
+	if err != nil {
+		return err
+	}
+	// Applied here too before it returns: the caller activates the actor
+	// again only once its own replica says where it is.
+	return r.WaitApplied(ctx, res.Index)
+}
+
 // ReportFailure tells the registry that actor id, placed at epoch, crashed
 // past its local budget. The registry restarts it by its policy (new epoch,
 // maybe another node; the host waits Policy.Backoff before activating) or
@@ -591,8 +608,11 @@ func (r *Registry) WaitNewer(ctx context.Context, id string, epoch uint64) (Plac
 	defer r.fsm.waiters.Add(-1)
 	for {
 		ch := r.fsm.changes()
+		applied := r.fsm.m.applied.Load()
 		p, ok := r.fsm.m.lookup(id)
 		switch {
+		case !ok && forgottenAt(epoch, applied):
+			return p, errForgotten(id)
 		case ok && p.State == Stopped:
 			return p, &SpawnError{ID: id, Type: p.Type, Err: fmt.Errorf("%w: stopped: %s", ErrNotFound, p.Reason)}
 		case ok && p.Epoch > epoch:

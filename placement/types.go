@@ -198,9 +198,12 @@ const (
 	Reset
 	// MemberExpelled: a member was expelled (Expel); its id is denied.
 	MemberExpelled
+	// ActorForgotten: the registry dropped the entry of an actor its host
+	// passivated (Event.Prev); a virtual actor's next call places it anew.
+	ActorForgotten
 )
 
-var eventNames = [...]string{"", "actor-placed", "actor-replaced", "actor-stopped", "member-joined", "member-failed", "member-alive", "member-left", "reset", "member-expelled"}
+var eventNames = [...]string{"", "actor-placed", "actor-replaced", "actor-stopped", "member-joined", "member-failed", "member-alive", "member-left", "reset", "member-expelled", "actor-forgotten"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && k > 0 {
@@ -229,8 +232,12 @@ var (
 	ErrNodeNotAlive   = errors.New("placement: node is not an alive member")
 	ErrNotFound       = errors.New("placement: no such actor")
 	ErrStaleEpoch     = errors.New("placement: stale epoch")
-	ErrNotOwner       = errors.New("placement: not the owner")
-	ErrNoLease        = errors.New("placement: no lease from the leader")
+	// ErrForgotten: the entry was dropped after its host passivated the
+	// actor (Forget); errors that carry it match ErrNotFound too. A
+	// virtual actor's next call places it anew.
+	ErrForgotten = errors.New("placement: entry forgotten after passivation")
+	ErrNotOwner  = errors.New("placement: not the owner")
+	ErrNoLease   = errors.New("placement: no lease from the leader")
 	// ErrFenced: the actor was just moved here from a live node, whose
 	// lease may still let it serve; this node serves it once that lease
 	// has surely ended (Config.LeaseTimeout plus a drift margin after it

@@ -112,8 +112,9 @@ func TestWaitOwnsWaits(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			w := newWaitReg(t)
 			w.lease()
-			// The caller resolved x before this replica applied its spawn.
-			next := (w.index + 1) * 1024
+			// The caller resolved x before this replica applied its spawn
+			// (the second entry from now: an unrelated one comes first).
+			next := (w.index + 2) * 1024
 			if _, err := w.r.Owns("x", next); !errors.Is(err, ErrNotOwner) {
 				t.Fatalf("Owns of an unknown actor: %v", err)
 			}

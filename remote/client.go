@@ -509,6 +509,16 @@ func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 		} else {
 			loc, err = r.Refresh(ctx, c.ref.ID, stale)
 		}
+		if rc, ok := r.(Recreator); ok && errors.Is(err, ErrNotFound) && rc.Recreatable(c.ref) && c.ctx.Err() == nil {
+			// Forgotten after a passivation, or stopped: place it again.
+			var again bool
+			if l, ok, rerr := rc.Recreate(ctx, c.ref); ok {
+				loc, err, again = l, rerr, true
+			}
+			if !again {
+				err = fmt.Errorf("%w: %s cannot be placed again", err, c.ref.ID)
+			}
+		}
 		switch {
 		case c.ctx.Err() != nil:
 			c.finish(nil, ctxError(c.ctx))
@@ -563,6 +573,12 @@ func (e *Endpoint) onReply(from string, p *Reply) {
 		switch p.Err.Code {
 		case CodeNotOwner: // did not run: the actor is elsewhere now
 			e.retry(c, p.Err, retryRefresh)
+		case CodeNotFound: // did not run: placed again if it may be
+			if rc, ok := e.cfg.Resolver.(Recreator); ok && rc.Recreatable(c.ref) {
+				e.retry(c, p.Err, retryRefresh)
+			} else {
+				c.finish(nil, p.Err)
+			}
 		case CodeUnavailable, CodeBackpressure: // did not run: not now
 			e.retry(c, p.Err, retryBackoff)
 		default:

@@ -46,6 +46,25 @@ type HostWatcher interface {
 	HostDown(node string) bool
 }
 
+// Recreator is a Resolver that can place again an actor whose registry
+// entry was dropped after its host passivated it (a virtual actor), or
+// that was stopped and may be placed anew. A call its host answered
+// ErrNotFound (so it did not run) is sent again where Recreate placed the
+// actor, within the call's retry bounds; a one-way request that reaches a
+// host after such a drop is forwarded there by the host. ok is false for
+// an actor that cannot be placed again (its Ref names no such type).
+type Recreator interface {
+	Resolver
+	// Recreatable reports, without blocking, whether Recreate may place
+	// ref again.
+	Recreatable(ref Ref) bool
+	Recreate(ctx context.Context, ref Ref) (loc Location, ok bool, err error)
+}
+
+// ErrForgotten is returned (wrapped, beside ErrNotFound) by an Owner for
+// an actor whose registry entry was dropped after its passivation.
+var ErrForgotten = errors.New("remote: actor passivated and forgotten by the registry")
+
 // Owner is the callee's view of the placement registry.
 type Owner interface {
 	// Owns reports whether this node hosts actor id at epoch (0: at its
@@ -129,6 +148,17 @@ type Config struct {
 	// runs and it is stopped on this node; its next call activates it
 	// again (OnActivate). Zero or negative means never.
 	IdleTimeout time.Duration
+	// Forgets, if set, tells whether a passivated actor's registry entry
+	// should be dropped (a virtual actor); Forget then drops it, once
+	// the activation has deactivated, and returns nil once it is dropped
+	// or certainly kept (the actor moved, restarted or stopped meanwhile)
+	// — the Endpoint calls it again after any other error. Until Forget
+	// has returned, calls to the actor on this node are answered
+	// ErrUnavailable (they did not run; their callers retry) and one-way
+	// requests wait. Forgets runs on the actor's goroutine and must not
+	// block.
+	Forgets func(ref Ref) bool
+	Forget  func(ctx context.Context, ref Ref) error
 	// BaseContext returns the parent of the ctx of every method the Endpoint
 	// runs, so that methods see its values (the root package puts the
 	// hosting node there). New calls it once. The Endpoint cancels method
@@ -170,6 +200,7 @@ type Endpoint struct {
 	mu       sync.Mutex // guards pending, actors, inflight
 	pending  map[uint64]*Call
 	actors   map[string]*activation
+	leaving  map[string]*leaving // passivated activations still deactivating, or being forgotten
 	inflight map[inflightKey]context.CancelFunc
 	peers    sync.Map               // node -> *peerState: callers with calls on this node
 	parkQs   map[parkKey]*parkQueue // requests waiting for ownership, per caller and actor
@@ -235,6 +266,7 @@ func New(cfg Config) (*Endpoint, error) {
 		cancel:   cancel,
 		pending:  make(map[uint64]*Call),
 		actors:   make(map[string]*activation),
+		leaving:  make(map[string]*leaving),
 		inflight: make(map[inflightKey]context.CancelFunc),
 		parkQs:   make(map[parkKey]*parkQueue),
 	}

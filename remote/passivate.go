@@ -2,10 +2,12 @@ package remote
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/troupe-dev/troupe/actor"
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // Passivation: an activation that has had no call for its idle timeout
@@ -91,6 +93,9 @@ func (e *Endpoint) onPassivate(c *actor.Context, h *hosted, act *activation) {
 	delete(e.actors, act.ref.ID)
 	act.passivated.Store(true)
 	act.retired.Store(true)
+	lv := &leaving{done: make(chan struct{}), forget: e.cfg.Forgets != nil && e.cfg.Forget != nil && e.cfg.Forgets(act.ref)}
+	act.leave = lv
+	e.leaving[act.ref.ID] = lv
 	e.mu.Unlock()
 	e.passivations.Add(1)
 	e.log("passivated", "actor", act.ref.ID, "type", act.typ.name, "idle", d)
@@ -103,6 +108,12 @@ func (e *Endpoint) redeliver(j *job) {
 	old := j.act
 	act, rerr := e.activation(old.ref.ID, old.typ.name, old.ref.Epoch)
 	if rerr != nil {
+		if j.block && (errors.Is(rerr, errPassivating) || errors.Is(rerr, ErrForgotten)) {
+			j.act = nil
+			old.release(j)
+			e.goTracked(func() { _ = e.afterForget(j) }) // this goroutine must not wait
+			return
+		}
 		e.finish(j, nil, rerr)
 		return
 	}
@@ -128,6 +139,17 @@ func SelfFromContext(ctx context.Context) (Ref, bool) {
 func (e *Endpoint) lifecycle(c *actor.Context, h *hosted, msg any) {
 	switch msg.(type) {
 	case actor.Started:
+		if h.after != nil {
+			// The previous activation here is still deactivating.
+			t := time.NewTimer(hookTimeout)
+			select {
+			case <-h.after:
+			case <-t.C:
+			case <-e.ctx.Done():
+			}
+			t.Stop()
+			h.after = nil
+		}
 		a, ok := h.obj.ptr.(Activator)
 		if !ok {
 			return
@@ -150,4 +172,128 @@ func (e *Endpoint) lifecycle(c *actor.Context, h *hosted, msg any) {
 			e.log("OnDeactivate failed", "type", h.obj.typ.name, "err", err)
 		}
 	}
+}
+
+// leaving is a passivated activation on its way out: until done closes,
+// a new activation of the actor here waits before OnActivate (or, when
+// forget is set, is not made at all: its registry entry is being dropped).
+type leaving struct {
+	done   chan struct{}
+	forget bool
+}
+
+// errPassivating is the cause of the refusal of a call that reached an
+// actor whose entry is being forgotten: it did not run, and its caller
+// retries (and finds the entry gone, or kept).
+var errPassivating = errors.New("remote: actor is being passivated")
+
+// forgetRetry bounds the wait between attempts to drop an entry.
+const forgetRetry = time.Second
+
+// afterPassivation runs once a passivated activation stopped (its
+// OnDeactivate returned): it drops the actor's registry entry if lv says
+// so, retrying until the registry's answer is certain, then lets the
+// actor be activated here again.
+func (e *Endpoint) afterPassivation(act *activation, lv *leaving) {
+	if lv.forget {
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(e.ctx, hookTimeout)
+			err := e.cfg.Forget(ctx, act.ref)
+			cancel()
+			if err == nil {
+				break
+			}
+			e.log("forget after passivation", "actor", act.ref.ID, "attempt", attempt, "err", err)
+			t := time.NewTimer(forgetRetry)
+			select {
+			case <-t.C:
+			case <-e.ctx.Done():
+				t.Stop()
+			}
+			if e.ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	e.mu.Lock()
+	if e.leaving[act.ref.ID] == lv {
+		delete(e.leaving, act.ref.ID)
+	}
+	e.mu.Unlock()
+	close(lv.done)
+}
+
+// afterForget handles a one-way job that reached an actor whose entry is
+// being forgotten: it waits (the one-way stream may) until that is
+// settled, then admits it again — to a fresh activation if the entry was
+// kept, or on to the actor's new place if it was dropped.
+func (e *Endpoint) afterForget(j *job) error {
+	e.mu.Lock()
+	lv := e.leaving[j.req.Target]
+	e.mu.Unlock()
+	if lv != nil {
+		select {
+		case <-lv.done:
+		case <-j.roomCtx().Done():
+			return errOf(e.finish(j, nil, j.roomCtx().Err()))
+		}
+	}
+	return e.readmit(j)
+}
+
+// readmit checks ownership of a one-way job again (waiting as serveOneWay
+// does) and admits it.
+func (e *Endpoint) readmit(j *job) error {
+	typeName, err := e.cfg.Owner.Owns(j.req.Target, j.req.Epoch)
+	if err != nil && errors.Is(err, ErrNotReady) {
+		if w, ok := e.cfg.Owner.(OwnerWaiter); ok {
+			typeName, err = w.WaitOwns(j.waitCtx(), j.req.Target, j.req.Epoch)
+		}
+	}
+	return e.admit(j, typeName, err)
+}
+
+// maxForwards bounds the forwarding of one one-way request.
+const maxForwards = 8
+
+// recreatable reports whether the Resolver may place actor id again.
+func (e *Endpoint) recreatable(id string) bool {
+	rc, ok := e.cfg.Resolver.(Recreator)
+	return ok && rc.Recreatable(Ref{ID: id})
+}
+
+// forward sends a one-way job whose actor's entry was forgotten, or which
+// moved, to where the Resolver places the actor now (here, or another
+// node), once: the sender's Tell returned when the request was queued, so
+// dropping it here would lose it. Only for actors the Resolver may place
+// again (virtual actors, which come and go with passivation), and at most
+// maxForwards times (an actor passivated again before the request reached
+// it is placed again).
+func (e *Endpoint) forward(j *job) error {
+	j.forwards++
+	rc, ok := e.cfg.Resolver.(Recreator)
+	if !ok {
+		return e.admit(j, "", ErrNotFound)
+	}
+	ctx := j.roomCtx()
+	loc, ok, err := rc.Recreate(ctx, Ref{ID: j.req.Target})
+	switch {
+	case err != nil:
+		return errOf(e.finish(j, nil, unavailable(e.self, err)))
+	case !ok:
+		return e.admit(j, "", ErrNotFound)
+	}
+	j.req.Epoch = loc.Epoch
+	if loc.Node == e.self {
+		return e.readmit(j)
+	}
+	e.oneWaySent(loc.Node).Add(1)
+	buf := getBuf()
+	*buf = append(AppendRequestHeader((*buf)[:0], &j.req), j.req.Args...)
+	err = e.sendKind(ctx, loc, transport.KindOneWay, *buf)
+	putBuf(buf)
+	if err != nil {
+		err = unavailable(loc.Node, err)
+	}
+	return errOf(e.finish(j, nil, err))
 }

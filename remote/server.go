@@ -25,9 +25,12 @@ type activation struct {
 	retired atomic.Bool // deactivated or replaced: queued calls get ErrNotOwner
 	stopped atomic.Pointer[error]
 
-	last       atomic.Int64 // monoNow of the latest call delivered (passivate.go)
-	asked      atomic.Bool  // a passivate message is queued
-	passivated atomic.Bool  // stopped for idleness: dead letters go to a fresh activation
+	last       atomic.Int64  // monoNow of the latest call delivered (passivate.go)
+	asked      atomic.Bool   // a passivate message is queued
+	passivated atomic.Bool   // stopped for idleness: dead letters go to a fresh activation
+	leave      *leaving      // set with passivated, under Endpoint.mu
+	gone       chan struct{} // closed once stopped, if a replacement waits for it (bmu)
+	stoppedAll bool          // its actor has stopped (bmu)
 	// admitting counts the admissions that hold this activation and have
 	// not queued their job yet: activation() adds one under Endpoint.mu,
 	// the caller removes it once its jobs are queued (done). Passivation
@@ -91,6 +94,10 @@ type hosted struct {
 	e   *Endpoint
 	obj *Object
 	ref Ref // the activation's, for the lifecycle hooks' ctx
+	// after, if not nil, is closed once the previous activation of the
+	// actor on this node (passivated) has deactivated: OnActivate waits
+	// for it, so state its OnDeactivate saves is there to load.
+	after <-chan struct{}
 }
 
 // Receive runs one call (lifecycle messages are ignored).
@@ -119,6 +126,7 @@ type job struct {
 	finished atomic.Bool        // beside block: no padding
 	wait     context.Context    // local one-way: the sender's ctx bounds the waits
 	held     int64              // bytes reserved in act's mailbox budget
+	forwards int                // one-way: times sent on after its actor was forgotten or moved
 	start    int64              // monoNow at the request's arrival, for the latency histogram
 }
 
@@ -203,6 +211,8 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 		switch {
 		case err != nil:
 			e.admit(j, typeName, err)
+		case rerr != nil && (errors.Is(rerr, errPassivating) || errors.Is(rerr, ErrForgotten)):
+			e.afterForget(j)
 		case rerr != nil:
 			e.finish(j, nil, rerr)
 		default:
@@ -386,6 +396,9 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 		j.stopWait()
 	}
 	q := &j.req
+	if err != nil && j.block && j.forwards < maxForwards && (errors.Is(err, ErrForgotten) || errors.Is(err, ErrNotOwner)) && e.recreatable(q.Target) {
+		return e.forward(j)
+	}
 	if err != nil {
 		code := CodeUnavailable
 		switch {
@@ -400,6 +413,9 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 	}
 	act, rerr := e.activation(q.Target, typeName, q.Epoch)
 	if rerr != nil {
+		if j.block && (errors.Is(rerr, errPassivating) || errors.Is(rerr, ErrForgotten)) {
+			return e.afterForget(j)
+		}
 		return errOf(e.finish(j, nil, rerr))
 	}
 	defer act.done()
@@ -497,6 +513,15 @@ func (e *Endpoint) onDeadLetter(d actor.DeadLetter) {
 	if j, ok := d.Message.(*job); ok {
 		if j.act != nil && j.act.passivated.Load() && !e.isClosed() {
 			e.redeliver(j)
+			return
+		}
+		if j.block && j.act != nil && j.act.retired.Load() && !e.isClosed() && e.recreatable(j.req.Target) {
+			// A one-way request queued on a virtual actor replaced or moved
+			// meanwhile: admitted again where it is now, not dropped.
+			old := j.act
+			j.act = nil
+			old.release(j)
+			e.goTracked(func() { _ = e.readmit(j) }) // this goroutine must not wait
 			return
 		}
 		e.finish(j, nil, actor.ErrDeadLetter)
@@ -641,9 +666,37 @@ func (e *Endpoint) activation(id, typeName string, epoch uint64) (*activation, *
 		act.admitting.Add(1)
 		return act, nil
 	}
+	var after <-chan struct{}
+	if lv := e.leaving[id]; lv != nil {
+		if lv.forget {
+			return nil, &Error{Code: CodeUnavailable, Message: "actor is being passivated", cause: errPassivating}
+		}
+		after = lv.done
+	}
+	if e.cfg.Owner != nil {
+		// A request admitted before a passivation, whose actor was then
+		// forgotten (the replica applied it before the passivation ended),
+		// must not bring back an activation the registry no longer has.
+		if _, err := e.cfg.Owner.Owns(id, epoch); err != nil && errors.Is(err, ErrForgotten) {
+			return nil, &Error{Code: CodeNotFound, Message: "actor passivated and forgotten", cause: ErrForgotten}
+		}
+	}
 	typ, ok := e.cfg.Types.Lookup(typeName)
 	if !ok {
 		return nil, &Error{Code: CodeNotFound, Message: "type " + typeName + " is not registered on this node"}
+	}
+	if act != nil && after == nil {
+		// Replaced here at a newer epoch (restarted, or placed here again
+		// after it was forgotten): the new one starts once the old one has
+		// stopped, so their hooks never overlap.
+		act.bmu.Lock()
+		if !act.stoppedAll {
+			if act.gone == nil {
+				act.gone = make(chan struct{})
+			}
+			after = act.gone
+		}
+		act.bmu.Unlock()
 	}
 	next := &activation{ref: Ref{ID: id, Type: typeName, Node: e.self, Epoch: epoch}, typ: typ}
 	next.last.Store(monoNow())
@@ -652,7 +705,7 @@ func (e *Endpoint) activation(id, typeName string, epoch uint64) (*activation, *
 		if err != nil {
 			return nil // the engine fails the actor with ErrNilActor
 		}
-		return &hosted{e: e, obj: obj, ref: next.ref}
+		return &hosted{e: e, obj: obj, ref: next.ref, after: after}
 	}, actor.Options{})
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: err.Error()}
@@ -674,6 +727,16 @@ func (a *activation) done() { a.admitting.Add(-1) }
 
 // terminated runs when an activation's actor stopped.
 func (e *Endpoint) terminated(act *activation, t actor.Terminated) {
+	// Not Endpoint.mu: Watch may run this at once, under it.
+	act.bmu.Lock()
+	if act.gone != nil {
+		close(act.gone)
+	}
+	act.stoppedAll = true // a replacement made from now on need not wait
+	act.bmu.Unlock()
+	if lv := act.leave; lv != nil {
+		e.goTracked(func() { e.afterPassivation(act, lv) }) // must not block here
+	}
 	if act.retired.Load() || t.Reason == nil {
 		return
 	}
@@ -831,4 +894,18 @@ func (p *peerState) waitOneWay(ctx context.Context, n uint64) {
 			return
 		}
 	}
+}
+
+// DeactivateEpoch is Deactivate for the activation of id at epoch (or an
+// older one) only: a newer activation of the id stays.
+func (e *Endpoint) DeactivateEpoch(id string, epoch uint64) {
+	e.mu.Lock()
+	act := e.actors[id]
+	if act == nil || act.ref.Epoch > epoch {
+		e.mu.Unlock()
+		return
+	}
+	delete(e.actors, id)
+	e.mu.Unlock()
+	e.retire(act)
 }
