@@ -121,7 +121,8 @@ func (r *Registry) finishBatch(f raft.ApplyFuture, batch []applyReq) {
 	case []result:
 		if len(resp) == len(batch) {
 			for i, q := range batch {
-				q.out <- applyOut{res: &resp[i]}
+				res := resp[i] // a copy: a waiter must not pin the whole batch's results
+				q.out <- applyOut{res: &res}
 			}
 			return
 		}

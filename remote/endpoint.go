@@ -186,24 +186,27 @@ type CallOptions struct {
 // and matches replies, and the server that checks ownership, activates
 // instances, runs one call at a time per actor and replies.
 type Endpoint struct {
-	cfg      Config
-	self     string
-	tr       transport.Transport
-	sys      *actor.System
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
-	nextID   atomic.Uint64
-	lifeMu   sync.Mutex  // guards wg.Add and the setting of closed
-	closed   atomic.Bool // set under lifeMu; isClosed reads it lock-free on the call path
-	draining atomic.Bool // Drain began: new requests get ErrNotOwner
-	wg       sync.WaitGroup
-	mu       sync.Mutex // guards pending, actors, inflight
-	pending  map[uint64]*Call
-	actors   map[string]*activation
-	leaving  map[string]*leaving // passivated activations still deactivating, or being forgotten
-	inflight map[inflightKey]context.CancelFunc
-	peers    sync.Map               // node -> *peerState: callers with calls on this node
-	parkQs   map[parkKey]*parkQueue // requests waiting for ownership, per caller and actor
+	cfg        Config
+	self       string
+	tr         transport.Transport
+	sys        *actor.System
+	ctx        context.Context // cancelled by Close
+	cancel     context.CancelFunc
+	nextID     atomic.Uint64
+	lifeMu     sync.Mutex  // guards wg.Add and the setting of closed
+	closed     atomic.Bool // set under lifeMu; isClosed reads it lock-free on the call path
+	draining   atomic.Bool // Drain began: new requests get ErrNotOwner
+	wg         sync.WaitGroup
+	mu         sync.Mutex // guards pending, actors, inflight
+	pending    map[uint64]*Call
+	actors     map[string]*activation
+	leaving    map[string]*leaving // passivated activations still deactivating, or being forgotten
+	forgetQ    []*activation       // passivated, deactivated, entry to drop (passivate.go)
+	forgetN    int                 // goroutines draining forgetQ
+	actorsPeak int                 // the most entries actors held since it was last rebuilt
+	inflight   map[inflightKey]context.CancelFunc
+	peers      sync.Map               // node -> *peerState: callers with calls on this node
+	parkQs     map[parkKey]*parkQueue // requests waiting for ownership, per caller and actor
 
 	sentOneWay     sync.Map     // node -> *atomic.Uint64: one-way requests queued to it
 	parked         atomic.Int64 // requests waiting for ownership

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/troupe-dev/troupe/actor"
@@ -66,12 +67,30 @@ func (e *Endpoint) sweep() {
 			}
 		}
 		e.mu.Unlock()
+		e.shrinkMaps()
 		for _, a := range idle {
 			a.asked.Store(true)
 			if err := e.sys.Tell(a.pid, passivate{a}); err != nil {
 				a.asked.Store(false) // full or stopping: look again next tick
 			}
 		}
+	}
+}
+
+// shrinkMaps rebuilds the activation maps once they hold far fewer
+// entries than they grew to (Go maps keep their peak size): after a mass
+// passivation the memory of the peak goes back.
+func (e *Endpoint) shrinkMaps() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := len(e.actors)
+	e.actorsPeak = max(e.actorsPeak, n)
+	if e.actorsPeak >= 4096 && n < e.actorsPeak/4 {
+		e.actors = maps.Clone(e.actors)
+		e.actorsPeak = n
+	}
+	if len(e.leaving) == 0 {
+		e.leaving = make(map[string]*leaving)
 	}
 }
 
@@ -190,10 +209,66 @@ var errPassivating = errors.New("remote: actor is being passivated")
 // forgetRetry bounds the wait between attempts to drop an entry.
 const forgetRetry = time.Second
 
-// afterPassivation runs once a passivated activation stopped (its
-// OnDeactivate returned): it drops the actor's registry entry if lv says
-// so, retrying until the registry's answer is certain, then lets the
-// actor be activated here again.
+// maxForgetters bounds the goroutines dropping entries of passivated
+// actors: a mass passivation queues its forgets instead of starting a
+// goroutine and a registry write each at once (the registry batches what
+// these few propose together).
+const maxForgetters = 32
+
+// passivationDone runs once a passivated activation stopped (its
+// OnDeactivate returned). It never waits: an entry to drop is queued for
+// the forgetters; otherwise the actor may be activated here again at once.
+func (e *Endpoint) passivationDone(act *activation, lv *leaving) {
+	if !lv.forget {
+		e.release(act, lv)
+		return
+	}
+	e.mu.Lock()
+	e.forgetQ = append(e.forgetQ, act)
+	start := e.forgetN < maxForgetters
+	if start {
+		e.forgetN++
+	}
+	e.mu.Unlock()
+	if start && !e.goTracked(e.forgetter) {
+		e.mu.Lock()
+		e.forgetN--
+		e.mu.Unlock()
+		e.release(act, lv) // closing
+	}
+}
+
+// forgetter drops the entries queued in forgetQ until it is empty.
+func (e *Endpoint) forgetter() {
+	for {
+		e.mu.Lock()
+		if len(e.forgetQ) == 0 {
+			e.forgetQ = nil // a mass passivation's backing array goes
+			e.forgetN--
+			e.mu.Unlock()
+			return
+		}
+		act := e.forgetQ[0]
+		e.forgetQ[0] = nil
+		e.forgetQ = e.forgetQ[1:]
+		e.mu.Unlock()
+		e.afterPassivation(act, act.leave)
+	}
+}
+
+// release lets the actor of act, passivated, be activated here again.
+func (e *Endpoint) release(act *activation, lv *leaving) {
+	e.mu.Lock()
+	if e.leaving[act.ref.ID] == lv {
+		delete(e.leaving, act.ref.ID)
+	}
+	e.mu.Unlock()
+	close(lv.done)
+}
+
+// afterPassivation drops the registry entry of act, passivated, retrying
+// until the registry's answer is certain, then lets the actor be
+// activated here again.
 func (e *Endpoint) afterPassivation(act *activation, lv *leaving) {
 	if lv.forget {
 		for attempt := 0; ; attempt++ {
@@ -215,12 +290,7 @@ func (e *Endpoint) afterPassivation(act *activation, lv *leaving) {
 			}
 		}
 	}
-	e.mu.Lock()
-	if e.leaving[act.ref.ID] == lv {
-		delete(e.leaving, act.ref.ID)
-	}
-	e.mu.Unlock()
-	close(lv.done)
+	e.release(act, lv)
 }
 
 // afterForget handles a one-way job that reached an actor whose entry is

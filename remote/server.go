@@ -735,7 +735,7 @@ func (e *Endpoint) terminated(act *activation, t actor.Terminated) {
 	act.stoppedAll = true // a replacement made from now on need not wait
 	act.bmu.Unlock()
 	if lv := act.leave; lv != nil {
-		e.goTracked(func() { e.afterPassivation(act, lv) }) // must not block here
+		e.passivationDone(act, lv) // must not block here
 	}
 	if act.retired.Load() || t.Reason == nil {
 		return
