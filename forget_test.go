@@ -86,7 +86,13 @@ func waitForgotten(t *testing.T, ctx context.Context, subs []*placement.Subscrip
 // places it again and gets the state its OnDeactivate saved; so does a
 // one-way send through that stale placement, which the old host forwards.
 func TestVirtualForgottenAfterPassivation(t *testing.T) {
-	c := newTestCluster(t, false, 3, debugLog)
+	for _, quic := range []bool{false, true} {
+		t.Run(map[bool]string{false: "mem", true: "quic"}[quic], func(t *testing.T) { testVirtualForgotten(t, quic) })
+	}
+}
+
+func testVirtualForgotten(t *testing.T, quic bool) {
+	c := newTestCluster(t, quic, 3, debugLog)
 	ctx := ctxT(t)
 	store := newTallyStore()
 	for _, n := range c.nodes {
@@ -94,18 +100,22 @@ func TestVirtualForgottenAfterPassivation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tr, err := c.net.JoinConfig("cl", transport.MemConfig{Client: true})
-	if err != nil {
-		t.Fatal(err)
+	var cl *Node
+	if quic {
+		cl = startClient(t, c, "cl")
+	} else {
+		tr, err := c.net.JoinConfig("cl", transport.MemConfig{Client: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		ccfg := Config{Name: "cl", Client: true, Transport: tr, Join: []string{c.nodes[0].Addr()}}
+		debugLog(&ccfg)
+		if cl, err = Start(ctx, ccfg); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cl.Close() })
 	}
-	t.Cleanup(func() { tr.Close() })
-	ccfg := Config{Name: "cl", Client: true, Transport: tr, Join: []string{c.nodes[0].Addr()}}
-	debugLog(&ccfg)
-	cl, err := Start(ctx, ccfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cl.Close() })
 	subscribe := func() []*placement.Subscription {
 		var subs []*placement.Subscription
 		for _, n := range c.nodes {
