@@ -99,8 +99,11 @@ type Config struct {
 	// next call activates a fresh instance on its host (OnActivate(ctx)
 	// error runs before that call). It is never passivated with a call
 	// queued or running, and a call that races the passivation is
-	// delivered to the next instance. Registered and virtual actors keep
-	// their registry entry. Register's PassivateAfter overrides it per
+	// delivered to the next instance. Registered actors keep their
+	// registry entry; a virtual actor's entry is dropped (its next call
+	// places it again, maybe on another node), so a workload of many
+	// short-lived keys does not grow the registry. Register's
+	// PassivateAfter overrides it per
 	// type. Zero means 1 hour (as Dapr's actors); negative means never.
 	IdleTimeout time.Duration
 	// MaxFrameSize is the largest request or result a call may carry, the

@@ -19,7 +19,9 @@ import (
 // in the local replica and cost no write. It is a registered actor
 // restarted without limit: after a node failure or a move it is active
 // again where the registry placed it, and after a stop for good the next
-// call places it anew. Its id is typeName + "/" + key; do not give other
+// call places it anew. Once passivated (Config.IdleTimeout, PassivateAfter)
+// its host drops its registry entry, and the next call places it anew too
+// (one write again). Its id is typeName + "/" + key; do not give other
 // actors names of that form.
 //
 // The first call blocks in Call (or Tell) for that write, within ctx.
