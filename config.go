@@ -61,6 +61,13 @@ type Config struct {
 	// LeaseTimeout is how long a node serves its actors after it last heard
 	// the leader; it must be below FailTimeout. Zero means 3/8 of FailTimeout.
 	LeaseTimeout time.Duration
+	// ClientTimeout is how long the registry's leader waits without hearing
+	// from a client before it stops the actors that client owns (see
+	// Detached): a client killed without a word. A live client is heard
+	// every few seconds (its member watch). Zero means 10 s, or 4 ×
+	// FailTimeout if that is longer; at least 5 s. Set it alike on every
+	// member (the leader of the moment applies its own).
+	ClientTimeout time.Duration
 	// Client makes the process a client of the cluster at Join instead of
 	// a member: it calls, spawns, looks up and stops actors, but holds no
 	// replica, never votes and hosts nothing (see IsClient). Its

@@ -47,6 +47,7 @@ type Node struct {
 	ctx     context.Context // cancelled by Close
 	cancel  context.CancelFunc
 	closing atomic.Bool
+	owns    atomic.Bool // a client that spawned an actor it owns (Detached)
 	closed  chan struct{}
 
 	lifeMu sync.Mutex // guards goroutine starts against Close
@@ -128,6 +129,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		HeartbeatTimeout: cfg.HeartbeatTimeout,
 		FailTimeout:      cfg.FailTimeout,
 		LeaseTimeout:     cfg.LeaseTimeout,
+		ClientTimeout:    cfg.ClientTimeout,
 		RestartGrace:     cfg.RestartGrace,
 		Logger:           cfg.Logger,
 	})
@@ -224,6 +226,14 @@ func (n *Node) Close() error {
 	n.log("node closing")
 	if n.admin != nil {
 		n.admin.close()
+	}
+	if n.cl != nil && n.owns.Load() {
+		// A client's own actors end with it (see Detached).
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		if err := n.cl.Release(ctx); err != nil {
+			n.warn("actors owned by this client not released; the registry stops them once it finds the client silent", "err", err)
+		}
+		cancel()
 	}
 	err := n.ep.Close()
 	n.lifeMu.Lock()
@@ -589,6 +599,9 @@ func (r *resolver) Refresh(ctx context.Context, id string, stale remote.Location
 		}
 	}
 }
+
+// releaseTimeout bounds a closing client's release of the actors it owns.
+const releaseTimeout = 5 * time.Second
 
 // owner is the callee's view of the registry for the endpoint.
 type owner Node

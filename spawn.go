@@ -104,6 +104,7 @@ type spawnOptions struct {
 	strategy placement.Strategy
 	node     string
 	policy   RestartPolicy
+	detached bool
 }
 
 // SpawnOption qualifies a Spawn.
@@ -138,6 +139,15 @@ func ByHash() SpawnOption { return func(o *spawnOptions) { o.strategy = placemen
 // across node failures.
 func WithRestart(p RestartPolicy) SpawnOption { return func(o *spawnOptions) { o.policy = p } }
 
+// Detached makes an actor spawned by a client outlive it. Without it a
+// client owns what it spawns, as a Ray driver owns its non-detached
+// actors: the registry stops those actors when the client closes, or when
+// it has not heard from the client for its client timeout (10 s, or 4 ×
+// FailTimeout if longer) — a client killed without a word. Members' spawns
+// and virtual actors are always detached; on a member Detached changes
+// nothing.
+func Detached() SpawnOption { return func(o *spawnOptions) { o.detached = true } }
+
 // Spawn places a registered actor of typeName somewhere in the cluster (by
 // default on the least-loaded node hosting the type) and returns a Ref bound
 // to n. The actor is activated on its host by the first call (after a
@@ -150,8 +160,13 @@ func (n *Node) Spawn(ctx context.Context, typeName string, opts ...SpawnOption) 
 	if n.closing.Load() {
 		return Ref{}, ErrClosed
 	}
-	p, err := n.dir.Spawn(ctx, placement.SpawnRequest{ID: o.name, Type: typeName, Strategy: o.strategy,
-		Node: o.node, Policy: placement.RestartPolicy{MaxRestarts: o.policy.MaxRestarts, Backoff: o.policy.Backoff}})
+	req := placement.SpawnRequest{ID: o.name, Type: typeName, Strategy: o.strategy,
+		Node: o.node, Policy: placement.RestartPolicy{MaxRestarts: o.policy.MaxRestarts, Backoff: o.policy.Backoff}}
+	if n.cl != nil && !o.detached {
+		req.Owner = n.id
+		n.owns.Store(true)
+	}
+	p, err := n.dir.Spawn(ctx, req)
 	if err != nil {
 		return Ref{}, fmt.Errorf("troupe: spawn %s: %w", typeName, err)
 	}

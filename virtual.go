@@ -46,7 +46,7 @@ func (n *Node) ensureVirtual(ctx context.Context, r Ref) (Ref, error) {
 		}
 		return r, nil
 	}
-	got, err := n.Spawn(ctx, r.Type, WithName(r.ID))
+	got, err := n.Spawn(ctx, r.Type, WithName(r.ID), Detached()) // cluster-scoped, whoever calls first
 	if err != nil {
 		return r, fmt.Errorf("troupe: virtual actor %s: %w", r.ID, err)
 	}

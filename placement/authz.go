@@ -211,10 +211,13 @@ func (r *Registry) authorizeCommand(from string, data []byte) ([]byte, error) {
 		return nil, r.refuse(from, what, RefusalExpelled, &SpawnError{Node: from, Err: ErrExpelled})
 	}
 	switch c.Type {
-	case cmdJoin, cmdFailed, cmdAlive, cmdRehome:
+	case cmdJoin, cmdFailed, cmdAlive, cmdRehome, cmdRelease:
 		return nil, r.refuse(from, what, RefusalLeaderOnly, nil)
 	case cmdTypes, cmdLeave, cmdSpawn, cmdForget:
 		if c.Node != from {
+			return nil, r.refuse(from, what, RefusalWrongNode, nil)
+		}
+		if c.Spawn.Owner != "" { // only a client owns what it spawns
 			return nil, r.refuse(from, what, RefusalWrongNode, nil)
 		}
 	case cmdExpel:
@@ -256,7 +259,7 @@ func (r *Registry) authorizeClient(from, what string, c command) ([]byte, error)
 		return nil, r.refuse(from, what, RefusalExpelled, &SpawnError{Node: from, Err: ErrExpelled})
 	}
 	switch c.Type {
-	case cmdSpawn:
+	case cmdSpawn, cmdRelease:
 		if c.Node != from {
 			return nil, r.refuse(from, what, RefusalWrongNode, nil)
 		}
@@ -276,7 +279,7 @@ func (r *Registry) isClient(peer string) bool {
 }
 
 func (t cmdType) String() string {
-	names := [...]string{"", "join", "types", "failed", "alive", "leave", "spawn", "stop", "restart", "read", "batch", "expel", "rehome", "forget"}
+	names := [...]string{"", "join", "types", "failed", "alive", "leave", "spawn", "stop", "restart", "read", "batch", "expel", "rehome", "forget", "release"}
 	if int(t) < len(names) && t > 0 {
 		return names[t]
 	}

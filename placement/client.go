@@ -239,6 +239,13 @@ func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (Placement, error)
 	return res.Placement, nil
 }
 
+// Release stops every actor this client owns (SpawnRequest.Owner), as a
+// client does when it closes.
+func (c *Client) Release(ctx context.Context) error {
+	_, err := c.propose(ctx, command{Type: cmdRelease, Node: c.id, Reason: "owner " + c.id + " closed"})
+	return err
+}
+
 // Stop stops actor id for reason.
 func (c *Client) Stop(ctx context.Context, id, reason string) error {
 	res, err := c.propose(ctx, command{Type: cmdStop, ID: id, Reason: reason})

@@ -60,10 +60,28 @@ func TestClient(t *testing.T) {
 		{Type: cmdExpel, Node: "n2"},
 		{Type: cmdLeave, Node: "c1"},
 		{Type: cmdSpawn, Node: "n2", Spawn: SpawnRequest{Type: "T"}},
+		{Type: cmdRelease, Node: "c2"},                          // another client's actors
+		{Type: cmdForget, Node: "n3", ID: p.ID, Epoch: p.Epoch}, // a host's own write
 	} {
 		if _, err := cl.propose(ctx, c); !errors.Is(err, ErrUnauthorized) {
 			t.Errorf("client command %v: %v, want ErrUnauthorized", c.Type, err)
 		}
+	}
+	if _, err := cl.Spawn(ctx, SpawnRequest{Type: "T", Owner: "c2"}); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("a spawn owned by another client: %v, want ErrInvalidRequest", err)
+	}
+	if _, err := regs[1].Spawn(ctx, SpawnRequest{Type: "T", Owner: "n2"}); !errors.Is(err, ErrUnauthorized) && !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("a member's owned spawn: %v, want a refusal", err)
+	}
+	owned, err := cl.Spawn(ctx, SpawnRequest{ID: "owned", Type: "T", Owner: "c1"})
+	if err != nil || owned.Owner != "c1" {
+		t.Fatalf("owned spawn = %+v, %v", owned, err)
+	}
+	if err := cl.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := cl.Resolve(ctx, "owned"); !errors.Is(err, ErrNotFound) || q.State != Stopped {
+		t.Fatalf("owned actor after Release = %+v, %v; want stopped", q, err)
 	}
 
 	// The host fails: a client waiting for a newer placement wakes with it.

@@ -38,7 +38,10 @@ const (
 	// Epoch, active on the proposer): a virtual actor's next call places
 	// it anew. Refused for any other state, epoch or node.
 	cmdForget cmdType = 13
-	cmdLast   cmdType = cmdForget // last type decodeCommand accepts
+	// cmdRelease: stop every actor owned by client Node (it closed, or
+	// the leader found it silent past the client timeout).
+	cmdRelease cmdType = 14
+	cmdLast    cmdType = cmdRelease // last type decodeCommand accepts
 )
 
 // maxBatch bounds the commands in one batch entry. The epoch of a placement

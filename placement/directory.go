@@ -24,6 +24,7 @@ type class struct {
 	typ      string
 	node     string
 	reason   string
+	owner    string
 	policy   RestartPolicy
 	strategy Strategy
 	state    ActorState
@@ -186,11 +187,11 @@ func (w *dirWriter) get(id string) (Placement, bool) {
 }
 
 func (w *dirWriter) classOf(p *Placement) *classInfo {
-	k := class{typ: p.Type, node: p.Node, reason: p.Reason, policy: p.Policy, strategy: p.Strategy, state: p.State}
+	k := class{typ: p.Type, node: p.Node, reason: p.Reason, owner: p.Owner, policy: p.Policy, strategy: p.Strategy, state: p.State}
 	if c := w.intern[k]; c != nil {
 		return c
 	}
-	c := &classInfo{class: k, tmpl: Placement{Type: p.Type, Node: p.Node, Reason: p.Reason, Policy: p.Policy, Strategy: p.Strategy, State: p.State}}
+	c := &classInfo{class: k, tmpl: Placement{Type: p.Type, Node: p.Node, Reason: p.Reason, Owner: p.Owner, Policy: p.Policy, Strategy: p.Strategy, State: p.State}}
 	if len(w.intern) < maxInterned {
 		w.intern[k] = c
 	}

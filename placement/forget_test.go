@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // TestDirectoryDelete checks deletes against a map, interleaved with puts,
@@ -184,5 +186,112 @@ func TestOwnsTellsForgottenFromLagging(t *testing.T) {
 	}
 	if errors.Is(fromWire(toWire(&SpawnError{ID: "x", Err: ErrNotFound})), ErrForgotten) {
 		t.Fatal("a plain not-found crossed the wire as forgotten")
+	}
+}
+
+// TestOwnedActors checks client ownership in the state machine: only the
+// spawning client owns (its Origin), release stops its active actors and
+// nothing else, the owned counts follow, and a snapshot keeps the owner.
+func TestOwnedActors(t *testing.T) {
+	s := newSM(t)
+	s.join("n1", "T")
+	own := func(id, owner, origin string) result {
+		return s.do(command{Type: cmdSpawn, Node: origin, Origin: origin, Spawn: SpawnRequest{ID: id, Type: "T", Owner: owner}})
+	}
+	if res := own("a", "c1", "c1"); res.Err != nil || res.Placement.Owner != "c1" {
+		t.Fatalf("owned spawn: %+v", res)
+	}
+	if res := own("b", "c1", "c1"); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if res := own("x", "c1", "c2"); !errors.Is(res.Err, ErrInvalidRequest) {
+		t.Fatalf("spawn owned by another client: %v", res.Err)
+	}
+	if res := own("m", "n1", "n1"); !errors.Is(res.Err, ErrInvalidRequest) {
+		t.Fatalf("spawn owned by a member: %v", res.Err)
+	}
+	if res := own("d", "", "c1"); res.Err != nil || res.Placement.Owner != "" {
+		t.Fatalf("detached spawn: %+v", res)
+	}
+	if res := own("e", "c2", "c2"); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if got := s.m.owners(); len(got) != 2 || got[0] != "c1" || got[1] != "c2" {
+		t.Fatalf("owners %v", got)
+	}
+	r := restoredCopy(t, s.m)
+	if p, _ := r.lookup("a"); p.Owner != "c1" {
+		t.Fatalf("restored owner %+v", p)
+	}
+	if r.owned["c1"] != 2 || r.owned["c2"] != 1 {
+		t.Fatalf("restored owned counts %v", r.owned)
+	}
+	s.do(command{Type: cmdStop, ID: "b"})
+	if s.m.owned["c1"] != 1 {
+		t.Fatalf("owned after a stop: %v", s.m.owned)
+	}
+	s.events = nil
+	if res := s.do(command{Type: cmdRelease, Node: "c1"}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	for id, want := range map[string]ActorState{"a": Stopped, "b": Stopped, "d": Active, "e": Active} {
+		if p, _ := s.m.lookup(id); p.State != want {
+			t.Errorf("%s after c1's release: %+v", id, p)
+		}
+	}
+	if len(s.events) != 1 || s.events[0].Kind != ActorStopped || s.events[0].Actor.ID != "a" {
+		t.Fatalf("release events %+v", s.events)
+	}
+	if _, ok := s.m.owned["c1"]; ok || s.m.owned["c2"] != 1 {
+		t.Fatalf("owned after release %v", s.m.owned)
+	}
+}
+
+// TestSilentOwners checks the leader's judgement of clients owning
+// actors, on a clock of its own: an owner is released only once silent
+// past the client timeout, hearing from it restarts its clock, a new term
+// gives every owner a full timeout from the election, and one release is
+// under way per owner at a time.
+func TestSilentOwners(t *testing.T) {
+	r := &Registry{cfg: Config{ClientTimeout: 6 * time.Second}, clientHeard: map[string]time.Time{}, releasing: map[string]bool{},
+		log: slog.New(slog.DiscardHandler)}
+	to := r.clientTimeout()
+	t0 := time.Unix(1000, 0)
+	owners := []string{"c1", "c2"}
+	if got := r.silentOwners(owners, t0, false); len(got) != 0 {
+		t.Fatalf("first sight released %v", got)
+	}
+	r.clientHeard["c2"] = t0.Add(to / 2) // c2 was heard since
+	if got := r.silentOwners(owners, t0.Add(to), false); len(got) != 0 {
+		t.Fatalf("released %v at exactly the timeout", got)
+	}
+	// A leader elected just before c1's timeout: a full timeout from now.
+	t1 := t0.Add(to - time.Second)
+	if got := r.silentOwners(owners, t1, true); len(got) != 0 {
+		t.Fatalf("released %v at a new term", got)
+	}
+	if got := r.silentOwners(owners, t0.Add(to+time.Second), false); len(got) != 0 {
+		t.Fatalf("released %v within the new leader's grace", got)
+	}
+	got := r.silentOwners(owners, t1.Add(to+time.Millisecond), false)
+	if len(got) != 2 || got[0] != "c1" || got[1] != "c2" {
+		t.Fatalf("past the grace: released %v, want [c1 c2]", got)
+	}
+	if again := r.silentOwners(owners, t1.Add(2*to), false); len(again) != 0 {
+		t.Fatalf("released twice: %v", again)
+	}
+	// Released and owning nothing any more: forgotten.
+	delete(r.releasing, "c1")
+	delete(r.releasing, "c2")
+	r.silentOwners(nil, t1.Add(3*to), false)
+	if len(r.clientHeard) != 0 {
+		t.Fatalf("clients owning nothing still watched: %v", r.clientHeard)
+	}
+	if minClientTimeout > 5*time.Second {
+		t.Fatalf("minClientTimeout %v: ClientTimeout's doc says 5 s", minClientTimeout)
+	}
+	r.cfg.ClientTimeout = time.Second
+	if r.clientTimeout() != minClientTimeout {
+		t.Fatalf("a 1 s ClientTimeout gives %v, want the floor %v", r.clientTimeout(), minClientTimeout)
 	}
 }

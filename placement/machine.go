@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ type machine struct {
 	members map[string]*Member
 
 	sessions map[string]*session // origin node -> its recent request results
+	// owned counts, per owning client, its active actors (Placement.Owner);
+	// the leader watches the liveness of these clients only.
+	owned map[string]int
 
 	// denied is the set of expelled ids, a copy the transport Gate reads
 	// without a lock; apply refreshes it on each expel, the Registry after a
@@ -359,6 +363,8 @@ func (a *applier) run(c command) result {
 		return a.restart(c)
 	case cmdForget:
 		return a.forget(c)
+	case cmdRelease:
+		return a.release(c)
 	case cmdRead:
 		p, ok := a.m.get(c.ID)
 		if !ok {
@@ -736,6 +742,9 @@ func (a *applier) store(p Placement) {
 		if strings.HasPrefix(old.Reason, awaitingHost) {
 			a.m.await(old.Node, -1)
 		}
+		if old.Owner != "" {
+			a.m.own(old.Owner, -1)
+		}
 		if old.Node != p.Node || old.Epoch != p.Epoch || p.State != Active {
 			a.m.revoke(old.Node, a.index)
 		}
@@ -746,6 +755,9 @@ func (a *applier) store(p Placement) {
 		}
 		if strings.HasPrefix(p.Reason, awaitingHost) {
 			a.m.await(p.Node, 1)
+		}
+		if p.Owner != "" {
+			a.m.own(p.Owner, 1)
 		}
 	}
 }
@@ -763,7 +775,29 @@ func (a *applier) drop(p Placement) {
 	if strings.HasPrefix(p.Reason, awaitingHost) {
 		a.m.await(p.Node, -1)
 	}
+	if p.Owner != "" {
+		a.m.own(p.Owner, -1)
+	}
 	a.m.revoke(p.Node, a.index)
+}
+
+// own adds d to client's count of owned active actors.
+func (m *machine) own(client string, d int) {
+	if m.owned == nil {
+		m.owned = make(map[string]int)
+	}
+	if m.owned[client] += d; m.owned[client] <= 0 {
+		delete(m.owned, client)
+	}
+}
+
+// owners returns the clients owning active actors, sorted.
+func (m *machine) owners() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := slices.Collect(maps.Keys(m.owned))
+	slices.Sort(out)
+	return out
 }
 
 // await adds d to node's count of actors awaiting a host.
@@ -866,6 +900,9 @@ func (a *applier) spawn(c command) result {
 	if !req.Policy.valid() {
 		return fail(ErrInvalidPolicy)
 	}
+	if req.Owner != "" && (req.Owner != c.Origin || a.m.members[req.Owner] != nil) {
+		return fail(fmt.Errorf("%w: an actor is owned only by the client that spawns it", ErrInvalidRequest))
+	}
 	if req.ID != "" {
 		if p, ok := a.m.get(req.ID); ok && p.State == Active {
 			if p.Type != req.Type {
@@ -887,7 +924,7 @@ func (a *applier) spawn(c command) result {
 		}
 		return result{Err: err}
 	}
-	p := Placement{ID: id, Type: req.Type, Node: node, Epoch: a.epoch, Strategy: req.Strategy, Policy: req.Policy}
+	p := Placement{ID: id, Type: req.Type, Node: node, Epoch: a.epoch, Strategy: req.Strategy, Policy: req.Policy, Owner: req.Owner}
 	a.store(p)
 	a.emit(Event{Kind: ActorPlaced, Actor: p})
 	return result{Placement: p}
@@ -928,6 +965,34 @@ func (a *applier) forget(c command) result {
 	a.drop(p)
 	a.emit(Event{Kind: ActorForgotten, Prev: p})
 	return result{Placement: p}
+}
+
+// release stops every active actor owned by client c.Node: it closed, or
+// went silent past the registry's client timeout. Only that client or the
+// leader proposes it (authz.go).
+func (a *applier) release(c command) result {
+	if c.Node == "" {
+		return result{Err: fmt.Errorf("%w: empty owner", ErrInvalidRequest)}
+	}
+	if a.m.owned[c.Node] == 0 {
+		return result{}
+	}
+	var owned []Placement
+	walk(a.m.w.root, func(e *entry) bool {
+		if e.cls.owner == c.Node && e.cls.state == Active {
+			owned = append(owned, e.placement())
+		}
+		return true
+	})
+	slices.SortFunc(owned, func(x, y Placement) int { return cmp.Compare(x.ID, y.ID) }) // trie order is per process
+	reason := c.Reason
+	if reason == "" {
+		reason = "owner " + c.Node + " gone"
+	}
+	for _, p := range owned {
+		a.stopActor(p, reason)
+	}
+	return result{}
 }
 
 func (a *applier) restart(c command) result {

@@ -373,6 +373,7 @@ func (r *Registry) monitorLoop() {
 		}
 		now := time.Now()
 		members := r.fsm.m.memberList()
+		newTerm := r.raft.CurrentTerm() != term
 		if cur := r.raft.CurrentTerm(); cur != term {
 			// New leadership: every lease from an older leader ends within
 			// LeaseTimeout of now, so waiting grace is safe for all.
@@ -413,6 +414,7 @@ func (r *Registry) monitorLoop() {
 				r.log.Warn("mark member", "peer", mb.ID, "err", err)
 			}
 		}
+		r.checkOwners(now, newTerm)
 		r.removeExpelled()
 		r.reconcileVoters()
 		select {

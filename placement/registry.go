@@ -51,6 +51,10 @@ type Config struct {
 	// heard the leader; it must be below FailTimeout. Zero means 3/8 of
 	// FailTimeout.
 	LeaseTimeout time.Duration
+	// ClientTimeout is how long the leader waits without hearing a client
+	// before it stops the actors the client owns. Zero means 10 s, or 4 ×
+	// FailTimeout if longer.
+	ClientTimeout time.Duration
 	// SnapshotThreshold is how many log entries trigger a snapshot. Zero
 	// means 8192.
 	SnapshotThreshold uint64
@@ -132,6 +136,10 @@ type Registry struct {
 
 	hbMu      sync.Mutex
 	lastHeard map[string]time.Time // leader: last ping from each member
+	// clientHeard: leader, last control frame of each client owning
+	// actors; releasing: owners whose release is being applied (owners.go).
+	clientHeard map[string]time.Time
+	releasing   map[string]bool
 
 	goMu      sync.Mutex
 	goClosed  bool
@@ -189,19 +197,21 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("%w: LeaseTimeout %v must be below FailTimeout %v", ErrInvalidRequest, cfg.LeaseTimeout, cfg.FailTimeout)
 	}
 	r := &Registry{
-		cfg:       cfg,
-		tr:        cfg.Transport,
-		id:        cfg.Transport.ID(),
-		addr:      cfg.Transport.Addr(),
-		fsm:       newFSM(),
-		log:       cfg.Logger,
-		base:      time.Now(),
-		pending:   make(map[uint64]pendingCall),
-		pingSent:  make(map[uint64]time.Duration),
-		lastHeard: make(map[string]time.Time),
-		done:      make(chan struct{}),
-		applyQ:    make(chan applyReq, 1024),
-		fwdQ:      make(chan fwdReq, 1024),
+		cfg:         cfg,
+		tr:          cfg.Transport,
+		id:          cfg.Transport.ID(),
+		addr:        cfg.Transport.Addr(),
+		fsm:         newFSM(),
+		log:         cfg.Logger,
+		base:        time.Now(),
+		pending:     make(map[uint64]pendingCall),
+		pingSent:    make(map[uint64]time.Duration),
+		lastHeard:   make(map[string]time.Time),
+		clientHeard: make(map[string]time.Time),
+		releasing:   make(map[string]bool),
+		done:        make(chan struct{}),
+		applyQ:      make(chan applyReq, 1024),
+		fwdQ:        make(chan fwdReq, 1024),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	// Request ids start at random: a reply can only be forged by a peer
@@ -879,6 +889,9 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 	if err != nil {
 		_ = r.refuse(from, "control frame", RefusalMalformed, err)
 		return
+	}
+	if r.isClient(from) {
+		r.heardClient(from)
 	}
 	if err := r.allowFrame(from, c); err != nil {
 		switch c.Type {

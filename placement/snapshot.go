@@ -149,7 +149,11 @@ func (v *snapView) writeBody(w *crcCounter, head, tail []byte) error {
 // same keys, in field order. (Hand-written: 5× faster than the encoder.)
 func appendEntry(b []byte, e *entry) []byte {
 	c := e.cls
-	b = append(b, 0x80|9)
+	if c.owner != "" {
+		b = append(b, 0x80|10)
+	} else {
+		b = append(b, 0x80|9)
+	}
 	b = appendStr(appendStr(b, "i"), e.id)
 	b = appendStr(appendStr(b, "t"), c.typ)
 	b = appendStr(appendStr(b, "n"), c.node)
@@ -160,7 +164,11 @@ func appendEntry(b []byte, e *entry) []byte {
 	b = appendInt(appendStr(b, "b"), int64(c.policy.Backoff))
 	b = appendUint(appendStr(b, "r"), uint64(e.restarts))
 	b = appendUint(appendStr(b, "x"), uint64(c.state))
-	return appendStr(appendStr(b, "y"), c.reason)
+	b = appendStr(appendStr(b, "y"), c.reason)
+	if c.owner != "" {
+		b = appendStr(appendStr(b, "o"), c.owner)
+	}
+	return b
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -382,6 +390,9 @@ func decodeActors(val []byte) ([]Placement, int, bool) {
 			case 'y':
 				v, ok = r.str()
 				p.Reason = intern(v)
+			case 'o':
+				v, ok = r.str()
+				p.Owner = intern(v)
 			case 'e':
 				p.Epoch, ok = r.uint(math.MaxUint64)
 			case 's':
@@ -593,6 +604,7 @@ func (m *machine) restore(b snapshotBody) {
 	m.w.build(es, hs)
 	var count, stopped int64
 	m.awaiting = nil
+	m.owned = nil
 	walk(m.w.root, func(e *entry) bool {
 		count++
 		switch e.cls.state {
@@ -601,6 +613,9 @@ func (m *machine) restore(b snapshotBody) {
 		case Active:
 			if mb := m.members[e.cls.node]; mb != nil {
 				mb.Load++
+			}
+			if e.cls.owner != "" {
+				m.own(e.cls.owner, 1)
 			}
 			if strings.HasPrefix(e.cls.reason, awaitingHost) {
 				m.await(e.cls.node, 1)

@@ -66,6 +66,11 @@ type SpawnRequest struct {
 	Node string `msgpack:"n"`
 	// Policy is the restart policy. Zero means never restart.
 	Policy RestartPolicy `msgpack:"p"`
+	// Owner, when set, is the client that spawned the actor and owns its
+	// lifetime: the registry stops it when that client closes or goes
+	// silent (see Registry's client liveness). Only a client may own, and
+	// only for itself; empty means detached.
+	Owner string `msgpack:"o,omitempty"`
 }
 
 // ActorState is the lifecycle state of a directory entry.
@@ -95,7 +100,8 @@ type Placement struct {
 	Policy   RestartPolicy `msgpack:"p"`
 	Restarts int           `msgpack:"r"` // restarts so far
 	State    ActorState    `msgpack:"x"`
-	Reason   string        `msgpack:"y"` // why it stopped
+	Reason   string        `msgpack:"y"`           // why it stopped
+	Owner    string        `msgpack:"o,omitempty"` // the client owning its lifetime, or "" (detached)
 }
 
 // MemberStatus is a member's liveness as recorded in the log.
