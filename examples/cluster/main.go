@@ -160,17 +160,18 @@ func clientChild() int {
 	if r, err = troupe.Call[Reply](ctx, own, "Add", 3).Await(ctx); err != nil {
 		return fail(err)
 	}
-	fmt.Printf("RESULT its own Counter %s on %s: Add(3) = %d\n", own.ID, r.Node, r.Total)
+	fmt.Printf("RESULT its own Counter %s on %s: Add(3) = %d (owned: it ends with the client)\n", own.ID, r.Node, r.Total)
+	fmt.Printf("OWN %s\n", own.ID)
 	fmt.Printf("RESULT members seen by the client: %v (it is none of them)\n", n.Members())
 	return 0
 }
 
 // runClient runs the client "app" as a child process and relays its
 // results.
-func runClient(ctx context.Context, dir, join string, say func(string, ...any)) error {
+func runClient(ctx context.Context, dir, join string, say func(string, ...any)) (owned string, err error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return err
+		return "", err
 	}
 	cmd := exec.CommandContext(ctx, exe)
 	cmd.Env = append(os.Environ(), clientEnv+"=1", "TROUPE_CLUSTER_DIR="+dir, "TROUPE_CLUSTER_JOIN="+join)
@@ -181,12 +182,15 @@ func runClient(ctx context.Context, dir, join string, say func(string, ...any)) 
 		if r, ok := strings.CutPrefix(line, "RESULT "); ok {
 			say("app: %s", r)
 		}
+		if id, ok := strings.CutPrefix(line, "OWN "); ok {
+			owned = id
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("client app: %w", err)
+		return "", fmt.Errorf("client app: %w", err)
 	}
 	say("app (pid %d) exited", cmd.Process.Pid)
-	return nil
+	return owned, nil
 }
 
 // proc is a child process.
@@ -338,10 +342,24 @@ func run(ctx context.Context, out io.Writer, actors int) error {
 	}
 
 	say("== a client process: calls and spawns with a client certificate, without being a member")
-	if err := runClient(ctx, dir, n1.Addr(), say); err != nil {
+	owned, err := runClient(ctx, dir, n1.Addr(), say)
+	if err != nil {
 		return err
 	}
 	say("members seen by n1 after the client: %v", n1.Members())
+	// The release was applied before the client exited; n1's replica may
+	// apply it a moment later.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		ref, err := n1.Lookup(ctx, owned)
+		if errors.Is(err, troupe.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the client's own Counter %s outlived it: %v, %v", owned, ref, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	say("the client's own Counter %s stopped with it (a client owns what it spawns unless Detached)", owned)
 
 	say("== a virtual actor: no spawn, placed by its first call")
 	alice := n1.Virtual("Counter", "alice")
