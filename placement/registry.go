@@ -890,7 +890,7 @@ func (r *Registry) handleFrame(from string, frame []byte) {
 		_ = r.refuse(from, "control frame", RefusalMalformed, err)
 		return
 	}
-	if r.isClient(from) {
+	if r.IsLeader() && r.isClient(from) { // only the leader judges clients (owners.go)
 		r.heardClient(from)
 	}
 	if err := r.allowFrame(from, c); err != nil {
