@@ -1036,6 +1036,12 @@ func (w *streamWriter) run() {
 		w.buf, w.frames = spare[:0], 0
 		pc.mu.Unlock()
 		if len(out) > 0 {
+			// Counted before the write: the peer may read (and answer) a
+			// frame before Write returns, and a reader of the stats must
+			// never see an answer to a frame not yet counted as sent.
+			payload := uint64(len(out) - frames*frameHeaderLen)
+			pc.stats.framesSent.Add(uint64(frames))
+			pc.stats.bytesSent.Add(payload)
 			_, err := s.Write(out)
 			pc.mu.Lock()
 			w.queued -= len(out)
@@ -1043,13 +1049,13 @@ func (w *streamWriter) run() {
 			pc.wakeWaitersLocked()
 			pc.mu.Unlock()
 			if err != nil {
+				pc.stats.framesSent.Add(-uint64(frames))
+				pc.stats.bytesSent.Add(-payload)
 				pc.stats.framesDropped.Add(uint64(frames))
 				s.CancelWrite(codeStreamDone)
 				w.fail(err)
 				return
 			}
-			pc.stats.framesSent.Add(uint64(frames))
-			pc.stats.bytesSent.Add(uint64(len(out) - frames*frameHeaderLen))
 		}
 		spare = out
 		if retiring {
