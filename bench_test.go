@@ -410,6 +410,11 @@ func benchVirtualMemory(b *testing.B, durable bool) {
 		activate("Warm", keys/10)
 		passivated(warmGone, keys/10)
 		base := heap()
+		if f := os.Getenv("TROUPE_HEAPPROFILE"); f != "" {
+			out, _ := os.Create(f + ".base")
+			_ = pprof.WriteHeapProfile(out)
+			out.Close()
+		}
 		b.StartTimer()
 		activate("Sess", keys)
 		b.StopTimer()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"time"
 
 	"github.com/troupe-dev/troupe/actor"
@@ -86,7 +85,11 @@ func (e *Endpoint) shrinkMaps() {
 	n := len(e.actors)
 	e.actorsPeak = max(e.actorsPeak, n)
 	if e.actorsPeak >= 4096 && n < e.actorsPeak/4 {
-		e.actors = maps.Clone(e.actors)
+		m := make(map[string]*activation, n) // not maps.Clone: it keeps the old size
+		for k, v := range e.actors {
+			m[k] = v
+		}
+		e.actors = m
 		e.actorsPeak = n
 	}
 	if len(e.leaving) == 0 {
