@@ -168,8 +168,11 @@ func TestOwnsTellsForgottenFromLagging(t *testing.T) {
 		forgotten      bool
 	}{
 		{0, 10, false}, // no epoch: nothing known
-		{10 * maxBatch, 10, true},
-		{10*maxBatch + maxBatch - 1, 10, true},
+		{9 * maxBatch, 10, true},
+		{9*maxBatch + maxBatch - 1, 10, true},
+		{10 * maxBatch, 10, false},  // placed by entry 10: a forget would be a later entry
+		{10*maxBatch - 1, 11, true}, // one less than entry 10's first epoch (a Refresh of a hint): entry 10 is applied
+		{10*maxBatch - 1, 9, false}, // the same, on a replica one entry behind it
 		{11 * maxBatch, 10, false},
 	} {
 		if got := forgottenAt(tc.epoch, tc.applied); got != tc.forgotten {

@@ -48,9 +48,12 @@ func (r *Registry) Owns(id string, epoch uint64) (Placement, error) {
 // forgottenAt reports whether an entry absent from a replica at applied
 // that a caller knew at epoch was dropped (Forget) rather than not applied
 // yet: epochs are log-ordered (index × maxBatch + position), so a replica
-// past the epoch's index has applied the placement, and it is gone.
+// past the epoch's index has applied the placement, and it is gone (the
+// forget is a later entry). Strictly past: a caller may ask with one less
+// than an epoch it knows (Refresh of a hint), which can fall in the entry
+// before.
 func forgottenAt(epoch, applied uint64) bool {
-	return epoch > 0 && epoch/maxBatch <= applied
+	return epoch > 0 && epoch/maxBatch < applied
 }
 
 func errForgotten(id string) error {
