@@ -736,29 +736,27 @@ func (a *applier) store(p Placement) {
 	if !existed {
 		a.m.count.Add(1)
 	} else if old.State == Active {
-		if mb := a.m.members[old.Node]; mb != nil {
-			mb.Load--
-		}
-		if strings.HasPrefix(old.Reason, awaitingHost) {
-			a.m.await(old.Node, -1)
-		}
-		if old.Owner != "" {
-			a.m.own(old.Owner, -1)
-		}
+		a.count(old, -1)
 		if old.Node != p.Node || old.Epoch != p.Epoch || p.State != Active {
 			a.m.revoke(old.Node, a.index)
 		}
 	}
 	if p.State == Active {
-		if mb := a.m.members[p.Node]; mb != nil {
-			mb.Load++
-		}
-		if strings.HasPrefix(p.Reason, awaitingHost) {
-			a.m.await(p.Node, 1)
-		}
-		if p.Owner != "" {
-			a.m.own(p.Owner, 1)
-		}
+		a.count(p, 1)
+	}
+}
+
+// count adds d to what active placement p counts for: its node's load,
+// the actors awaiting a host there, its owner's actors.
+func (a *applier) count(p Placement, d int) {
+	if mb := a.m.members[p.Node]; mb != nil {
+		mb.Load += d
+	}
+	if strings.HasPrefix(p.Reason, awaitingHost) {
+		a.m.await(p.Node, d)
+	}
+	if p.Owner != "" {
+		a.m.own(p.Owner, d)
 	}
 }
 
@@ -769,25 +767,20 @@ func (a *applier) drop(p Placement) {
 		return
 	}
 	a.m.count.Add(-1)
-	if mb := a.m.members[p.Node]; mb != nil {
-		mb.Load--
-	}
-	if strings.HasPrefix(p.Reason, awaitingHost) {
-		a.m.await(p.Node, -1)
-	}
-	if p.Owner != "" {
-		a.m.own(p.Owner, -1)
-	}
+	a.count(p, -1)
 	a.m.revoke(p.Node, a.index)
 }
 
 // own adds d to client's count of owned active actors.
-func (m *machine) own(client string, d int) {
-	if m.owned == nil {
-		m.owned = make(map[string]int)
+func (m *machine) own(client string, d int) { bump(&m.owned, client, d) }
+
+// bump adds d to (*counts)[k], dropping keys that reach zero.
+func bump(counts *map[string]int, k string, d int) {
+	if *counts == nil {
+		*counts = make(map[string]int)
 	}
-	if m.owned[client] += d; m.owned[client] <= 0 {
-		delete(m.owned, client)
+	if (*counts)[k] += d; (*counts)[k] <= 0 {
+		delete(*counts, k)
 	}
 }
 
@@ -801,14 +794,7 @@ func (m *machine) owners() []string {
 }
 
 // await adds d to node's count of actors awaiting a host.
-func (m *machine) await(node string, d int) {
-	if m.awaiting == nil {
-		m.awaiting = make(map[string]int)
-	}
-	if m.awaiting[node] += d; m.awaiting[node] <= 0 {
-		delete(m.awaiting, node)
-	}
-}
+func (m *machine) await(node string, d int) { bump(&m.awaiting, node, d) }
 
 func (a *applier) snap(mb *Member) Member {
 	c := *mb
