@@ -505,6 +505,48 @@ func TestIdleActorHoldsNoGoroutine(t *testing.T) {
 	})
 }
 
+// Workers park for reuse after running an actor dry: a bounded few, however
+// many actors ran at once, and none after Close.
+func TestParkedWorkersBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, err := actor.New(actor.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := make(chan struct{})
+		for range 100 {
+			pid, _ := s.Spawn(func() actor.Actor {
+				return actor.ReceiveFunc(func(_ *actor.Context, msg any) {
+					if msg == "block" {
+						<-release
+					}
+				})
+			}, actor.Options{})
+			s.Tell(pid, "block")
+		}
+		synctest.Wait()
+		if n := actorWorkers(); n != 100 {
+			t.Fatalf("%d actor worker goroutines with 100 busy actors, want 100", n)
+		}
+		close(release)
+		synctest.Wait()
+		if n := parkedWorkers(); n < 1 || n > max(8, 4*runtime.GOMAXPROCS(0)) {
+			t.Fatalf("%d parked workers after 100 actors ran at once", n)
+		}
+		s.Close()
+		if n := parkedWorkers(); n != 0 {
+			t.Fatalf("%d parked workers after Close", n)
+		}
+	})
+}
+
+// parkedWorkers counts the engine's worker goroutines parked for reuse.
+func parkedWorkers() int {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Count(string(buf[:n]), "troupe/actor.(*System).worker(") - actorWorkers()
+}
+
 // actorWorkers counts the goroutines of the whole process that are running
 // an actor's mailbox loop. Counting runtime.NumGoroutine instead would also
 // count goroutines of other tests that are still winding down.

@@ -217,8 +217,7 @@ func (p *process) enqueue(env envelope, force bool) error {
 	}
 	p.scheduled = true
 	p.mu.Unlock()
-	p.sys.workers.Add(1)
-	go p.run()
+	p.sys.startWorker(p)
 	return nil
 }
 
@@ -275,8 +274,7 @@ func (p *process) sendSys(m sysMsg) {
 	}
 	p.scheduled = true
 	p.mu.Unlock()
-	p.sys.workers.Add(1)
-	go p.run()
+	p.sys.startWorker(p)
 }
 
 // idleSpins is how many times a worker that has just processed user
@@ -292,7 +290,6 @@ const idleSpins = 2
 // one locked step, delivers it without the lock, and exits when there is
 // nothing left to do.
 func (p *process) run() {
-	defer p.sys.workers.Done()
 	c := &p.ctx
 	spins := idleSpins // no spinning until user messages were processed
 	for {

@@ -809,6 +809,10 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bo
 		}
 		pc.writers[k] = w
 	}
+	if k != KindOneWay && w.queued == 0 && w.s != nil && w.tryDirect(payload) {
+		pc.mu.Unlock()
+		return nil
+	}
 	w.buf = appendFrame(w.buf, payload)
 	w.frames++
 	w.queued += n
@@ -1006,7 +1010,32 @@ type streamWriter struct {
 	// guarded by pc.mu
 	buf    []byte
 	frames int
-	queued int // bytes in buf and in the write in progress
+	queued int          // bytes in buf and in the write in progress
+	s      *quic.Stream // once opened and tagged with the kind
+	direct []byte       // tryDirect's frame, reused
+}
+
+// tryDirect writes one frame straight into the stream's send buffer on the
+// sender's goroutine, without waking the writer, when QUIC can take it at
+// once (flow-control credit is there). It is called under pc.mu with
+// nothing queued, so frames keep their order; when it returns false
+// nothing was written and the frame goes through the queue. A lone call
+// thus costs no goroutine hand-off; a burst queues behind the first frame
+// that has to wait, and the writer sends it in one Write. One-way frames
+// always go through the queue: their senders run ahead in bursts, which
+// one Write per burst serves better (measured: -15 % msgs/s direct).
+func (w *streamWriter) tryDirect(payload []byte) bool {
+	w.direct = appendFrame(w.direct[:0], payload)
+	if err := w.s.TryWriteAll(w.direct); err != nil {
+		return false // ErrWouldBlock; or the stream failed, which the writer reports
+	}
+	if cap(w.direct) > slabSize {
+		w.direct = nil // a big frame's buffer is not kept
+	}
+	pc := w.pc
+	pc.stats.framesSent.Add(1)
+	pc.stats.bytesSent.Add(uint64(len(payload)))
+	return true
 }
 
 func (w *streamWriter) run() {
@@ -1020,6 +1049,9 @@ func (w *streamWriter) run() {
 		w.fail(err)
 		return
 	}
+	pc.mu.Lock()
+	w.s = s
+	pc.mu.Unlock()
 	var spare []byte
 	for {
 		retiring := false

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -842,4 +843,89 @@ func TestQUICBatchHandler(t *testing.T) {
 		biggest = max(biggest, c)
 	}
 	t.Logf("%d frames in %d calls, the biggest of %d", n, len(got.calls), biggest)
+}
+
+// Frames written straight from the sender's goroutine (when nothing is
+// queued) and frames queued behind a stalled stream keep one order: each
+// sender's frames arrive in the order it sent them, none lost, through
+// Send and TrySend, while the receiver stalls and resumes.
+func TestQUICDirectAndQueuedKeepOrder(t *testing.T) {
+	a := newNode(t, "a", func(c *Config) { c.StreamReceiveWindow = 64 << 10 })
+	b := newNode(t, "b", func(c *Config) { c.StreamReceiveWindow = 64 << 10 })
+	const senders, per = 3, 3000
+	var mu sync.Mutex
+	next := make([]int, senders)
+	got := 0
+	all := make(chan struct{})
+	stall := make(chan struct{})
+	var bad error
+	b.Handle(KindCalls, HandlerFunc(func(_ string, f []byte) {
+		var s, i int
+		if _, err := fmt.Sscanf(string(f[:16]), "%03d %012d", &s, &i); err != nil {
+			mu.Lock()
+			bad = fmt.Errorf("frame %q: %v", f[:16], err)
+			mu.Unlock()
+			return
+		}
+		if i == per/3 && s == 0 {
+			<-stall // the stream backs up behind this frame
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if next[s] != i && bad == nil {
+			bad = fmt.Errorf("sender %d: frame %d arrived when %d was next", s, i, next[s])
+		}
+		next[s] = i + 1
+		if got++; got == senders*per {
+			close(all)
+		}
+	}))
+	to := Peer{ID: "b", Addr: b.Addr()}
+	if err := a.Send(t.Context(), to, KindControl, []byte("dial")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			for i := range per {
+				// Sizes vary so that some frames fit the window's rest
+				// and some do not.
+				f := make([]byte, 16+(i%7)*300)
+				copy(f, fmt.Sprintf("%03d %012d", s, i))
+				var err error
+				if i%2 == 0 {
+					err = a.Send(t.Context(), to, KindCalls, f)
+				} else {
+					for {
+						if err = a.TrySend(to, KindCalls, f); !errors.Is(err, ErrQueueFull) {
+							break
+						}
+						runtime.Gosched()
+					}
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		// Released once the senders have had to queue behind the stall.
+		for a.Stats()[0].QueuedBytes == 0 {
+			runtime.Gosched()
+		}
+		close(stall)
+	})
+	wg.Wait()
+	select {
+	case <-all:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%d of %d frames arrived", got, senders*per)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != nil {
+		t.Fatal(bad)
+	}
 }
