@@ -809,19 +809,16 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bo
 		}
 		pc.writers[k] = w
 	}
-	if k != KindOneWay && w.queued == 0 && w.s != nil && w.tryDirect(payload) {
-		pc.mu.Unlock()
-		return nil
-	}
 	w.buf = appendFrame(w.buf, payload)
 	w.frames++
 	w.queued += n
 	pc.queued += n
-	pc.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if k != KindOneWay && !w.writing && w.s != nil {
+		w.flush() // unlocks pc.mu
+		return nil
 	}
+	pc.mu.Unlock()
+	w.wakeUp()
 	return nil
 }
 
@@ -1008,34 +1005,84 @@ type streamWriter struct {
 	wake chan struct{} // capacity 1
 
 	// guarded by pc.mu
-	buf    []byte
-	frames int
-	queued int          // bytes in buf and in the write in progress
-	s      *quic.Stream // once opened and tagged with the kind
-	direct []byte       // tryDirect's frame, reused
+	buf     []byte // queued frames, in order
+	frames  int    // in buf
+	spare   []byte // the buffer of the last write, reused for buf
+	queued  int    // bytes in buf and in the write in progress
+	writing bool   // a write is in progress (the writer's, or a sender's flush)
+	s       *quic.Stream
 }
 
-// tryDirect writes one frame straight into the stream's send buffer on the
-// sender's goroutine, without waking the writer, when QUIC can take it at
-// once (flow-control credit is there). It is called under pc.mu with
-// nothing queued, so frames keep their order; when it returns false
-// nothing was written and the frame goes through the queue. A lone call
-// thus costs no goroutine hand-off; a burst queues behind the first frame
-// that has to wait, and the writer sends it in one Write. One-way frames
-// always go through the queue: their senders run ahead in bursts, which
-// one Write per burst serves better (measured: -15 % msgs/s direct).
-func (w *streamWriter) tryDirect(payload []byte) bool {
-	w.direct = appendFrame(w.direct[:0], payload)
-	if err := w.s.TryWriteAll(w.direct); err != nil {
-		return false // ErrWouldBlock; or the stream failed, which the writer reports
-	}
-	if cap(w.direct) > slabSize {
-		w.direct = nil // a big frame's buffer is not kept
-	}
+// take hands out the queued frames for a write, under pc.mu.
+func (w *streamWriter) take() (out []byte, frames int) {
+	out, frames = w.buf, w.frames
+	w.buf, w.frames, w.spare = w.spare[:0], 0, nil
+	return out, frames
+}
+
+// wrote accounts for out, written (or dropped), under pc.mu.
+func (w *streamWriter) wrote(out []byte) {
 	pc := w.pc
-	pc.stats.framesSent.Add(1)
-	pc.stats.bytesSent.Add(uint64(len(payload)))
-	return true
+	w.queued -= len(out)
+	pc.queued -= len(out)
+	pc.wakeWaitersLocked()
+	if cap(out) <= slabSize {
+		w.spare = out // a burst's big buffer is not kept
+	}
+}
+
+func (w *streamWriter) wakeUp() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flush writes the queued frames into the stream's send buffer on the
+// sender's goroutine, when nobody else is writing (called under pc.mu,
+// which it unlocks). QUIC takes them at once or not at all (TryWriteAll):
+// when flow control has no room, they go back to the front of the queue
+// and the writer goroutine sends them, waiting for credit. Senders that
+// queue while a flush is in progress leave their frames to it (it looks
+// again once, then leaves the rest to the writer), so a burst of
+// concurrent calls goes out in a few writes and a lone call costs no
+// goroutine hand-off. One-way frames always go through the writer: their
+// senders run ahead in bursts, which one Write per burst serves better
+// (measured: -15 % msgs/s when each was written directly).
+func (w *streamWriter) flush() {
+	pc := w.pc
+	w.writing = true
+	for round := 0; len(w.buf) > 0 && round < 2; round++ {
+		out, frames := w.take()
+		pc.mu.Unlock()
+		// Counted before the write, as in run.
+		payload := uint64(len(out) - frames*frameHeaderLen)
+		pc.stats.framesSent.Add(uint64(frames))
+		pc.stats.bytesSent.Add(payload)
+		err := w.s.TryWriteAll(out)
+		pc.mu.Lock()
+		if err != nil {
+			// Nothing was written (ErrWouldBlock, or the stream failed,
+			// which the writer finds and reports).
+			pc.stats.framesSent.Add(-uint64(frames))
+			pc.stats.bytesSent.Add(-payload)
+			if pc.writers[w.kind] != w { // failed meanwhile: dropped
+				pc.stats.framesDropped.Add(uint64(frames))
+				w.wrote(out)
+				break
+			}
+			w.buf = append(out, w.buf...)
+			w.frames += frames
+			break
+		}
+		w.wrote(out)
+	}
+	w.writing = false
+	left := len(w.buf) > 0 || pc.retired.Load()
+	pc.mu.Unlock()
+	if left {
+		w.wakeUp()
+	}
 }
 
 func (w *streamWriter) run() {
@@ -1052,9 +1099,8 @@ func (w *streamWriter) run() {
 	pc.mu.Lock()
 	w.s = s
 	pc.mu.Unlock()
-	var spare []byte
+	retiring := false
 	for {
-		retiring := false
 		select {
 		case <-w.wake:
 		case <-pc.retireC:
@@ -1063,11 +1109,27 @@ func (w *streamWriter) run() {
 			w.fail(context.Cause(ctx))
 			return
 		}
-		pc.mu.Lock()
-		out, frames := w.buf, w.frames
-		w.buf, w.frames = spare[:0], 0
-		pc.mu.Unlock()
-		if len(out) > 0 {
+		for {
+			pc.mu.Lock()
+			if w.writing {
+				// A sender is flushing; it wakes this writer if it
+				// leaves frames, or once the connection retires.
+				pc.mu.Unlock()
+				break
+			}
+			if len(w.buf) == 0 {
+				pc.mu.Unlock()
+				if retiring {
+					// Sends stopped before retireC closed; what they
+					// queued went out.
+					s.Close()
+					return
+				}
+				break
+			}
+			out, frames := w.take()
+			w.writing = true
+			pc.mu.Unlock()
 			// Counted before the write: the peer may read (and answer) a
 			// frame before Write returns, and a reader of the stats must
 			// never see an answer to a frame not yet counted as sent.
@@ -1076,9 +1138,8 @@ func (w *streamWriter) run() {
 			pc.stats.bytesSent.Add(payload)
 			_, err := s.Write(out)
 			pc.mu.Lock()
-			w.queued -= len(out)
-			pc.queued -= len(out)
-			pc.wakeWaitersLocked()
+			w.writing = false
+			w.wrote(out)
 			pc.mu.Unlock()
 			if err != nil {
 				pc.stats.framesSent.Add(-uint64(frames))
@@ -1089,12 +1150,15 @@ func (w *streamWriter) run() {
 				return
 			}
 		}
-		spare = out
 		if retiring {
-			// Sends stopped before retireC closed; what they queued went
-			// out above.
-			s.Close()
-			return
+			// Wait for the flushing sender's wake-up (retireC stays closed).
+			select {
+			case <-w.wake:
+			case <-ctx.Done():
+				w.fail(context.Cause(ctx))
+				return
+			}
+			w.wakeUp()
 		}
 	}
 }
