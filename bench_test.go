@@ -79,17 +79,30 @@ func benchNodesIn(b *testing.B, n int, dir string) ([]*Node, Ref) {
 var payload = make([]byte, 32)
 
 // BenchmarkRemoteCall: round trips from one node to an actor on another,
-// over QUIC on loopback, with 1 or 64 calls in flight.
+// over QUIC on loopback, with 1 or 64 calls in flight; the deadline/
+// variants share one ctx with a deadline between the callers, as the bench
+// suite's scenarios (and most real callers) do.
 func BenchmarkRemoteCall(b *testing.B) {
-	for _, inflight := range []int{1, 64} {
-		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
-			_, r := benchNodes(b, 2)
-			ctx := context.Background()
-			roundTrips(b, inflight, func(int) error {
-				_, err := Call[int](ctx, r, "Take", payload).Await(ctx)
-				return err
+	for _, deadline := range []bool{false, true} {
+		for _, inflight := range []int{1, 64} {
+			name := fmt.Sprintf("inflight=%d", inflight)
+			if deadline {
+				name = "deadline/" + name
+			}
+			b.Run(name, func(b *testing.B) {
+				_, r := benchNodes(b, 2)
+				ctx := context.Background()
+				if deadline {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, time.Hour)
+					defer cancel()
+				}
+				roundTrips(b, inflight, func(int) error {
+					_, err := Call[int](ctx, r, "Take", payload).Await(ctx)
+					return err
+				})
 			})
-		})
+		}
 	}
 }
 

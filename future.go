@@ -47,7 +47,16 @@ func Call[R any](ctx context.Context, r Ref, method string, args ...any) *Future
 	if err != nil {
 		return &Future[R]{err: err}
 	}
-	return &Future[R]{call: n.ep.Call(ctx, r.Ref, method, r.opts, args...), actor: r.ID, method: method}
+	fc := &futureCall[R]{f: Future[R]{actor: r.ID, method: method}}
+	fc.f.call = &fc.c
+	n.ep.StartCall(&fc.c, ctx, r.Ref, method, r.opts, args...)
+	return &fc.f
+}
+
+// futureCall is a Future and its remote.Call in one allocation.
+type futureCall[R any] struct {
+	f Future[R]
+	c remote.Call
 }
 
 // Tell sends a one-way call of method on the actor r names: no reply, no

@@ -30,10 +30,9 @@ type Call struct {
 	// Guarded by e.mu while the call is pending.
 	id       uint64
 	loc      Location
-	attempts int         // retries so far
-	busy     int         // retries after ErrBackpressure so far
-	begin    time.Time   // first send, for the retry budget
-	stop     func() bool // stops the ctx watcher
+	attempts int32     // retries so far
+	busy     int32     // retries after ErrBackpressure so far
+	begin    time.Time // first send, for the retry budget
 
 	// sending is 1 while the request is being written to the transport,
 	// and 2 once NodeFailed came for its host meanwhile: whether the
@@ -46,6 +45,10 @@ type Call struct {
 	err    error
 	mu     sync.Mutex
 	cbs    []func()
+
+	watched bool      // its ctx is watched (ctxwatch.go); under mu
+	watch   *ctxWatch // under Endpoint.watches.mu; nil once it fired
+	widx    int       // c's index in watch.calls
 }
 
 // Done is closed when the call completes.
@@ -109,8 +112,8 @@ func (c *Call) finishAt(result []byte, err error, at int64) {
 		c.mu.Unlock()
 		return
 	}
-	if stop := c.stop; stop != nil {
-		stop()
+	if c.watched {
+		c.e.watches.remove(c)
 	}
 	if err != nil {
 		c.fillError(err)
@@ -155,13 +158,22 @@ func (c *Call) fillError(err error) {
 // after the Resolver refreshes the location; see CallOptions for retries
 // after delivery.
 func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOptions, args ...any) *Call {
-	c := &Call{e: e, ctx: ctx, ref: ref, method: method, done: make(chan struct{}), t0: monoNow()}
+	c := new(Call)
+	e.StartCall(c, ctx, ref, method, opts, args...)
+	return c
+}
+
+// StartCall is Call into c, a zero Call the caller allocated (embedded in
+// a value of its own, say, to spend one allocation per call instead of
+// two). c must not be copied afterwards.
+func (e *Endpoint) StartCall(c *Call, ctx context.Context, ref Ref, method string, opts CallOptions, args ...any) {
+	c.e, c.ctx, c.ref, c.method, c.done, c.t0 = e, ctx, ref, method, make(chan struct{}), monoNow()
 	if opts.Idempotent {
 		c.flags |= FlagIdempotent
 	}
 	if ctx == nil {
 		c.finish(nil, &Error{Code: CodeInternal, Message: "nil context"})
-		return c
+		return
 	}
 	traced := e.tracer != nil
 	if traced {
@@ -170,11 +182,11 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 	var err error
 	if c.args, err = AppendArgs(c.argsBuf[:0], args...); err != nil {
 		c.finish(nil, err)
-		return c
+		return
 	}
 	if err := e.checkSize(&Request{Target: ref.ID, Method: method, Sender: e.self}, traced, len(c.args)); err != nil {
 		c.finish(nil, err)
-		return c
+		return
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		c.deadline = dl.UnixNano()
@@ -184,22 +196,21 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 	}
 	if ctx.Err() != nil {
 		c.finish(nil, ctxError(ctx))
-		return c
+		return
 	}
 	loc, ok := e.resolve(ref)
 	if !ok {
 		c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
-		return c
+		return
 	}
 	if e.hostDown(loc.Node) {
 		// Not sent: wait for the actor's new place (the request never
 		// left, so even a non-idempotent call may go there).
 		c.loc = loc
 		e.retry(c, unavailable(loc.Node, errHostDown), retryRefresh)
-		return c
+		return
 	}
 	e.start(c, loc)
-	return c
 }
 
 // errHostDown is the cause of a call not sent to a host known to be down
@@ -367,8 +378,9 @@ func (e *Endpoint) start(c *Call, loc Location) {
 	e.mu.Unlock()
 	if c.flags&FlagNoCancel == 0 {
 		c.mu.Lock()
-		if c.stop == nil && !c.state.Load() {
-			c.stop = context.AfterFunc(c.ctx, func() { e.onCallCtxDone(c) })
+		if !c.watched && !c.state.Load() {
+			c.watched = true
+			e.watches.add(e, c)
 		}
 		c.mu.Unlock()
 	}

@@ -200,13 +200,13 @@ type Endpoint struct {
 	mu         sync.Mutex // guards pending, actors, inflight
 	pending    map[uint64]*Call
 	actors     map[string]*activation
-	leaving    map[string]*leaving // passivated activations still deactivating, or being forgotten
-	forgetQ    []*activation       // passivated, deactivated, entry to drop (passivate.go)
-	forgetN    int                 // goroutines draining forgetQ
-	actorsPeak int                 // the most entries actors held since it was last rebuilt
-	inflight   map[inflightKey]context.CancelFunc
-	peers      sync.Map               // node -> *peerState: callers with calls on this node
-	parkQs     map[parkKey]*parkQueue // requests waiting for ownership, per caller and actor
+	leaving    map[string]*leaving     // passivated activations still deactivating, or being forgotten
+	forgetQ    []*activation           // passivated, deactivated, entry to drop (passivate.go)
+	forgetN    int                     // goroutines draining forgetQ
+	actorsPeak int                     // the most entries actors held since it was last rebuilt
+	inflight   map[inflightKey]*jobCtx // cancellable hosted calls, for cancel frames
+	peers      sync.Map                // node -> *peerState: callers with calls on this node
+	parkQs     map[parkKey]*parkQueue  // requests waiting for ownership, per caller and actor
 
 	sentOneWay     sync.Map     // node -> *atomic.Uint64: one-way requests queued to it
 	parked         atomic.Int64 // requests waiting for ownership
@@ -218,6 +218,7 @@ type Endpoint struct {
 	clientLat   sync.Map     // clientKey -> *clientHists: latency of the calls made
 	clientCache clientCache
 	oneWays     oneWayCounters
+	watches     ctxWatches // the ctxs of pending calls (ctxwatch.go)
 }
 
 type inflightKey struct {
@@ -270,7 +271,7 @@ func New(cfg Config) (*Endpoint, error) {
 		pending:  make(map[uint64]*Call),
 		actors:   make(map[string]*activation),
 		leaving:  make(map[string]*leaving),
-		inflight: make(map[inflightKey]context.CancelFunc),
+		inflight: make(map[inflightKey]*jobCtx),
 		parkQs:   make(map[parkKey]*parkQueue),
 	}
 	if tp := cfg.TracerProvider; tp != nil {
@@ -392,6 +393,7 @@ func (e *Endpoint) Close() error {
 		}
 		c.finish(nil, &Error{Code: CodeUnavailable, Message: "endpoint closed", cause: ErrClosed})
 	}
+	e.watches.close()
 	e.sys.Close()
 	e.wg.Wait()
 	return nil

@@ -46,6 +46,17 @@ var (
 	errDeadline = context.DeadlineExceeded
 )
 
+// cancelByCaller ends c for a cancel frame. A cancel frame sent because
+// the caller's deadline passed must not beat the callee's own deadline to
+// it: the method sees context.DeadlineExceeded, as the caller does.
+func (c *jobCtx) cancelByCaller() {
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+		c.end(errDeadline)
+		return
+	}
+	c.cancel()
+}
+
 // Deadline returns the caller's deadline.
 func (c *jobCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
 

@@ -250,23 +250,8 @@ func (e *Endpoint) jobCtx(j *job) {
 	jc.init(j.ctx, dl)
 	j.ctx, j.jc = jc, jc
 	if cancellable {
-		var cancel func()
-		if hasDeadline {
-			// A cancel frame sent because the caller's deadline passed
-			// must not beat the callee's own deadline to it: the method
-			// sees context.DeadlineExceeded, as the caller does.
-			cancel = func() {
-				if time.Now().Before(dl) {
-					jc.cancel()
-				} else {
-					jc.end(context.DeadlineExceeded)
-				}
-			}
-		} else {
-			cancel = jc.cancel
-		}
 		e.mu.Lock()
-		e.inflight[inflightKey{j.from, q.ID}] = cancel
+		e.inflight[inflightKey{j.from, q.ID}] = jc
 		e.mu.Unlock()
 	}
 }
@@ -769,10 +754,10 @@ func (e *Endpoint) retire(act *activation) {
 // onCancel cancels the ctx of the request (from, id), queued or running.
 func (e *Endpoint) onCancel(from string, id uint64) {
 	e.mu.Lock()
-	cancel := e.inflight[inflightKey{from, id}]
+	jc := e.inflight[inflightKey{from, id}]
 	e.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if jc != nil {
+		jc.cancelByCaller()
 	}
 }
 
