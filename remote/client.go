@@ -232,18 +232,28 @@ func (e *Endpoint) hostDown(node string) bool {
 // host fails, the actor stops or moves before it runs, or ctx's deadline
 // passes first. A send that certainly did not leave (host unreachable) is
 // retried after a refresh, within ctx.
-func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) (err error) {
+func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) error {
 	if ctx == nil {
 		return &Error{Code: CodeInternal, Actor: ref.ID, Method: method, Message: "nil context"}
 	}
 	var tc *TraceContext
+	var span trace.Span
 	if e.tracer != nil {
 		ctx = e.startClientSpan(ctx, ref, method, true)
-		span := trace.SpanFromContext(ctx)
+		span = trace.SpanFromContext(ctx)
 		tc = traceContextOf(span.SpanContext())
-		defer func() { endSpan(span, "", method, err) }()
 	}
-	defer func() { countCode(&e.oneWays.sent, codeOf(err)) }()
+	err := e.tell(ctx, ref, method, tc, args)
+	if span != nil {
+		endSpan(span, "", method, err)
+	}
+	countCode(&e.oneWays.sent, codeOf(err))
+	return err
+}
+
+// tell is Tell once the span is started (no defers around it: Tell is on
+// the one-way hot path, where open-coded defers pay).
+func (e *Endpoint) tell(ctx context.Context, ref Ref, method string, tc *TraceContext, args []any) (err error) {
 	if e.isClosed() {
 		return ErrClosed
 	}
@@ -291,10 +301,10 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 				err = e.serveOneWay(e.self, &q, ctx)
 			}
 		} else {
-			buf := getBuf() // the transport copies the frame
-			*buf = append(AppendRequestHeader((*buf)[:0], &q), enc...)
-			err = e.sendKind(ctx, loc, transport.KindOneWay, *buf)
-			putBuf(buf)
+			// The frame goes in the buffer's room after the arguments (or
+			// a new one if there is none): the transport copies it.
+			frame := append(AppendRequestHeader(enc[len(enc):len(enc)], &q), enc...)
+			err = e.sendKind(ctx, loc, transport.KindOneWay, frame)
 			if err == nil {
 				e.oneWaySent(loc.Node).Add(1)
 			}

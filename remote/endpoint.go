@@ -526,6 +526,10 @@ func (h oneWayHandler) HandleFrames(from string, frames [][]byte) {
 	}
 	p := e.peer(from)
 	var run []*job
+	// One clock reading and one allocation for the burst's jobs: a slab
+	// stays reachable until its last job is done, at most MaxBatch jobs.
+	at := monoNow()
+	slab := make([]job, len(frames))
 	flush := func() {
 		if len(run) > 0 {
 			e.serveOneWays(from, run)
@@ -544,7 +548,9 @@ func (h oneWayHandler) HandleFrames(from string, frames [][]byte) {
 		if len(run) > 0 && (run[0].req.Target != q.Target || run[0].req.Epoch != q.Epoch) {
 			flush()
 		}
-		j := e.newJob(from, q, 0)
+		j := &slab[0]
+		slab = slab[1:]
+		e.initJob(j, from, q, at)
 		j.block = true
 		run = append(run, j)
 	}

@@ -226,15 +226,21 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 // caller's connection ends. at is the monoNow reading of its arrival; 0
 // means now.
 func (e *Endpoint) newJob(from string, q *Request, at int64) *job {
-	if at == 0 { // else a local caller's reading, as good as ours
+	j := new(job)
+	e.initJob(j, from, q, at)
+	return j
+}
+
+// initJob is newJob into j, a zero job.
+func (e *Endpoint) initJob(j *job, from string, q *Request, at int64) {
+	if at == 0 { // else a local caller's reading, or the burst's, as good as ours
 		at = monoNow()
 	}
-	j := &job{from: from, req: *q, ctx: e.peerCtx(from), start: at}
+	j.from, j.req, j.ctx, j.start = from, *q, e.peerCtx(from), at
 	e.jobCtx(j)
 	if e.tracer != nil {
 		e.startServerSpan(j)
 	}
-	return j
 }
 
 // jobCtx gives j the ctx its request asks for.
@@ -411,7 +417,9 @@ func (e *Endpoint) admit(j *job, typeName string, err error) error {
 // mailbox's byte budget.
 func (e *Endpoint) deliver(j *job, act *activation) error {
 	j.act = act
-	act.last.Store(monoNow())
+	// Its arrival (no clock reading here): enough for passivation, which
+	// also counts the queued jobs before it stops an actor.
+	act.last.Store(j.start)
 	if reason := act.stopped.Load(); reason != nil {
 		return errOf(e.finish(j, nil, &Error{Code: CodeUnavailable, Message: "actor stopped: " + (*reason).Error()}))
 	}
