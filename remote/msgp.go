@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"sync"
+	"sync/atomic"
 
 	"github.com/troupe-dev/troupe/internal/wirecheck"
 )
@@ -226,8 +226,7 @@ const (
 // interner keeps the last string read into each slot, so that a stream of
 // requests to the same actor and method allocates those strings once.
 type interner struct {
-	mu sync.Mutex
-	s  [slots]string
+	s [slots]atomic.Pointer[string] // lock-free: a peer's streams read in parallel
 }
 
 // strIn is str, reusing in's string of slot when the bytes are the same
@@ -244,13 +243,11 @@ func (r *reader) strIn(in *interner, slot int, optional bool) string {
 	if b == nil && r.off == start+1 && optional {
 		return ""
 	}
-	in.mu.Lock()
-	s := in.s[slot]
-	if s != string(b) { // compares without allocating
-		s = string(b)
-		in.s[slot] = s
+	if p := in.s[slot].Load(); p != nil && *p == string(b) { // compares without allocating
+		return *p
 	}
-	in.mu.Unlock()
+	s := string(b)
+	in.s[slot].Store(&s)
 	return s
 }
 
