@@ -27,8 +27,9 @@ type Call struct {
 	argsBuf  [48]byte // holds args when they are small: one allocation less
 	t0       int64    // monoNow when Call began, for the latency histogram
 
-	// Guarded by e.mu while the call is pending.
-	id       uint64
+	// Set by start; loc is guarded by the pending shard of id while the
+	// call is pending.
+	id       atomic.Uint64
 	loc      Location
 	attempts int32     // retries so far
 	busy     int32     // retries after ErrBackpressure so far
@@ -372,20 +373,24 @@ func (e *Endpoint) resolve(ref Ref) (Location, bool) {
 
 // start registers c as pending under a fresh id and sends its request to loc.
 func (e *Endpoint) start(c *Call, loc Location) {
-	e.mu.Lock()
-	if e.isClosed() {
-		e.mu.Unlock()
+	id := e.nextID.Add(1)
+	sh := e.shard(id)
+	sh.mu.Lock()
+	if e.isClosed() { // under the shard's lock: Close takes what is in it after closing
+		sh.mu.Unlock()
 		c.finish(nil, unavailable(loc.Node, ErrClosed))
 		return
 	}
-	c.id = e.nextID.Add(1)
+	c.id.Store(id)
 	c.loc = loc
-	id := c.id
-	e.pending[id] = c
+	if sh.m == nil {
+		sh.m = make(map[uint64]*Call)
+	}
+	sh.m[id] = c
 	if loc.Node != e.self {
 		c.sending.Store(1)
 	}
-	e.mu.Unlock()
+	sh.mu.Unlock()
 	if c.flags&FlagNoCancel == 0 {
 		c.mu.Lock()
 		if !c.watched && !c.state.Load() {
@@ -464,14 +469,29 @@ func (e *Endpoint) start(c *Call, loc Location) {
 
 // take removes c from the pending map if it is still pending under id.
 func (e *Endpoint) take(c *Call, id uint64) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.pending[id] != c {
+	sh := e.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[id] != c {
 		return false
 	}
-	delete(e.pending, id)
+	delete(sh.m, id)
 	return true
 }
+
+// pendingShards splits the pending calls, so that concurrent callers and
+// the reply reader rarely wait for each other's map update.
+const pendingShards = 16
+
+// pendingShard holds the pending calls whose id falls in it; its mutex also
+// guards their id and loc while they are pending.
+type pendingShard struct {
+	mu sync.Mutex
+	m  map[uint64]*Call
+	_  [48]byte // one cache line each
+}
+
+func (e *Endpoint) shard(id uint64) *pendingShard { return &e.pending[id%pendingShards] }
 
 // Bounds of the retries of calls that certainly did not run.
 const (
@@ -562,14 +582,16 @@ func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 // onCallCtxDone runs when a pending call's ctx is done: it completes the
 // call and tells the callee to cancel.
 func (e *Endpoint) onCallCtxDone(c *Call) {
-	e.mu.Lock()
-	id, loc := c.id, c.loc
-	if e.pending[id] != c {
-		e.mu.Unlock()
+	id := c.id.Load() // the latest attempt's: the shard's entry tells whether it is pending
+	sh := e.shard(id)
+	sh.mu.Lock()
+	if sh.m[id] != c {
+		sh.mu.Unlock()
 		return
 	}
-	delete(e.pending, id)
-	e.mu.Unlock()
+	loc := c.loc
+	delete(sh.m, id)
+	sh.mu.Unlock()
 	cerr := ctxError(c.ctx)
 	cerr.sent = true // the request left: the method may have started
 	c.finish(nil, cerr)
@@ -583,14 +605,15 @@ func (e *Endpoint) onCallCtxDone(c *Call) {
 // onReply completes the pending call the reply answers. Replies from a node
 // other than the one the request went to are ignored.
 func (e *Endpoint) onReply(from string, p *Reply) {
-	e.mu.Lock()
-	c := e.pending[p.ID]
+	sh := e.shard(p.ID)
+	sh.mu.Lock()
+	c := sh.m[p.ID]
 	if c == nil || c.loc.Node != from {
-		e.mu.Unlock()
+		sh.mu.Unlock()
 		return
 	}
-	delete(e.pending, p.ID)
-	e.mu.Unlock()
+	delete(sh.m, p.ID)
+	sh.mu.Unlock()
 	if p.Err != nil {
 		switch p.Err.Code {
 		case CodeNotOwner: // did not run: the actor is elsewhere now
@@ -618,19 +641,22 @@ func (e *Endpoint) onReply(from string, p *Reply) {
 // sent to this one are cancelled: nobody will read their replies.
 func (e *Endpoint) NodeFailed(node string) {
 	e.peerGone(node)
-	e.mu.Lock()
 	var calls []*Call
-	for id, c := range e.pending {
-		if c.loc.Node != node {
-			continue
+	for i := range e.pending {
+		sh := &e.pending[i]
+		sh.mu.Lock()
+		for id, c := range sh.m {
+			if c.loc.Node != node {
+				continue
+			}
+			if c.sending.CompareAndSwap(1, 2) {
+				continue // its send decides: not sent is retried, sent is lost
+			}
+			delete(sh.m, id)
+			calls = append(calls, c)
 		}
-		if c.sending.CompareAndSwap(1, 2) {
-			continue // its send decides: not sent is retried, sent is lost
-		}
-		delete(e.pending, id)
-		calls = append(calls, c)
+		sh.mu.Unlock()
 	}
-	e.mu.Unlock()
 	for _, c := range calls {
 		e.lost(c, node)
 	}

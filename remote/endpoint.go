@@ -197,8 +197,8 @@ type Endpoint struct {
 	closed     atomic.Bool // set under lifeMu; isClosed reads it lock-free on the call path
 	draining   atomic.Bool // Drain began: new requests get ErrNotOwner
 	wg         sync.WaitGroup
-	mu         sync.Mutex // guards pending, actors, inflight
-	pending    map[uint64]*Call
+	mu         sync.Mutex                  // guards actors, inflight
+	pending    [pendingShards]pendingShard // the calls awaiting a reply, by id
 	actors     map[string]*activation
 	leaving    map[string]*leaving     // passivated activations still deactivating, or being forgotten
 	forgetQ    []*activation           // passivated, deactivated, entry to drop (passivate.go)
@@ -268,7 +268,6 @@ func New(cfg Config) (*Endpoint, error) {
 		sys:      sys,
 		ctx:      ctx,
 		cancel:   cancel,
-		pending:  make(map[uint64]*Call),
 		actors:   make(map[string]*activation),
 		leaving:  make(map[string]*leaving),
 		inflight: make(map[inflightKey]*jobCtx),
@@ -377,19 +376,22 @@ func (e *Endpoint) Close() error {
 	e.lifeMu.Unlock()
 	e.tr.OnDisconnect(nil)
 	e.cancel()
-	e.mu.Lock()
-	calls := make([]*Call, 0, len(e.pending))
-	for id, c := range e.pending {
-		delete(e.pending, id)
-		calls = append(calls, c)
+	var calls []*Call
+	for i := range e.pending {
+		sh := &e.pending[i]
+		sh.mu.Lock()
+		for id, c := range sh.m {
+			delete(sh.m, id)
+			calls = append(calls, c)
+		}
+		sh.mu.Unlock()
 	}
-	e.mu.Unlock()
 	for _, c := range calls {
 		// Tell the host at once, best effort: its queued calls from this
 		// node are dropped now, not when the connection ends, which may
 		// be seconds later (the registry closes first).
 		if c.loc.Node != e.self && c.flags&FlagNoCancel == 0 {
-			_ = e.tr.TrySend(transport.Peer{ID: c.loc.Node}, transport.KindCalls, AppendCancel(nil, c.id))
+			_ = e.tr.TrySend(transport.Peer{ID: c.loc.Node}, transport.KindCalls, AppendCancel(nil, c.id.Load()))
 		}
 		c.finish(nil, &Error{Code: CodeUnavailable, Message: "endpoint closed", cause: ErrClosed})
 	}
