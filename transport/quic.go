@@ -809,8 +809,7 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bo
 		}
 		pc.writers[k] = w
 	}
-	w.buf = appendFrame(w.buf, payload)
-	w.frames++
+	w.push(payload)
 	w.queued += n
 	pc.queued += n
 	if k != KindOneWay && !w.writing && w.s != nil {
@@ -997,38 +996,114 @@ func (pc *peerConn) serveStream(s *quic.Stream) {
 }
 
 // streamWriter owns the outgoing stream of one kind on one connection. Send
-// appends framed bytes to buf; the writer swaps buf out and writes it in one
-// call, so frames queued while a write is in progress go out together.
+// appends framed bytes to the queue; the writer takes the whole queue and
+// writes it, so frames queued while a write is in progress go out together.
+// The queue is a list of chunks of slabSize bytes, not one buffer: a burst
+// of thousands of frames (one-way sends) is never copied to grow it.
 type streamWriter struct {
 	pc   *peerConn
 	kind Kind
 	wake chan struct{} // capacity 1
 
 	// guarded by pc.mu
-	buf     []byte // queued frames, in order
-	frames  int    // in buf
-	spare   []byte // the buffer of the last write, reused for buf
-	queued  int    // bytes in buf and in the write in progress
-	writing bool   // a write is in progress (the writer's, or a sender's flush)
+	q       []chunk  // queued frames, in order; appends go to the last chunk
+	spare   []chunk  // the list of the last write, reused for q
+	free    [][]byte // emptied chunks of slabSize, reused (at most maxFreeChunks)
+	queued  int      // bytes in q and in the write in progress
+	writing bool     // a write is in progress (the writer's, or a sender's flush)
 	s       *quic.Stream
 }
 
-// take hands out the queued frames for a write, under pc.mu.
-func (w *streamWriter) take() (out []byte, frames int) {
-	out, frames = w.buf, w.frames
-	w.buf, w.frames, w.spare = w.spare[:0], 0, nil
-	return out, frames
+// chunk is part of a writer's queue: whole frames, in order.
+type chunk struct {
+	b      []byte
+	frames int
 }
 
-// wrote accounts for out, written (or dropped), under pc.mu.
-func (w *streamWriter) wrote(out []byte) {
-	pc := w.pc
-	w.queued -= len(out)
-	pc.queued -= len(out)
-	pc.wakeWaitersLocked()
-	if cap(out) <= slabSize {
-		w.spare = out // a burst's big buffer is not kept
+// maxFreeChunks bounds the emptied chunks a writer keeps for its next burst.
+const maxFreeChunks = 2
+
+// push appends payload as a frame to the queue, under pc.mu.
+func (w *streamWriter) push(payload []byte) {
+	n := frameHeaderLen + len(payload)
+	if len(w.q) == 0 || len(w.q[len(w.q)-1].b)+n > cap(w.q[len(w.q)-1].b) {
+		var b []byte
+		if n <= slabSize {
+			if k := len(w.free); k > 0 {
+				b, w.free = w.free[k-1][:0], w.free[:k-1]
+			} else {
+				b = make([]byte, 0, slabSize)
+			}
+		} else {
+			b = make([]byte, 0, n) // a big frame has a chunk of its own
+		}
+		w.q = append(w.q, chunk{b: b})
 	}
+	c := &w.q[len(w.q)-1]
+	c.b = appendFrame(c.b, payload)
+	c.frames++
+}
+
+// empty reports whether nothing is queued, under pc.mu.
+func (w *streamWriter) empty() bool { return len(w.q) == 0 }
+
+// take hands out the queued frames for a write, under pc.mu.
+func (w *streamWriter) take() []chunk {
+	out := w.q
+	w.q, w.spare = w.spare[:0], nil
+	return out
+}
+
+// untake puts back at the front of the queue the chunks of out a write did
+// not send, under pc.mu.
+func (w *streamWriter) untake(out []chunk) {
+	w.q = append(out, w.q...)
+}
+
+// wrote accounts for out, written (or dropped), under pc.mu, and keeps
+// its memory for the next frames.
+func (w *streamWriter) wrote(out []chunk) {
+	w.release(out)
+	if cap(out) <= 64 {
+		w.spare = out[:0]
+	}
+}
+
+// release is wrote without keeping out's list, whose array still holds
+// chunks to be written.
+func (w *streamWriter) release(out []chunk) {
+	pc := w.pc
+	for i := range out {
+		n := len(out[i].b)
+		w.queued -= n
+		pc.queued -= n
+		if cap(out[i].b) == slabSize && len(w.free) < maxFreeChunks {
+			w.free = append(w.free, out[i].b)
+		}
+		out[i] = chunk{}
+	}
+	pc.wakeWaitersLocked()
+}
+
+// count adds (or, with sign -1, takes back) the frames and payload bytes of
+// out to the sent stats.
+func (w *streamWriter) count(out []chunk, sign int) {
+	var frames, payload int
+	for _, c := range out {
+		frames += c.frames
+		payload += len(c.b) - c.frames*frameHeaderLen
+	}
+	w.pc.stats.framesSent.Add(uint64(sign * frames))
+	w.pc.stats.bytesSent.Add(uint64(sign * payload))
+}
+
+// frames returns the number of frames in out.
+func frames(out []chunk) uint64 {
+	var n int
+	for _, c := range out {
+		n += c.frames
+	}
+	return uint64(n)
 }
 
 func (w *streamWriter) wakeUp() {
@@ -1052,33 +1127,38 @@ func (w *streamWriter) wakeUp() {
 func (w *streamWriter) flush() {
 	pc := w.pc
 	w.writing = true
-	for round := 0; len(w.buf) > 0 && round < 2; round++ {
-		out, frames := w.take()
+	for round := 0; !w.empty() && round < 2; round++ {
+		out := w.take()
 		pc.mu.Unlock()
-		// Counted before the write, as in run.
-		payload := uint64(len(out) - frames*frameHeaderLen)
-		pc.stats.framesSent.Add(uint64(frames))
-		pc.stats.bytesSent.Add(payload)
-		err := w.s.TryWriteAll(out)
+		w.count(out, 1) // counted before the write, as in run
+		sent := 0
+		var err error
+		for sent < len(out) {
+			if err = w.s.TryWriteAll(out[sent].b); err != nil {
+				break
+			}
+			sent++
+		}
 		pc.mu.Lock()
 		if err != nil {
-			// Nothing was written (ErrWouldBlock, or the stream failed,
-			// which the writer finds and reports).
-			pc.stats.framesSent.Add(-uint64(frames))
-			pc.stats.bytesSent.Add(-payload)
+			// The chunks from out[sent] on were not written
+			// (ErrWouldBlock, or the stream failed, which the writer
+			// finds and reports).
+			rest := out[sent:]
+			w.count(rest, -1)
 			if pc.writers[w.kind] != w { // failed meanwhile: dropped
-				pc.stats.framesDropped.Add(uint64(frames))
+				pc.stats.framesDropped.Add(frames(rest))
 				w.wrote(out)
 				break
 			}
-			w.buf = append(out, w.buf...)
-			w.frames += frames
+			w.release(out[:sent]) // out's array now holds the queue
+			w.untake(rest)
 			break
 		}
 		w.wrote(out)
 	}
 	w.writing = false
-	left := len(w.buf) > 0 || pc.retired.Load()
+	left := !w.empty() || pc.retired.Load()
 	pc.mu.Unlock()
 	if left {
 		w.wakeUp()
@@ -1117,7 +1197,7 @@ func (w *streamWriter) run() {
 				pc.mu.Unlock()
 				break
 			}
-			if len(w.buf) == 0 {
+			if w.empty() {
 				pc.mu.Unlock()
 				if retiring {
 					// Sends stopped before retireC closed; what they
@@ -1127,24 +1207,31 @@ func (w *streamWriter) run() {
 				}
 				break
 			}
-			out, frames := w.take()
+			out := w.take()
 			w.writing = true
 			pc.mu.Unlock()
 			// Counted before the write: the peer may read (and answer) a
 			// frame before Write returns, and a reader of the stats must
 			// never see an answer to a frame not yet counted as sent.
-			payload := uint64(len(out) - frames*frameHeaderLen)
-			pc.stats.framesSent.Add(uint64(frames))
-			pc.stats.bytesSent.Add(payload)
-			_, err := s.Write(out)
+			w.count(out, 1)
+			sent := 0
+			var err error
+			for sent < len(out) {
+				if _, err = s.Write(out[sent].b); err != nil {
+					break
+				}
+				sent++
+			}
+			rest := out[sent:]
+			if err != nil {
+				w.count(rest, -1)
+				pc.stats.framesDropped.Add(frames(rest))
+			}
 			pc.mu.Lock()
 			w.writing = false
 			w.wrote(out)
 			pc.mu.Unlock()
 			if err != nil {
-				pc.stats.framesSent.Add(-uint64(frames))
-				pc.stats.bytesSent.Add(-payload)
-				pc.stats.framesDropped.Add(uint64(frames))
 				s.CancelWrite(codeStreamDone)
 				w.fail(err)
 				return
@@ -1171,11 +1258,9 @@ func (w *streamWriter) fail(err error) {
 	if pc.writers[w.kind] == w {
 		pc.writers[w.kind] = nil
 	}
-	pc.stats.framesDropped.Add(uint64(w.frames))
-	pc.queued -= len(w.buf)
-	w.queued -= len(w.buf)
-	w.buf, w.frames = nil, 0
-	pc.wakeWaitersLocked()
+	pc.stats.framesDropped.Add(frames(w.q))
+	w.wrote(w.q)
+	w.q, w.free = nil, nil
 	pc.mu.Unlock()
 	if pc.conn.Context().Err() == nil {
 		pc.q.log(slog.LevelWarn, "transport: stream failed", "peer", pc.peer, "kind", w.kind, "err", err)

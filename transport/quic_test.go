@@ -889,8 +889,12 @@ func TestQUICDirectAndQueuedKeepOrder(t *testing.T) {
 		wg.Go(func() {
 			for i := range per {
 				// Sizes vary so that some frames fit the window's rest
-				// and some do not.
-				f := make([]byte, 16+(i%7)*300)
+				// and some do not; a few are bigger than a queue chunk.
+				size := 16 + (i%7)*300
+				if i%500 == 499 {
+					size = slabSize + 1000
+				}
+				f := make([]byte, size)
 				copy(f, fmt.Sprintf("%03d %012d", s, i))
 				var err error
 				if i%2 == 0 {
