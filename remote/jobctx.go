@@ -20,12 +20,16 @@ type jobCtx struct {
 	parent   context.Context // the peer's ctx
 	deadline time.Time       // zero: none
 
-	errp atomic.Pointer[error] // set once, under mu: Canceled or DeadlineExceeded
+	errp atomic.Pointer[error] // set once: Canceled or DeadlineExceeded
+	// armed is set, under mu, by the first Done (AfterFunc calls it):
+	// until then ending c only sets errp, with no lock (see end).
+	armed atomic.Bool
 
-	mu    sync.Mutex
-	done  chan struct{} // made by the first Done
-	timer *time.Timer   // armed by Done when there is a deadline
-	stop  func() bool   // stops the callback on parent, armed by Done
+	mu         sync.Mutex
+	done       chan struct{} // made by the first Done
+	doneClosed bool
+	timer      *time.Timer // armed by Done when there is a deadline
+	stop       func() bool // stops the callback on parent, armed by Done
 
 	afters map[*after]struct{} // AfterFunc callbacks still to run
 }
@@ -89,8 +93,10 @@ func (c *jobCtx) Done() <-chan struct{} {
 		return c.done
 	}
 	c.done = make(chan struct{})
+	c.armed.Store(true) // before errp is read: see end
 	if c.errp.Load() != nil {
 		close(c.done)
+		c.doneClosed = true
 		return c.done
 	}
 	if !c.deadline.IsZero() {
@@ -140,8 +146,22 @@ type after struct{ f func() }
 // finished) unless it has ended already.
 func (c *jobCtx) cancel() { c.end(errCanceled) }
 
+// end ends c with err, once. A ctx nobody asked Done of — most jobs, which
+// end when their call does — only records err: no lock. Done sets armed
+// before it reads errp and end reads armed after it set errp, so either
+// Done sees the error and closes its channel itself, or end sees armed and
+// releases what Done armed.
 func (c *jobCtx) end(err error) {
 	if c.errp.Load() != nil {
+		return
+	}
+	if !c.armed.Load() {
+		if !c.errp.CompareAndSwap(nil, errPtr(err)) || !c.armed.Load() {
+			return
+		}
+		c.mu.Lock()
+		c.releaseLocked()
+		c.mu.Unlock()
 		return
 	}
 	c.mu.Lock()
@@ -149,19 +169,28 @@ func (c *jobCtx) end(err error) {
 	c.mu.Unlock()
 }
 
+// errPtr points to the package variable of err: ending a ctx allocates
+// nothing.
+func errPtr(err error) *error {
+	if err == errCanceled {
+		return &errCanceled
+	}
+	return &errDeadline
+}
+
 func (c *jobCtx) endLocked(err error) {
-	if c.errp.Load() != nil {
+	if !c.errp.CompareAndSwap(nil, errPtr(err)) {
 		return
 	}
-	// The stored pointer is to a package variable: ending a ctx allocates
-	// nothing.
-	if err == errCanceled {
-		c.errp.Store(&errCanceled)
-	} else {
-		c.errp.Store(&errDeadline)
-	}
-	if c.done != nil {
+	c.releaseLocked()
+}
+
+// releaseLocked closes Done's channel and stops what Done and AfterFunc
+// armed, once errp is set; it may run more than once.
+func (c *jobCtx) releaseLocked() {
+	if c.done != nil && !c.doneClosed {
 		close(c.done)
+		c.doneClosed = true
 	}
 	if c.timer != nil {
 		c.timer.Stop()

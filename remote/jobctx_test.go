@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -92,4 +93,25 @@ func TestJobCtxAfterFunc(t *testing.T) {
 		}
 		synctest.Wait()
 	})
+}
+
+// Ending a jobCtx while another goroutine first asks for Done must close
+// that channel whichever comes first (end takes no lock until Done armed).
+func TestJobCtxEndRacesDone(t *testing.T) {
+	for i := range 2000 {
+		c := newJobCtx(context.Background(), time.Now().Add(time.Hour))
+		var done <-chan struct{}
+		var wg sync.WaitGroup
+		wg.Go(func() { done = c.Done() })
+		wg.Go(c.cancel)
+		wg.Wait()
+		select {
+		case <-done:
+		default:
+			t.Fatalf("round %d: Done not closed after the ctx ended (Err %v)", i, c.Err())
+		}
+		if !errors.Is(c.Err(), context.Canceled) {
+			t.Fatalf("round %d: Err = %v", i, c.Err())
+		}
+	}
 }
