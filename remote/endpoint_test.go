@@ -589,7 +589,9 @@ func (h *sendHook) Send(ctx context.Context, to transport.Peer, k transport.Kind
 
 // A host reported gone while a request to it is being sent: the send's
 // outcome decides. A request that never left is retried where the actor
-// now lives; one that left may have run, so it ends with ErrUnknownOutcome.
+// now lives; one that left may have run, so it ends with ErrUnknownOutcome
+// — unless the host's reply arrives first, and then the call has its
+// result; either way it never runs twice.
 func TestNodeFailedDuringSend(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -621,6 +623,15 @@ func TestNodeFailedDuringSend(t *testing.T) {
 			if tt.want == nil {
 				if err != nil || got != 3 {
 					t.Fatalf("Add = %d, %v; want 3 from n3", got, err)
+				}
+				return
+			}
+			if err == nil && got == 3 {
+				// n2's reply came back before the send returned: the
+				// outcome is known after all. It must not have run again
+				// where the actor lives now.
+				if again, err := callInt(t, ctx, c.nodes[0], ref, "Get"); err != nil || again != 0 {
+					t.Fatalf("answered by n2, and n3's actor holds %d (%v): the call also ran there", again, err)
 				}
 				return
 			}
