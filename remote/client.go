@@ -304,7 +304,7 @@ func (e *Endpoint) tell(ctx context.Context, ref Ref, method string, tc *TraceCo
 		} else {
 			// The frame goes in the buffer's room after the arguments (or
 			// a new one if there is none): the transport copies it.
-			frame := append(AppendRequestHeader(enc[len(enc):len(enc)], &q), enc...)
+			frame := append(AppendRequestHeader(enc[len(enc):], &q), enc...)
 			err = e.sendKind(ctx, loc, transport.KindOneWay, frame)
 			if err == nil {
 				e.oneWaySent(loc.Node).Add(1)
