@@ -565,8 +565,9 @@ func (e *Endpoint) finishAt(j *job, frame []byte, err error, at int64) *Error {
 		return nil // done: nobody waits for an answer
 	}
 	// The caller cancelled, or its connection ended: nobody waits for an
-	// answer.
-	callerGone := errors.Is(j.ctx.Err(), context.Canceled)
+	// answer. Read before the ctx is ended below, and only for a failure
+	// (a result is sent whatever it says; Err reads the clock).
+	callerGone := err != nil && errors.Is(j.ctx.Err(), context.Canceled)
 	if j.jc != nil {
 		if q.Flags&(FlagOneWay|FlagNoCancel) == 0 {
 			e.mu.Lock()
