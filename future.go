@@ -14,13 +14,11 @@ import (
 // Future is the pending result of a Call. It completes once; Await may be
 // called any number of times, from any goroutine.
 type Future[R any] struct {
-	call   *remote.Call // nil when the call failed before it was sent
-	err    error        // the early failure
-	actor  string       // named in Await's ctx error
-	method string
-	once   sync.Once
-	val    R
-	derr   error
+	call *remote.Call // nil when the call failed before it was sent
+	err  error        // the early failure
+	once sync.Once
+	val  R
+	derr error
 
 	wmu    sync.Mutex
 	hooked bool    // fire is registered on call
@@ -47,7 +45,7 @@ func Call[R any](ctx context.Context, r Ref, method string, args ...any) *Future
 	if err != nil {
 		return &Future[R]{err: err}
 	}
-	fc := &futureCall[R]{f: Future[R]{actor: r.ID, method: method}}
+	fc := new(futureCall[R])
 	fc.f.call = &fc.c
 	n.ep.StartCall(&fc.c, ctx, r.Ref, method, r.opts, args...)
 	return &fc.f
@@ -121,7 +119,7 @@ func (f *Future[R]) Await(ctx context.Context) (R, error) {
 		case <-f.Done():
 		case <-ctx.Done():
 			var zero R
-			return zero, ctxError(ctx, f.actor, f.method)
+			return zero, ctxError(ctx, f.call.Target(), f.call.Method())
 		}
 	}
 	f.once.Do(f.decode)

@@ -52,6 +52,12 @@ type Call struct {
 	widx    int       // c's index in watch.calls
 }
 
+// Target returns the id of the actor called.
+func (c *Call) Target() string { return c.ref.ID }
+
+// Method returns the method called.
+func (c *Call) Method() string { return c.method }
+
 // Done is closed when the call completes.
 func (c *Call) Done() <-chan struct{} { return c.done }
 

@@ -23,13 +23,13 @@ type jobCtx struct {
 	errp atomic.Pointer[error] // set once: Canceled or DeadlineExceeded
 	// armed is set, under mu, by the first Done (AfterFunc calls it):
 	// until then ending c only sets errp, with no lock (see end).
-	armed atomic.Bool
+	armed      atomic.Bool
+	doneClosed bool // under mu
 
-	mu         sync.Mutex
-	done       chan struct{} // made by the first Done
-	doneClosed bool
-	timer      *time.Timer // armed by Done when there is a deadline
-	stop       func() bool // stops the callback on parent, armed by Done
+	mu    sync.Mutex
+	done  chan struct{} // made by the first Done
+	timer *time.Timer   // armed by Done when there is a deadline
+	stop  func() bool   // stops the callback on parent, armed by Done
 
 	afters map[*after]struct{} // AfterFunc callbacks still to run
 }

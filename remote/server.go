@@ -118,16 +118,37 @@ type job struct {
 	from     string
 	req      Request
 	ctx      context.Context
-	jc       *jobCtx            // ctx, when it has a deadline or may be cancelled: &jcv
-	jcv      jobCtx             // embedded: one allocation per job
-	wctx     context.Context    // the ownership wait's ctx, once made
-	stopWait context.CancelFunc // ends the ownership wait of waitCtx
-	block    bool               // one-way stream: wait for mailbox room
-	finished atomic.Bool        // beside block: no padding
-	wait     context.Context    // local one-way: the sender's ctx bounds the waits
-	held     int64              // bytes reserved in act's mailbox budget
-	forwards int                // one-way: times sent on after its actor was forgotten or moved
-	start    int64              // monoNow at the request's arrival, for the latency histogram
+	jcv      jobCtx          // ctx, when hasJC (a deadline, or it may be cancelled); embedded: one allocation per job
+	ow       *ownWait        // the ownership wait of waitCtx, once made
+	block    bool            // one-way stream: wait for mailbox room
+	hasJC    bool            // ctx is &jcv
+	finished atomic.Bool     // beside block: no padding
+	wait     context.Context // local one-way: the sender's ctx bounds the waits
+	held     int64           // bytes reserved in act's mailbox budget
+	forwards int             // one-way: times sent on after its actor was forgotten or moved
+	start    int64           // monoNow at the request's arrival, for the latency histogram
+}
+
+// ownWait is the ctx of a job's wait for ownership when its caller gave no
+// deadline (waitCtx): rare, so not in every job.
+type ownWait struct {
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+// jc returns the job's own ctx, or nil if it has none.
+func (j *job) jc() *jobCtx {
+	if j.hasJC {
+		return &j.jcv
+	}
+	return nil
+}
+
+// stopWait ends the ownership wait of waitCtx, if one was made.
+func (j *job) stopWait() {
+	if j.ow != nil {
+		j.ow.stop()
+	}
 }
 
 // serve handles a request frame: ownership, activation, mailbox. It runs on
@@ -196,9 +217,7 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 			typeName, err = w.WaitOwns(run[0].waitCtx(), head.Target, head.Epoch)
 		}
 	}
-	if stop := run[0].stopWait; stop != nil {
-		stop()
-	}
+	run[0].stopWait()
 	var act *activation
 	var rerr *Error
 	if err == nil {
@@ -254,7 +273,7 @@ func (e *Endpoint) jobCtx(j *job) {
 	// No timer and no registration per request: see jobCtx.
 	jc := &j.jcv
 	jc.init(j.ctx, dl)
-	j.ctx, j.jc = jc, jc
+	j.ctx, j.hasJC = jc, true
 	if cancellable {
 		e.mu.Lock()
 		e.inflight[inflightKey{j.from, q.ID}] = jc
@@ -268,14 +287,15 @@ func (j *job) waitCtx() context.Context {
 	switch {
 	case j.wait != nil:
 		return j.wait
-	case j.wctx != nil:
-		return j.wctx
+	case j.ow != nil:
+		return j.ow.ctx
 	}
 	if _, ok := j.ctx.Deadline(); ok {
 		return j.ctx
 	}
-	j.wctx, j.stopWait = context.WithTimeout(j.ctx, parkTimeout)
-	return j.wctx
+	ctx, stop := context.WithTimeout(j.ctx, parkTimeout)
+	j.ow = &ownWait{ctx: ctx, stop: stop}
+	return ctx
 }
 
 // roomCtx bounds a one-way request's wait for room in the mailbox: the
@@ -383,9 +403,7 @@ func (e *Endpoint) drainParked(key parkKey, pq *parkQueue) {
 // answers it with the ownership error. It returns the error j was answered
 // with, if any (the local Tell hands it to its caller).
 func (e *Endpoint) admit(j *job, typeName string, err error) error {
-	if j.stopWait != nil {
-		j.stopWait()
-	}
+	j.stopWait()
 	q := &j.req
 	if err != nil && j.block && j.forwards < maxForwards && (errors.Is(err, ErrForgotten) || errors.Is(err, ErrNotOwner)) && e.recreatable(q.Target) {
 		return e.forward(j)
@@ -559,8 +577,8 @@ func (e *Endpoint) finishAt(j *job, frame []byte, err error, at int64) *Error {
 		endSpan(trace.SpanFromContext(j.ctx), typ, q.Method, err) // newJob started it
 	}
 	if err == nil && q.Flags&FlagOneWay != 0 {
-		if j.jc != nil {
-			j.jc.cancel()
+		if jc := j.jc(); jc != nil {
+			jc.cancel()
 		}
 		return nil // done: nobody waits for an answer
 	}
@@ -568,13 +586,13 @@ func (e *Endpoint) finishAt(j *job, frame []byte, err error, at int64) *Error {
 	// answer. Read before the ctx is ended below, and only for a failure
 	// (a result is sent whatever it says; Err reads the clock).
 	callerGone := err != nil && errors.Is(j.ctx.Err(), context.Canceled)
-	if j.jc != nil {
+	if jc := j.jc(); jc != nil {
 		if q.Flags&(FlagOneWay|FlagNoCancel) == 0 {
 			e.mu.Lock()
 			delete(e.inflight, inflightKey{j.from, q.ID})
 			e.mu.Unlock()
 		}
-		j.jc.cancel()
+		jc.cancel()
 	}
 	if e.ctx.Err() != nil {
 		return nil // closing: the caller's endpoint or ctx fails the call

@@ -107,10 +107,10 @@ func (e *Endpoint) startServerSpan(j *job) {
 		span.SetAttributes(systemAttr, AttrRPCMethod.String(q.Method), AttrActor.String(q.Target),
 			AttrNode.String(e.self), AttrPeerNode.String(j.from))
 	}
-	if j.jc != nil {
+	if jc := j.jc(); jc != nil {
 		// Keep the cheap derivation of ctxs from the job's ctx (see
 		// jobCtx.AfterFunc) under the span's ctx value.
-		ctx = &spanCtx{Context: ctx, jc: j.jc}
+		ctx = &spanCtx{Context: ctx, jc: jc}
 	}
 	j.ctx = ctx
 }
