@@ -39,15 +39,25 @@ func Call[R any](ctx context.Context, r Ref, method string, args ...any) *Future
 	if err == nil && isVirtual(r) {
 		r, err = n.ensureVirtual(ctx, r)
 	}
+	var p placement.Placement
+	var found bool
 	if err == nil {
-		err = n.stopped(r, method)
+		// One read of the replica: whether the actor stopped, and where
+		// the call goes.
+		if p, found = n.dir.Lookup(r.ID); found && p.State == placement.Stopped {
+			err = stoppedError(n, r, method, p)
+		}
 	}
 	if err != nil {
 		return &Future[R]{err: err}
 	}
 	fc := new(futureCall[R])
 	fc.f.call = &fc.c
-	n.ep.StartCall(&fc.c, ctx, r.Ref, method, r.opts, args...)
+	if found {
+		n.ep.StartCallAt(&fc.c, ctx, r.Ref, (*resolver)(n).location(p), method, r.opts, args...)
+	} else {
+		n.ep.StartCall(&fc.c, ctx, r.Ref, method, r.opts, args...)
+	}
 	return &fc.f
 }
 
@@ -79,9 +89,13 @@ func Tell(ctx context.Context, r Ref, method string, args ...any) error {
 // yet.
 func (n *Node) stopped(r Ref, method string) error {
 	if p, ok := n.dir.Lookup(r.ID); ok && p.State == placement.Stopped {
-		return &Error{Code: remote.CodeNotFound, Message: "actor stopped: " + p.Reason, Node: n.id, Actor: r.ID, Method: method}
+		return stoppedError(n, r, method, p)
 	}
 	return nil
+}
+
+func stoppedError(n *Node, r Ref, method string, p placement.Placement) error {
+	return &Error{Code: remote.CodeNotFound, Message: "actor stopped: " + p.Reason, Node: n.id, Actor: r.ID, Method: method}
 }
 
 // Done is closed when the call completed.

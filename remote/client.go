@@ -174,6 +174,17 @@ func (e *Endpoint) Call(ctx context.Context, ref Ref, method string, opts CallOp
 // a value of its own, say, to spend one allocation per call instead of
 // two). c must not be copied afterwards.
 func (e *Endpoint) StartCall(c *Call, ctx context.Context, ref Ref, method string, opts CallOptions, args ...any) {
+	e.startCall(c, ctx, ref, nil, method, opts, args)
+}
+
+// StartCallAt is StartCall for a caller that has just read the actor's
+// location from the same Resolver: loc is used instead of a second lookup
+// (retries still ask the Resolver).
+func (e *Endpoint) StartCallAt(c *Call, ctx context.Context, ref Ref, loc Location, method string, opts CallOptions, args ...any) {
+	e.startCall(c, ctx, ref, &loc, method, opts, args)
+}
+
+func (e *Endpoint) startCall(c *Call, ctx context.Context, ref Ref, at *Location, method string, opts CallOptions, args []any) {
 	c.e, c.ctx, c.ref, c.method, c.done, c.t0 = e, ctx, ref, method, make(chan struct{}), monoNow()
 	if opts.Idempotent {
 		c.flags |= FlagIdempotent
@@ -205,10 +216,15 @@ func (e *Endpoint) StartCall(c *Call, ctx context.Context, ref Ref, method strin
 		c.finish(nil, ctxError(ctx))
 		return
 	}
-	loc, ok := e.resolve(ref)
-	if !ok {
-		c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
-		return
+	var loc Location
+	if at != nil {
+		loc = *at
+	} else {
+		var ok bool
+		if loc, ok = e.resolve(ref); !ok {
+			c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
+			return
+		}
 	}
 	if e.hostDown(loc.Node) {
 		// Not sent: wait for the actor's new place (the request never
