@@ -515,6 +515,24 @@ type pendingShard struct {
 
 func (e *Endpoint) shard(id uint64) *pendingShard { return &e.pending[id%pendingShards] }
 
+// takePending removes and returns the pending calls take says to, asked
+// under their shard's lock.
+func (e *Endpoint) takePending(take func(*Call) bool) []*Call {
+	var calls []*Call
+	for i := range e.pending {
+		sh := &e.pending[i]
+		sh.mu.Lock()
+		for id, c := range sh.m {
+			if take(c) {
+				delete(sh.m, id)
+				calls = append(calls, c)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return calls
+}
+
 // Bounds of the retries of calls that certainly did not run.
 const (
 	maxRetries = 32               // retries of one call
@@ -663,22 +681,14 @@ func (e *Endpoint) onReply(from string, p *Reply) {
 // sent to this one are cancelled: nobody will read their replies.
 func (e *Endpoint) NodeFailed(node string) {
 	e.peerGone(node)
-	var calls []*Call
-	for i := range e.pending {
-		sh := &e.pending[i]
-		sh.mu.Lock()
-		for id, c := range sh.m {
-			if c.loc.Node != node {
-				continue
-			}
-			if c.sending.CompareAndSwap(1, 2) {
-				continue // its send decides: not sent is retried, sent is lost
-			}
-			delete(sh.m, id)
-			calls = append(calls, c)
+	calls := e.takePending(func(c *Call) bool {
+		if c.loc.Node != node {
+			return false
 		}
-		sh.mu.Unlock()
-	}
+		// One being sent is left to its send: not sent is retried, sent
+		// is lost.
+		return !c.sending.CompareAndSwap(1, 2)
+	})
 	for _, c := range calls {
 		e.lost(c, node)
 	}

@@ -376,16 +376,7 @@ func (e *Endpoint) Close() error {
 	e.lifeMu.Unlock()
 	e.tr.OnDisconnect(nil)
 	e.cancel()
-	var calls []*Call
-	for i := range e.pending {
-		sh := &e.pending[i]
-		sh.mu.Lock()
-		for id, c := range sh.m {
-			delete(sh.m, id)
-			calls = append(calls, c)
-		}
-		sh.mu.Unlock()
-	}
+	calls := e.takePending(func(*Call) bool { return true })
 	for _, c := range calls {
 		// Tell the host at once, best effort: its queued calls from this
 		// node are dropped now, not when the connection ends, which may
