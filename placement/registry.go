@@ -146,6 +146,7 @@ type Registry struct {
 	wg        sync.WaitGroup
 	done      chan struct{}   // closed by Close
 	leaseDone chan struct{}   // closed when leaseLoop returns
+	monDone   chan struct{}   // closed when monitorLoop returns
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -247,7 +248,10 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	r.goFunc(r.fwdLoop)
 	r.leaseDone = make(chan struct{})
 	r.goFunc(func() { defer close(r.leaseDone); r.leaseLoop() })
-	r.goFunc(r.monitorLoop)
+	r.monDone = make(chan struct{})
+	if !r.goFunc(func() { defer close(r.monDone); r.monitorLoop() }) {
+		close(r.monDone) // closing already: Close must not wait for it
+	}
 	r.goFunc(r.rehomeLoop)
 	r.joined = make(chan struct{})
 	if r.restarted {
@@ -470,6 +474,14 @@ func (r *Registry) Close() error {
 			// commits, times out, or the leader steps down), so no future
 			// is left waiting on a Raft that no longer answers.
 			<-r.leaseDone
+		}
+		if r.monDone != nil {
+			// Likewise the monitor may wait for a configuration change
+			// to commit: a live Raft answers it (committed, or leadership
+			// lost), while one shut down meanwhile may drop it unanswered
+			// (a committed entry still queued for the FSM), and the
+			// monitor would wait forever.
+			<-r.monDone
 		}
 		if r.raft != nil {
 			r.closeErr = r.raft.Shutdown().Error()
