@@ -4,7 +4,9 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -336,12 +338,52 @@ func (w *dirWriter) buildNode(es []entry, hs []uint64, shift uint, tmpE []entry,
 			n.ents = append(n.ents, es[lo])
 			n.dmap |= bit
 		default:
-			n.kids = append(n.kids, w.buildNode(es[lo:hi], hs[lo:hi], shift+hamtBits, tmpE, tmpH))
+			n.kids = append(n.kids, nil)
 			n.nmap |= bit
+		}
+	}
+	// Each kid sorts its own range of es (and of the scratch space), so
+	// kids build independently: at the root of a large restore on every
+	// core, else on this goroutine.
+	if shift == 0 && len(es) >= parallelBuild && runtime.GOMAXPROCS(0) > 1 {
+		w.buildKids(n, es, hs, &off, tmpE, tmpH)
+		return n
+	}
+	k := 0
+	for d := range hamtMask + 1 {
+		if lo, hi := off[d], off[d+1]; hi-lo > 1 {
+			n.kids[k] = w.buildNode(es[lo:hi], hs[lo:hi], shift+hamtBits, tmpE[lo:hi], tmpH[lo:hi])
+			k++
 		}
 	}
 	return n
 }
+
+// buildKids builds the root's kids (their ranges of es in off) on up to 4
+// goroutines.
+func (w *dirWriter) buildKids(n *hnode, es []entry, hs []uint64, off *[hamtMask + 2]int, tmpE []entry, tmpH []uint64) {
+	var ranges [][2]int
+	for d := range hamtMask + 1 {
+		if lo, hi := off[d], off[d+1]; hi-lo > 1 {
+			ranges = append(ranges, [2]int{lo, hi})
+		}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), 4) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(ranges); i = int(next.Add(1) - 1) {
+				lo, hi := ranges[i][0], ranges[i][1]
+				n.kids[i] = w.buildNode(es[lo:hi], hs[lo:hi], hamtBits, tmpE[lo:hi], tmpH[lo:hi])
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// parallelBuild is the size from which build uses every core (up to 4);
+// a variable for tests.
+var parallelBuild = 1 << 16
 
 // grow inserts v at i into s, reallocating to exactly the new length: the
 // trie keeps no spare capacity (memory per entry).

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,6 +283,7 @@ func TestDecodeBodyFast(t *testing.T) {
 	for name, snap := range map[string][]byte{"streamed": streamed.Bytes(), "reflected": reflected} {
 		body := snap[snapHeaderSize:]
 		fast, ok := decodeBodyFast(body)
+		fast = fast.withActors()
 		if !ok {
 			t.Fatalf("%s: the fast decoder gave up", name)
 		}
@@ -325,6 +327,7 @@ func FuzzDecodeBodyFast(f *testing.F) {
 			return // decodeSnapshot refuses it first
 		}
 		fast, ok := decodeBodyFast(body)
+		fast = fast.withActors()
 		if !ok {
 			return
 		}
@@ -342,6 +345,15 @@ func FuzzDecodeBodyFast(f *testing.F) {
 // put per entry would — the last of a duplicated id winning — whatever
 // the hash does, and takes puts afterwards like any other.
 func TestBuildMatchesPuts(t *testing.T) {
+	t.Run("sequential", testBuildMatchesPuts)
+	t.Run("parallel", func(t *testing.T) {
+		defer func(n int) { parallelBuild = n }(parallelBuild)
+		parallelBuild = 0 // the root's kids on every core, as in a large restore
+		testBuildMatchesPuts(t)
+	})
+}
+
+func testBuildMatchesPuts(t *testing.T) {
 	for name, hf := range testHashes {
 		t.Run(name, func(t *testing.T) {
 			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
@@ -391,5 +403,41 @@ func TestBuildMatchesPuts(t *testing.T) {
 				t.Fatalf("put after build: %+v", got)
 			}
 		})
+	}
+}
+
+// TestDecodeIDsAcrossBlocks: ids cut from shared blocks come out whole
+// and in their entries' order, across block boundaries, with an id longer
+// than a block and empty ones among them.
+func TestDecodeIDsAcrossBlocks(t *testing.T) {
+	var b snapshotBody
+	for i := range 5000 {
+		id := fmt.Sprintf("actor-%d-%s", i, strings.Repeat("x", i%97))
+		switch i {
+		case 10, 4000:
+			id = ""
+		case 2500:
+			id = strings.Repeat("long", idBlock/2) // two blocks' worth
+		}
+		b.Actors = append(b.Actors, Placement{ID: id, Type: fmt.Sprint("T", i%3), Node: fmt.Sprint("n", i%5), Epoch: uint64(i), Restarts: i % 7})
+	}
+	snap, err := encodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeSnapshot(bytes.NewReader(snap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.dir == nil {
+		t.Fatal("the fast decoder gave up")
+	}
+	if got = got.withActors(); !reflect.DeepEqual(got.Actors, b.Actors) {
+		for i := range b.Actors {
+			if got.Actors[i] != b.Actors[i] {
+				t.Fatalf("actor %d: decoded %+v, want %+v", i, got.Actors[i], b.Actors[i])
+			}
+		}
+		t.Fatalf("decoded %d actors, want %d", len(got.Actors), len(b.Actors))
 	}
 }

@@ -240,6 +240,17 @@ func restartServing(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	c.Kill(2)
+	if f := os.Getenv("RESTART_PROFILE"); f != "" {
+		pf, err := os.Create(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			b.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b.ResetTimer()
 	start := time.Now()
 	if err := c.Launch(2); err != nil {

@@ -39,6 +39,17 @@ type snapshotBody struct {
 	Actors  []Placement `msgpack:"a"`
 	// Sessions are the exactly-once windows, by origin node.
 	Sessions map[string]*session `msgpack:"s"`
+	// dir, when set, holds the actors instead of Actors: decoded straight
+	// into directory entries (decodeBodyFast).
+	dir *snapEntries
+}
+
+// withActors returns b with its actors as Placements (tests).
+func (b snapshotBody) withActors() snapshotBody {
+	if b.dir != nil {
+		b.Actors, b.dir = b.dir.placements(), nil
+	}
+	return b
 }
 
 // snapView is a point-in-time view of the state, taken on the FSM
@@ -277,15 +288,17 @@ func decodeSnapshot(r io.Reader) (snapshotBody, error) {
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(hdr[16:20]) {
 		return b, fmt.Errorf("%w: checksum mismatch", ErrBadSnapshot)
 	}
-	// Validate before decoding: the checksum proves only that the sender
-	// meant these bytes, not that their lengths are sane.
+	// The fast decoder checks every length against the bytes present and
+	// validates what it hands msgpack; what it gives up on is validated
+	// whole before msgpack sees it: the checksum proves only that the
+	// sender meant these bytes, not that their lengths are sane.
+	if fast, ok := decodeBodyFast(body); ok {
+		return fast, nil
+	}
 	if n, err := wirecheck.Value(body, wirecheck.MaxDepth); err != nil {
 		return b, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	} else if n != len(body) {
 		return b, fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(body)-n)
-	}
-	if fast, ok := decodeBodyFast(body); ok {
-		return fast, nil
 	}
 	if err := msgpack.Unmarshal(body, &b); err != nil {
 		return snapshotBody{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
@@ -293,11 +306,13 @@ func decodeSnapshot(r io.Reader) (snapshotBody, error) {
 	return b, nil
 }
 
-// decodeBodyFast decodes a validated snapshot body as msgpack.Unmarshal
-// would, the actors by hand (6× faster; type, node and reason strings
-// shared, so only ids allocate), the rest by msgpack. It gives up (false)
-// on anything but the layout writeTo and the reflecting encoder produce,
-// and the caller decodes the whole body by reflection instead.
+// decodeBodyFast decodes a snapshot body as msgpack.Unmarshal would, the
+// actors by hand straight into directory entries (b.dir: no Placement per
+// actor, ids cut from shared blocks, classes interned), the rest by
+// msgpack once wirecheck has validated each. It gives up (false) on
+// anything but the layout writeTo and the reflecting encoder produce, and
+// the caller validates the whole body and decodes it by reflection
+// instead.
 func decodeBodyFast(body []byte) (snapshotBody, bool) {
 	var b snapshotBody
 	r := mpReader{b: body}
@@ -314,9 +329,10 @@ func decodeBodyFast(body []byte) (snapshotBody, bool) {
 			// The body was validated whole; the actors' reader finds
 			// where they end without a second pass over them.
 			var used int
-			if b.Actors, used, ok = decodeActors(body[r.off:]); !ok {
+			if b.dir, used, ok = decodeEntries(body[r.off:]); !ok {
 				return b, false
 			}
+			b.Actors = nil
 			r.off += used
 			continue
 		}
@@ -343,16 +359,31 @@ func decodeBodyFast(body []byte) (snapshotBody, bool) {
 	return b, r.off == len(body)
 }
 
-// decodeActors reads the array of actors at the start of val and returns
-// them and the bytes they took.
-func decodeActors(val []byte) ([]Placement, int, bool) {
+// snapEntries is a snapshot's directory decoded straight into entries
+// (decodeBodyFast), with the classes they point to, for restore to build
+// the trie from without a Placement per actor.
+type snapEntries struct {
+	es      []entry
+	classes map[class]*classInfo
+}
+
+// idBlock is the size of the strings actor ids are cut from on a restore:
+// one allocation per block instead of one per id. A block lives while any
+// id cut from it does (ids of stopped actors keep their block's bytes).
+const idBlock = 64 << 10
+
+// decodeEntries reads the array of actors at the start of val as
+// directory entries and returns them and the bytes they took. Classes are
+// interned as dirWriter.classOf interns them (the last few are compared
+// first: neighbours mostly share one), ids are cut from idBlock strings.
+func decodeEntries(val []byte) (*snapEntries, int, bool) {
 	r := mpReader{b: val}
 	n, ok := r.arrayLen()
 	if !ok || n > len(val) { // each element takes a byte at least
 		return nil, 0, false
 	}
 	// An entry takes ~60 bytes: size for that, grow for forged tiny ones.
-	out := make([]Placement, 0, min(n, len(val)/32))
+	out := &snapEntries{es: make([]entry, 0, min(n, len(val)/32)), classes: make(map[class]*classInfo)}
 	shared := make(map[string]string)
 	intern := func(b []byte) string {
 		if s, ok := shared[string(b)]; ok {
@@ -364,9 +395,16 @@ func decodeActors(val []byte) ([]Placement, int, bool) {
 		}
 		return s
 	}
+	var ids idCutter
+	var recent [8]*classInfo
 	for range n {
-		out = append(out, Placement{})
-		p := &out[len(out)-1]
+		// The fields as msgpack would fill a Placement: missing ones
+		// zero, a repeated key's last value kept.
+		var (
+			id, typ, node, reason, owner []byte
+			epoch, restarts              uint64
+			k                            class
+		)
 		fields, ok := r.mapLen()
 		if !ok {
 			return nil, 0, false
@@ -376,39 +414,32 @@ func decodeActors(val []byte) ([]Placement, int, bool) {
 			if !ok || len(key) != 1 {
 				return nil, 0, false
 			}
-			var v []byte
+			var u uint64
 			switch key[0] {
 			case 'i':
-				v, ok = r.str()
-				p.ID = string(v)
+				id, ok = r.str()
 			case 't':
-				v, ok = r.str()
-				p.Type = intern(v)
+				typ, ok = r.str()
 			case 'n':
-				v, ok = r.str()
-				p.Node = intern(v)
+				node, ok = r.str()
 			case 'y':
-				v, ok = r.str()
-				p.Reason = intern(v)
+				reason, ok = r.str()
 			case 'o':
-				v, ok = r.str()
-				p.Owner = intern(v)
+				owner, ok = r.str()
 			case 'e':
-				p.Epoch, ok = r.uint(math.MaxUint64)
+				epoch, ok = r.uint(math.MaxUint64)
 			case 's':
-				var u uint64
 				u, ok = r.uint(math.MaxUint8)
-				p.Strategy = Strategy(u)
+				k.strategy = Strategy(u)
 			case 'x':
-				var u uint64
 				u, ok = r.uint(math.MaxUint8)
-				p.State = ActorState(u)
+				k.state = ActorState(u)
 			case 'r':
 				var x int64
 				x, ok = r.int()
-				p.Restarts = int(x)
+				restarts = uint64(min(max(x, 0), math.MaxUint32))
 			case 'p':
-				ok = r.policy(&p.Policy)
+				ok = r.policy(&k.policy)
 			default:
 				return nil, 0, false
 			}
@@ -416,8 +447,71 @@ func decodeActors(val []byte) ([]Placement, int, bool) {
 				return nil, 0, false
 			}
 		}
+		var c *classInfo
+		for _, rc := range recent {
+			if rc != nil && rc.policy == k.policy && rc.strategy == k.strategy && rc.state == k.state &&
+				rc.typ == string(typ) && rc.node == string(node) && rc.reason == string(reason) && rc.owner == string(owner) {
+				c = rc
+				break
+			}
+		}
+		if c == nil {
+			k.typ, k.node, k.reason, k.owner = intern(typ), intern(node), intern(reason), intern(owner)
+			if c = out.classes[k]; c == nil {
+				c = &classInfo{class: k, tmpl: Placement{Type: k.typ, Node: k.node, Reason: k.reason, Owner: k.owner, Policy: k.policy, Strategy: k.strategy, State: k.state}}
+				if len(out.classes) < maxInterned {
+					out.classes[k] = c
+				}
+			}
+			copy(recent[1:], recent[:])
+			recent[0] = c
+		}
+		ids.add(out.es, id)
+		out.es = append(out.es, entry{epoch: epoch, cls: c, restarts: uint32(restarts)})
 	}
+	ids.flush(out.es)
 	return out, r.off, true
+}
+
+// idCutter gives entries their ids cut from shared strings: add copies an
+// id into the current block, flush makes the block a string and sets the
+// ids of the entries added since the last flush.
+type idCutter struct {
+	blk   []byte
+	first int     // index of the block's first entry
+	ends  []int32 // end offset of each of its ids in blk
+}
+
+// add records id for the entry about to be appended at len(es).
+func (c *idCutter) add(es []entry, id []byte) {
+	if len(c.blk)+len(id) > cap(c.blk) {
+		c.flush(es)
+		if cap(c.blk) < len(id) {
+			c.blk = make([]byte, 0, max(idBlock, len(id)))
+		}
+	}
+	c.blk = append(c.blk, id...)
+	c.ends = append(c.ends, int32(len(c.blk)))
+}
+
+func (c *idCutter) flush(es []entry) {
+	s, start := string(c.blk), int32(0)
+	for i, end := range c.ends {
+		es[c.first+i].id = s[start:end]
+		start = end
+	}
+	c.first += len(c.ends)
+	c.blk, c.ends = c.blk[:0], c.ends[:0]
+}
+
+// placements materializes decoded entries as Placements, in order (tests,
+// and the comparison with msgpack's decoding).
+func (d *snapEntries) placements() []Placement {
+	out := make([]Placement, len(d.es))
+	for i := range d.es {
+		out[i] = d.es[i].placement()
+	}
+	return out
 }
 
 // mpReader reads the msgpack subset of a snapshot's actors; every method
@@ -594,13 +688,20 @@ func (m *machine) restore(b snapshotBody) {
 		mb.Load = 0
 		m.members[mb.ID] = &mb
 	}
-	es := make([]entry, len(b.Actors))
-	hs := make([]uint64, len(b.Actors))
-	for i := range b.Actors {
-		es[i] = m.w.entryOf(&b.Actors[i])
-		hs[i] = m.dir.hash(b.Actors[i].ID)
+	var es []entry
+	if b.dir != nil {
+		es, m.w.intern = b.dir.es, b.dir.classes
+	} else {
+		es = make([]entry, len(b.Actors))
+		for i := range b.Actors {
+			es[i] = m.w.entryOf(&b.Actors[i])
+		}
 	}
-	b.Actors = nil // the entries hold what is kept
+	b.Actors, b.dir = nil, nil // the trie holds what is kept
+	hs := make([]uint64, len(es))
+	for i := range es {
+		hs[i] = m.dir.hash(es[i].id)
+	}
 	m.w.build(es, hs)
 	var count, stopped int64
 	m.awaiting = nil
