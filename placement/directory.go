@@ -274,40 +274,55 @@ func (w *dirWriter) insert(n *hnode, shift uint, h uint64, e entry) (*hnode, *en
 
 // build makes the working root a trie of es (a restore), in one pass
 // instead of one insert each: every node's slices are allocated once, at
-// their final size. hs[i] is the hash of es[i]; both are reordered. Of
-// entries with one id the last wins, as successive puts would.
+// their final size. hs[i] is the hash of es[i]. Of entries with one id the
+// last wins, as successive puts would.
+//
+// The sort moves (hash, index) pairs, 16 pointer-free bytes, not the
+// entries: each entry is copied once, into its node, so a restore during a
+// collection pays one write barrier per entry, not one per level.
 func (w *dirWriter) build(es []entry, hs []uint64) {
 	if len(es) == 0 {
 		w.root = nil
 		return
 	}
-	w.root = w.buildNode(es, hs, 0, make([]entry, len(es)), make([]uint64, len(es)))
+	ps := make([]hpair, len(es))
+	for i, h := range hs {
+		ps[i] = hpair{h: h, i: uint32(i)}
+	}
+	w.root = w.buildNode(es, ps, 0, make([]hpair, len(ps)))
 }
 
-// buildNode builds the node at depth shift holding es: a counting sort on
-// the shift's 6 hash bits (stable, so the last of a duplicated id stays
-// last), then a slot per bit with one entry, a child per bit with more.
-// tmpE and tmpH are scratch space of at least len(es).
-func (w *dirWriter) buildNode(es []entry, hs []uint64, shift uint, tmpE []entry, tmpH []uint64) *hnode {
+// hpair is an entry's hash and its index in the entries being built.
+type hpair struct {
+	h uint64
+	i uint32
+}
+
+// buildNode builds the node at depth shift holding the entries of ps: a
+// counting sort on the shift's 6 hash bits (stable, so the last of a
+// duplicated id stays last), then a slot per bit with one entry, a child
+// per bit with more. tmp is scratch space of len(ps).
+func (w *dirWriter) buildNode(es []entry, ps []hpair, shift uint, tmp []hpair) *hnode {
 	n := &hnode{gen: w.gen}
 	if shift >= hamtDepth { // colliding hashes: a list
-		out := make([]entry, 0, len(es))
+		out := make([]entry, 0, len(ps))
 	next:
-		for i := range es {
+		for _, p := range ps {
+			e := &es[p.i]
 			for j := range out {
-				if out[j].id == es[i].id {
-					out[j] = es[i]
+				if out[j].id == e.id {
+					out[j] = *e
 					continue next
 				}
 			}
-			out = append(out, es[i])
+			out = append(out, *e)
 		}
 		n.ents = slices.Clip(out)
 		return n
 	}
 	var off [hamtMask + 2]int
-	for _, h := range hs {
-		off[h>>shift&hamtMask+1]++
+	for _, p := range ps {
+		off[p.h>>shift&hamtMask+1]++
 	}
 	nEnts, nKids := 0, 0
 	for d := range hamtMask + 1 {
@@ -320,13 +335,12 @@ func (w *dirWriter) buildNode(es []entry, hs []uint64, shift uint, tmpE []entry,
 		off[d+1] += off[d]
 	}
 	pos := off
-	for i, h := range hs {
-		d := h >> shift & hamtMask
-		tmpE[pos[d]], tmpH[pos[d]] = es[i], h
+	for _, p := range ps {
+		d := p.h >> shift & hamtMask
+		tmp[pos[d]] = p
 		pos[d]++
 	}
-	copy(es, tmpE[:len(es)])
-	copy(hs, tmpH[:len(hs)])
+	copy(ps, tmp)
 	n.ents = make([]entry, 0, nEnts)
 	n.kids = make([]*hnode, 0, nKids)
 	for d := range hamtMask + 1 {
@@ -335,33 +349,33 @@ func (w *dirWriter) buildNode(es []entry, hs []uint64, shift uint, tmpE []entry,
 		switch hi - lo {
 		case 0:
 		case 1:
-			n.ents = append(n.ents, es[lo])
+			n.ents = append(n.ents, es[ps[lo].i])
 			n.dmap |= bit
 		default:
 			n.kids = append(n.kids, nil)
 			n.nmap |= bit
 		}
 	}
-	// Each kid sorts its own range of es (and of the scratch space), so
+	// Each kid sorts its own range of ps (and of the scratch space), so
 	// kids build independently: at the root of a large restore on every
 	// core, else on this goroutine.
-	if shift == 0 && len(es) >= parallelBuild && runtime.GOMAXPROCS(0) > 1 {
-		w.buildKids(n, es, hs, &off, tmpE, tmpH)
+	if shift == 0 && len(ps) >= parallelBuild && runtime.GOMAXPROCS(0) > 1 {
+		w.buildKids(n, es, ps, &off, tmp)
 		return n
 	}
 	k := 0
 	for d := range hamtMask + 1 {
 		if lo, hi := off[d], off[d+1]; hi-lo > 1 {
-			n.kids[k] = w.buildNode(es[lo:hi], hs[lo:hi], shift+hamtBits, tmpE[lo:hi], tmpH[lo:hi])
+			n.kids[k] = w.buildNode(es, ps[lo:hi], shift+hamtBits, tmp[lo:hi])
 			k++
 		}
 	}
 	return n
 }
 
-// buildKids builds the root's kids (their ranges of es in off) on up to 4
+// buildKids builds the root's kids (their ranges of ps in off) on up to 4
 // goroutines.
-func (w *dirWriter) buildKids(n *hnode, es []entry, hs []uint64, off *[hamtMask + 2]int, tmpE []entry, tmpH []uint64) {
+func (w *dirWriter) buildKids(n *hnode, es []entry, ps []hpair, off *[hamtMask + 2]int, tmp []hpair) {
 	var ranges [][2]int
 	for d := range hamtMask + 1 {
 		if lo, hi := off[d], off[d+1]; hi-lo > 1 {
@@ -374,7 +388,7 @@ func (w *dirWriter) buildKids(n *hnode, es []entry, hs []uint64, off *[hamtMask 
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(ranges); i = int(next.Add(1) - 1) {
 				lo, hi := ranges[i][0], ranges[i][1]
-				n.kids[i] = w.buildNode(es[lo:hi], hs[lo:hi], hamtBits, tmpE[lo:hi], tmpH[lo:hi])
+				n.kids[i] = w.buildNode(es, ps[lo:hi], hamtBits, tmp[lo:hi])
 			}
 		})
 	}
