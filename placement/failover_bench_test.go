@@ -81,17 +81,7 @@ func failoverAtSize(b *testing.B, n int) {
 			}
 		}
 	}()
-	if f := os.Getenv("FAILOVER_PROFILE"); f != "" {
-		pf, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			b.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer cpuProfile(b, "FAILOVER_PROFILE")()
 	start := time.Now()
 	c.Kill(2)
 	if _, err := lead.WaitNewer(ctx, lastID, last.Epoch); err != nil {
@@ -240,17 +230,7 @@ func restartServing(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	c.Kill(2)
-	if f := os.Getenv("RESTART_PROFILE"); f != "" {
-		pf, err := os.Create(f)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			b.Fatal(err)
-		}
-		defer pprof.StopCPUProfile()
-	}
+	defer cpuProfile(b, "RESTART_PROFILE")()
 	b.ResetTimer()
 	start := time.Now()
 	if err := c.Launch(2); err != nil {
@@ -303,5 +283,26 @@ func spawnMany(ctx context.Context, b *testing.B, reg *placement.Registry, n int
 	close(errs)
 	for err := range errs {
 		b.Fatal(err)
+	}
+}
+
+// cpuProfile starts a CPU profile into the file named by environment
+// variable env, if set, and returns what stops it.
+func cpuProfile(b *testing.B, env string) (stop func()) {
+	f := os.Getenv(env)
+	if f == "" {
+		return func() {}
+	}
+	pf, err := os.Create(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		pf.Close()
 	}
 }
