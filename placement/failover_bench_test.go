@@ -41,7 +41,11 @@ func failoverAtSize(b *testing.B, n int) {
 	l := c.WaitLeader(0)
 	lead, fol := c.Reg(l), c.Reg(1)
 	spawnMany(ctx, b, lead, n, "f", placement.RestartPolicy{MaxRestarts: -1})
-	lastID := fmt.Sprintf("f%07d", n-1)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("f%07d", i)
+	}
+	lastID := placement.RehomeLast(ids) // moved in the last chunk
 	last, _ := lead.Lookup(lastID)
 	lapses := fol.Counters().LeaseLapses
 

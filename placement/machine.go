@@ -73,13 +73,13 @@ type machine struct {
 	awaiting map[string]int
 
 	// rehomeQ holds, per failed or left member, the ids of its actors still
-	// to move off it, sorted (see applier.rehomeChunk); empty once all
+	// to move off it, in rehome order (see rehomeQueue); empty once all
 	// moved. Written by apply only, under rqMu (the leader's rehomeLoop
 	// reads it). Not in snapshots: a missing queue is rebuilt from the
 	// directory, and the rebuilt one moves the same actors a kept one
 	// would.
 	rqMu    sync.Mutex
-	rehomeQ map[string]idHeap
+	rehomeQ map[string][]string
 }
 
 // revokedAt returns the index of the last entry that took something away
@@ -324,6 +324,9 @@ type applier struct {
 	index  uint64 // Raft log index of the entry
 	epoch  uint64 // index*maxBatch + position in the entry: unique, log-ordered
 	events []Event
+	// cands, if not nil, caches choose's candidates per type while no
+	// member changes (a rehome chunk: moves change loads only).
+	cands map[string]candSet
 }
 
 func (a *applier) emit(e Event) {
@@ -332,11 +335,12 @@ func (a *applier) emit(e Event) {
 	case MemberJoined, MemberFailed, MemberAlive, MemberLeft, MemberExpelled:
 		a.m.memberRev.Store(a.index)
 	}
-	if a.m.moving != nil && (e.Kind == ActorPlaced || e.Kind == ActorReplaced || e.Kind == ActorStopped) {
-		mb := a.m.members[e.Prev.Node]
-		a.m.moving(&e, mb != nil && (mb.Status == Failed || mb.Status == Left))
-	}
 	a.events = append(a.events, e)
+	if a.m.moving != nil && (e.Kind == ActorPlaced || e.Kind == ActorReplaced || e.Kind == ActorStopped) {
+		// The queued copy, so e does not escape (an allocation per event).
+		mb := a.m.members[e.Prev.Node]
+		a.m.moving(&a.events[len(a.events)-1], mb != nil && (mb.Status == Failed || mb.Status == Left))
+	}
 }
 
 func (a *applier) run(c command) result {
@@ -533,35 +537,32 @@ func (a *applier) rehomeStep(c command) result {
 }
 
 // rehomeChunk re-places up to n of the actors still on down member node,
-// in id order (least-loaded depends on order), and reports whether any may
-// be left. Its queue is the sorted ids of the actors active on node that
-// do not await a host; an id that moved, stopped or came to await a host
-// meanwhile is skipped without counting, so a queue rebuilt from the
-// directory (after a restore) moves exactly what a kept one would.
+// in rehome order (least-loaded depends on order), and reports whether any
+// may be left. Its queue is the ids of the actors active on node that do
+// not await a host, in rehome order; an id that moved, stopped or came to
+// await a host meanwhile is skipped without counting, so a queue rebuilt
+// from the directory (after a restore) moves exactly what a kept one
+// would.
 func (a *applier) rehomeChunk(node string, n int) bool {
 	mb := a.m.members[node]
 	a.m.rqMu.Lock()
 	q, ok := a.m.rehomeQ[node]
 	a.m.rqMu.Unlock()
 	if !ok {
-		// A heap, not a sort: the failure entry pays one pass over the
-		// ids, each chunk its own pops.
-		q = make(idHeap, 0, mb.Load)
-		walk(a.m.w.root, func(e *entry) bool {
-			if e.cls.state == Active && e.cls.node == node && !strings.HasPrefix(e.cls.reason, awaitingHost) {
-				q = append(q, e.id)
-			}
-			return true
-		})
-		q.init()
+		q = rehomeQueue(a.m.w.root, node, mb.Load)
 	}
 	reason, count := "node "+node+" failed", mb.Status == Failed
 	if mb.Status == Left {
 		reason = "node " + node + " left"
 	}
+	a.cands = make(map[string]candSet)
+	defer func() { a.cands = nil }()
+	a.events = slices.Grow(a.events, min(n, len(q))) // an event per move
 	moved := 0
 	for len(q) > 0 && moved < n {
-		id := q.pop()
+		id := q[0]
+		q[0] = "" // the queue's array lives until the last chunk
+		q = q[1:]
 		p, ok := a.m.get(id)
 		if !ok || p.State != Active || p.Node != node || strings.HasPrefix(p.Reason, awaitingHost) {
 			continue
@@ -570,53 +571,97 @@ func (a *applier) rehomeChunk(node string, n int) bool {
 		moved++
 	}
 	if len(q) == 0 {
-		q = idHeap{} // done: nothing to rebuild
+		q = []string{} // done: nothing to rebuild
 	}
 	a.m.rqMu.Lock()
 	if a.m.rehomeQ == nil {
-		a.m.rehomeQ = make(map[string]idHeap)
+		a.m.rehomeQ = make(map[string][]string)
 	}
 	a.m.rehomeQ[node] = q
 	a.m.rqMu.Unlock()
 	return len(q) > 0
 }
 
-// idHeap is a min-heap of actor ids: it yields them in id order, however
-// it was built, so every replica moves the same ones.
-type idHeap []string
-
-func (h idHeap) init() {
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-}
-
-func (h idHeap) down(i int) {
-	for {
-		j := 2*i + 1
-		if j >= len(h) {
-			return
+// rehomeQueue returns the ids of the actors under root active on node that
+// do not await a host, in rehome order: by rehomeKey, then by id. The
+// order depends on the ids only (not on the trie, whose hash is seeded
+// per process), so every replica moves the same actors in the same order.
+// The failure entry pays one pass over the directory and a radix sort of
+// pointer-free (key, index) pairs: no string compares, no write barrier
+// per swap. load sizes the slices.
+func rehomeQueue(root *hnode, node string, load int) []string {
+	ids := make([]string, 0, load)
+	keys := make([]keyIdx, 0, load)
+	walk(root, func(e *entry) bool {
+		if e.cls.state == Active && e.cls.node == node && !strings.HasPrefix(e.cls.reason, awaitingHost) {
+			keys = append(keys, keyIdx{rehomeKey(e.id), uint32(len(ids))})
+			ids = append(ids, e.id)
 		}
-		if r := j + 1; r < len(h) && h[r] < h[j] {
-			j = r
+		return true
+	})
+	radixSort(keys)
+	// Equal keys (colliding ids) are ordered by id.
+	for i := 0; i < len(keys); {
+		j := i + 1
+		for j < len(keys) && keys[j].key == keys[i].key {
+			j++
 		}
-		if h[i] <= h[j] {
-			return
+		if j-i > 1 {
+			slices.SortFunc(keys[i:j], func(x, y keyIdx) int { return cmp.Compare(ids[x.i], ids[y.i]) })
 		}
-		h[i], h[j] = h[j], h[i]
 		i = j
 	}
+	q := make([]string, len(keys))
+	for i, k := range keys {
+		q[i] = ids[k.i]
+	}
+	return q
 }
 
-// pop removes and returns the least id; h must not be empty.
-func (h *idHeap) pop() string {
-	old := *h
-	x, n := old[0], len(old)-1
-	old[0] = old[n]
-	old[n] = ""
-	*h = old[:n]
-	h.down(0)
-	return x
+// keyIdx is a sort key and the index of what it sorts.
+type keyIdx struct {
+	key uint64
+	i   uint32
+}
+
+// rehomeKey is FNV-1a of id, unseeded: the same on every replica and in
+// every version (the order it gives is part of what replicas agree on).
+func rehomeKey(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// radixSort sorts ks by key: four stable passes on 16 bits each.
+func radixSort(ks []keyIdx) {
+	if len(ks) < 256 {
+		slices.SortStableFunc(ks, func(x, y keyIdx) int { return cmp.Compare(x.key, y.key) })
+		return
+	}
+	tmp := make([]keyIdx, len(ks))
+	src, dst := ks, tmp
+	var cnt [1 << 16]int
+	for shift := uint(0); shift < 64; shift += 16 {
+		clear(cnt[:])
+		for _, k := range src {
+			cnt[(k.key>>shift)&0xffff]++
+		}
+		sum := 0
+		for i, c := range cnt {
+			cnt[i] = sum
+			sum += c
+		}
+		for _, k := range src {
+			d := (k.key >> shift) & 0xffff
+			dst[cnt[d]] = k
+			cnt[d]++
+		}
+		src, dst = dst, src
+	}
+	// Four passes: the sorted keys are back in ks.
 }
 
 // dropRehome forgets node's queue: it is alive again, and what is left on
@@ -806,20 +851,17 @@ func (a *applier) snap(mb *Member) Member {
 // caller the Local target. With fallback (a re-placement, where both are the
 // old node) a dead or unfit target falls back to LeastLoaded.
 func (a *applier) choose(id, typ string, s Strategy, given, caller string, fallback bool) (string, error) {
-	var cands []*Member
-	known := false
-	for _, mb := range a.m.members {
-		if mb.hosts(typ) {
-			known = true
-			if mb.Status == Alive {
-				cands = append(cands, mb)
-			}
+	cs, ok := a.cands[typ]
+	if !ok {
+		cs = a.candidates(typ)
+		if a.cands != nil {
+			a.cands[typ] = cs
 		}
 	}
-	if !known {
+	if !cs.known {
 		return "", &SpawnError{ID: id, Type: typ, Err: ErrUnknownType}
 	}
-	slices.SortFunc(cands, func(x, y *Member) int { return cmp.Compare(x.ID, y.ID) })
+	cands := cs.alive
 	pinned := func(node string) (string, error) {
 		mb := a.m.members[node]
 		if mb == nil || mb.Status != Alive {
@@ -873,6 +915,28 @@ func (a *applier) choose(id, typ string, s Strategy, given, caller string, fallb
 		}
 	}
 	return best.ID, nil
+}
+
+// candSet is what choose needs of the members for one type: whether any
+// member hosts it, and the alive ones that do, by id. Loads are read
+// through the pointers, so a set stays right while only loads change.
+type candSet struct {
+	known bool
+	alive []*Member
+}
+
+func (a *applier) candidates(typ string) candSet {
+	var cs candSet
+	for _, mb := range a.m.members {
+		if mb.hosts(typ) {
+			cs.known = true
+			if mb.Status == Alive {
+				cs.alive = append(cs.alive, mb)
+			}
+		}
+	}
+	slices.SortFunc(cs.alive, func(x, y *Member) int { return cmp.Compare(x.ID, y.ID) })
+	return cs
 }
 
 func (a *applier) spawn(c command) result {

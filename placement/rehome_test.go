@@ -1,8 +1,10 @@
 package placement
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +13,8 @@ import (
 )
 
 // TestFailoverInChunks: a failed member's actors move off it at most
-// rehomeChunk per entry (the failure's own, then cmdRehome entries), in id
-// order; a replica restored from a snapshot taken mid-way moves exactly
+// rehomeChunk per entry (the failure's own, then cmdRehome entries), in
+// rehome order; a replica restored from a snapshot taken mid-way moves exactly
 // the same actors to the same nodes as one that kept its queue; a member
 // alive again keeps, and serves, what had not moved yet.
 func TestFailoverInChunks(t *testing.T) {
@@ -31,12 +33,19 @@ func TestFailoverInChunks(t *testing.T) {
 		mb, _ := m.member("n3")
 		return mb.Load
 	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("a%05d", i)
+	}
+	order := rehomeOrder(ids)
 	s.do(command{Type: cmdFailed, Node: "n3"})
 	if got := onN3(s.m); got != n-rehomeChunk {
 		t.Fatalf("after the failure entry %d actors left on n3, want %d", got, n-rehomeChunk)
 	}
-	if p, _ := s.m.lookup("a00000"); p.Node == "n3" {
-		t.Fatalf("the first id in order did not move: %+v", p)
+	for i, id := range order {
+		if p, _ := s.m.lookup(id); (p.Node == "n3") != (i >= rehomeChunk) {
+			t.Fatalf("%d. in rehome order after the first chunk: %+v", i, p)
+		}
 	}
 	if s.m.nextRehome() != "n3" {
 		t.Fatal("nextRehome does not name n3")
@@ -80,7 +89,7 @@ func TestFailoverInChunks(t *testing.T) {
 	if r1, _ := step(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk}); r1.More || onN3(s.m) != left {
 		t.Fatalf("a rehome of an alive member moved actors: %d left of %d", onN3(s.m), left)
 	}
-	if p, _ := s.m.lookup(fmt.Sprintf("a%05d", n-1)); p.Node != "n3" || p.State != Active {
+	if p, _ := s.m.lookup(order[n-1]); p.Node != "n3" || p.State != Active {
 		t.Fatalf("the last actor = %+v, want still active on n3", p)
 	}
 }
@@ -114,9 +123,13 @@ func TestFailoverMovesEveryActorInChunks(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	last, _ := regs[0].Lookup(fmt.Sprintf("a%05d", n-1))
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("a%05d", i)
+	}
+	last, _ := regs[0].Lookup(RehomeLast(ids))
 	net.Isolate("n3")
-	// The last id in order moves in the last chunk.
+	// The last id in rehome order moves in the last chunk.
 	p, err := regs[0].WaitNewer(ctx, last.ID, last.Epoch)
 	if err != nil || p.Node == "n3" {
 		t.Fatalf("last actor after the failover = %+v, %v", p, err)
@@ -134,4 +147,63 @@ func TestFailoverMovesEveryActorInChunks(t *testing.T) {
 	if _, err := host[p.Node].WaitOwns(ctx, p.ID, p.Epoch); err != nil {
 		t.Fatalf("new host of %s: %v", p.ID, err)
 	}
+}
+
+// rehomeOrder sorts ids as rehomeQueue must, by (rehomeKey, id), with a
+// comparison sort: a second implementation to check the radix one by.
+func rehomeOrder(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.SortFunc(out, func(x, y string) int {
+		return cmp.Or(cmp.Compare(rehomeKey(x), rehomeKey(y)), cmp.Compare(x, y))
+	})
+	return out
+}
+
+// TestRehomeQueueOrder: the queue a failure builds holds exactly the
+// down member's movable actors, in (rehomeKey, id) order, whatever the
+// trie's (seeded) order: for ids whose keys are all distinct, and for keys
+// forced to collide in every 16-bit digit the radix sort uses (the
+// tie-break by id must order them).
+func TestRehomeQueueOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+	}{{"small", 100}, {"radix", 20_000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSM(t)
+			s.join("n1", "A")
+			s.join("n2", "A")
+			var want []string
+			for i := range tc.n {
+				id, node := fmt.Sprintf("q%06d", i), "n1"
+				if i%3 == 0 {
+					node = "n2"
+				}
+				if r := s.spawn("n1", SpawnRequest{ID: id, Type: "A", Strategy: OnNode, Node: node}); r.Err != nil {
+					t.Fatal(r.Err)
+				}
+				if node == "n1" {
+					want = append(want, id)
+				}
+			}
+			got := rehomeQueue(s.m.w.root, "n1", 0)
+			if want = rehomeOrder(want); !slices.Equal(got, want) {
+				t.Fatalf("queue of %d ids differs from the reference order of %d (first %v, want %v)", len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
+			}
+		})
+	}
+	t.Run("colliding keys", func(t *testing.T) {
+		ks := make([]keyIdx, 5000)
+		for i := range ks {
+			// Few distinct keys, each digit shared widely; index order
+			// reversed so a sort that is not stable would show.
+			ks[i] = keyIdx{key: uint64(i%7)<<48 | uint64(i%5)<<16, i: uint32(len(ks) - i)}
+		}
+		want := slices.Clone(ks)
+		slices.SortStableFunc(want, func(x, y keyIdx) int { return cmp.Compare(x.key, y.key) })
+		radixSort(ks)
+		if !slices.Equal(ks, want) {
+			t.Fatal("radixSort differs from a stable sort by key")
+		}
+	})
 }
