@@ -326,3 +326,66 @@ func BenchmarkRestore(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restore")
 }
+
+// BenchmarkApplyRehome measures the FSM's side of a failover, without
+// Raft: n3, hosting actors=N, fails; the failure entry and the cmdRehome
+// entries after it are applied until none is left, on one replica.
+// Reported: ns per moved actor, the failure entry's apply (first-ms) and
+// the longest chunk's (max-chunk-ms). Run with -benchtime=1x.
+func BenchmarkApplyRehome(b *testing.B) {
+	for _, n := range []int{333_000} {
+		b.Run(fmt.Sprint("actors=", n), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				m := newMachine()
+				index := uint64(0)
+				do := func(c command) result {
+					index++
+					enc, err := encodeCommand(c)
+					if err != nil {
+						b.Fatal(err)
+					}
+					r, _ := m.applyEntry(index, enc)
+					return r.(result)
+				}
+				for _, id := range []string{"n1", "n2", "n3"} {
+					do(command{Type: cmdJoin, Node: id, Addr: "mem:" + id, Types: []string{"T"}})
+				}
+				for lo := 0; lo < n; lo += maxBatch {
+					cmds := make([][]byte, 0, maxBatch)
+					for i := lo; i < min(n, lo+maxBatch); i++ {
+						enc, _ := encodeCommand(command{Type: cmdSpawn, Node: "n1", Spawn: SpawnRequest{ID: fmt.Sprintf("f%07d", i), Type: "T",
+							Strategy: OnNode, Node: "n3", Policy: RestartPolicy{MaxRestarts: -1}}})
+						cmds = append(cmds, enc)
+					}
+					enc, err := encodeBatch(cmds)
+					if err != nil {
+						b.Fatal(err)
+					}
+					index++
+					m.applyEntry(index, enc)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				do(command{Type: cmdFailed, Node: "n3"})
+				first := time.Since(t0)
+				var worst time.Duration
+				for {
+					t := time.Now()
+					r := do(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk})
+					worst = max(worst, time.Since(t))
+					if !r.More {
+						break
+					}
+				}
+				b.StopTimer()
+				if mb, _ := m.member("n3"); mb.Load != 0 {
+					b.Fatalf("%d actors left on n3", mb.Load)
+				}
+				b.ReportMetric(float64(time.Since(t0).Nanoseconds())/float64(n), "ns/move")
+				b.ReportMetric(float64(first.Microseconds())/1000, "first-ms")
+				b.ReportMetric(float64(worst.Microseconds())/1000, "max-chunk-ms")
+			}
+		})
+	}
+}

@@ -173,6 +173,14 @@ func (w *dirWriter) publish() {
 	}
 }
 
+// freeze returns the working root and makes the nodes under it immutable,
+// as publish does, without showing it to readers: a later write copies
+// them.
+func (w *dirWriter) freeze() *hnode {
+	w.gen++
+	return w.root
+}
+
 // reset empties the directory (restore); it is published with the next
 // publish.
 func (w *dirWriter) reset() {

@@ -79,7 +79,7 @@ type machine struct {
 	// directory, and the rebuilt one moves the same actors a kept one
 	// would.
 	rqMu    sync.Mutex
-	rehomeQ map[string][]string
+	rehomeQ map[string]*rehomeWork
 }
 
 // revokedAt returns the index of the last entry that took something away
@@ -512,11 +512,26 @@ func (a *applier) memberDown(node string, st MemberStatus) result {
 		kind = MemberLeft
 	}
 	a.emit(Event{Kind: kind, Member: a.snap(mb)})
-	// The first chunk moves in this entry, the rest in cmdRehome entries.
 	a.m.dropRehome(node)
+	if mb.Load == 0 {
+		return result{}
+	}
+	if a.m.count.Load() > rehomeSyncMax {
+		// Its actors move in cmdRehome entries once the queue is built.
+		a.m.startRehome(node, mb.Load, false)
+		return result{}
+	}
+	// A small directory: the queue now, the first chunk in this entry.
+	a.m.startRehome(node, mb.Load, true)
 	a.rehomeChunk(node, rehomeChunk)
 	return result{}
 }
+
+// rehomeSyncMax is the directory size up to which a failure entry builds
+// its queue itself (a walk of the whole directory, ~0.4 µs an entry) and
+// moves the first chunk; past it, a goroutine builds the queue and the
+// failure entry moves nothing. A variable for tests.
+var rehomeSyncMax int64 = 1 << 14
 
 // rehomeChunk bounds the actors one entry moves off a down member: at ~10
 // µs a move, an entry of 4 096 holds the state machine ~40 ms, so other
@@ -546,11 +561,13 @@ func (a *applier) rehomeStep(c command) result {
 func (a *applier) rehomeChunk(node string, n int) bool {
 	mb := a.m.members[node]
 	a.m.rqMu.Lock()
-	q, ok := a.m.rehomeQ[node]
+	work := a.m.rehomeQ[node]
 	a.m.rqMu.Unlock()
-	if !ok {
-		q = rehomeQueue(a.m.w.root, node, mb.Load)
+	if work == nil {
+		work = a.m.startRehome(node, mb.Load, true) // a restored replica
 	}
+	<-work.ready // the leader waits for its own before it proposes a chunk
+	q := work.ids
 	reason, count := "node "+node+" failed", mb.Status == Failed
 	if mb.Status == Left {
 		reason = "node " + node + " left"
@@ -570,16 +587,44 @@ func (a *applier) rehomeChunk(node string, n int) bool {
 		a.replace(p, reason, count)
 		moved++
 	}
-	if len(q) == 0 {
-		q = []string{} // done: nothing to rebuild
-	}
 	a.m.rqMu.Lock()
-	if a.m.rehomeQ == nil {
-		a.m.rehomeQ = make(map[string][]string)
-	}
-	a.m.rehomeQ[node] = q
+	work.ids = q
 	a.m.rqMu.Unlock()
 	return len(q) > 0
+}
+
+// rehomeWork is the queue of the actors still to move off one down member.
+// A goroutine builds it (rehomeQueue) from the directory as the entry that
+// started it left it, so the failure entry costs no walk of the directory;
+// the first chunk waits for it.
+type rehomeWork struct {
+	ready chan struct{} // closed once ids is built
+	ids   []string      // the builder's until ready; then apply's (rqMu)
+}
+
+// startRehome starts building node's queue from the working directory as
+// it is now: in a goroutine, unless now is set. The current nodes are
+// frozen (a later write in this entry copies them), so the builder walks a
+// trie no one changes. load sizes the queue. Called by apply only.
+func (m *machine) startRehome(node string, load int, now bool) *rehomeWork {
+	work := &rehomeWork{ready: make(chan struct{})}
+	if now {
+		work.ids = rehomeQueue(m.w.root, node, load)
+		close(work.ready)
+	} else {
+		root := m.w.freeze()
+		go func() {
+			work.ids = rehomeQueue(root, node, load)
+			close(work.ready)
+		}()
+	}
+	m.rqMu.Lock()
+	if m.rehomeQ == nil {
+		m.rehomeQ = make(map[string]*rehomeWork)
+	}
+	m.rehomeQ[node] = work
+	m.rqMu.Unlock()
+	return work
 }
 
 // rehomeQueue returns the ids of the actors under root active on node that
@@ -673,24 +718,30 @@ func (m *machine) dropRehome(node string) {
 }
 
 // nextRehome returns a down member with actors still to move off it, or
-// "". A down member holding actors and no queue (a restored replica) is
-// returned too: its next chunk rebuilds the queue.
-func (m *machine) nextRehome() string {
+// "", and the channel closed once its queue is built (nil if it has
+// none yet). A down member holding actors and no queue (a restored
+// replica) is returned too: its next chunk builds the queue.
+func (m *machine) nextRehome() (string, <-chan struct{}) {
 	m.mu.RLock() // before rqMu, as apply takes them
 	defer m.mu.RUnlock()
 	m.rqMu.Lock()
 	defer m.rqMu.Unlock()
-	for node, q := range m.rehomeQ {
-		if len(q) > 0 {
-			return node
+	for node, w := range m.rehomeQ {
+		select {
+		case <-w.ready:
+			if len(w.ids) == 0 {
+				continue
+			}
+		default:
 		}
+		return node, w.ready
 	}
 	for id, mb := range m.members {
 		if _, ok := m.rehomeQ[id]; !ok && mb.Load > 0 && (mb.Status == Failed || mb.Status == Left) {
-			return id
+			return id, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // replace moves p to a new node (or the same one) with a new epoch under its

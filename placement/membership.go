@@ -437,9 +437,16 @@ func (r *Registry) rehomeLoop() {
 		case <-r.rehomeKick:
 		}
 		for r.IsLeader() {
-			node := r.fsm.m.nextRehome()
+			node, ready := r.fsm.m.nextRehome()
 			if node == "" {
 				break
+			}
+			if ready != nil { // propose once this replica's queue is built
+				select {
+				case <-ready:
+				case <-r.done:
+					return
+				}
 			}
 			data, err := encodeCommand(command{Type: cmdRehome, Node: node, Epoch: rehomeChunk})
 			if err != nil {

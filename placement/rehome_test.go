@@ -13,11 +13,25 @@ import (
 )
 
 // TestFailoverInChunks: a failed member's actors move off it at most
-// rehomeChunk per entry (the failure's own, then cmdRehome entries), in
-// rehome order; a replica restored from a snapshot taken mid-way moves exactly
-// the same actors to the same nodes as one that kept its queue; a member
-// alive again keeps, and serves, what had not moved yet.
+// rehomeChunk per entry, in rehome order: in a small directory the failure
+// entry builds the queue and moves the first chunk; in a large one
+// (async) a goroutine builds the queue from the directory as the failure
+// left it while later entries change it, and the moves start in the next
+// rehome entry. A replica restored from a snapshot taken mid-way moves
+// exactly the same actors to the same nodes as one that kept its queue; a
+// member alive again keeps, and serves, what had not moved yet.
 func TestFailoverInChunks(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprint("async=", async), func(t *testing.T) { failoverInChunks(t, async) })
+	}
+}
+
+func failoverInChunks(t *testing.T, async bool) {
+	if async {
+		old := rehomeSyncMax
+		rehomeSyncMax = 0
+		defer func() { rehomeSyncMax = old }()
+	}
 	const n = 2*rehomeChunk + 100
 	s := newSM(t)
 	s.join("n1", "A")
@@ -39,16 +53,36 @@ func TestFailoverInChunks(t *testing.T) {
 	}
 	order := rehomeOrder(ids)
 	s.do(command{Type: cmdFailed, Node: "n3"})
-	if got := onN3(s.m); got != n-rehomeChunk {
-		t.Fatalf("after the failure entry %d actors left on n3, want %d", got, n-rehomeChunk)
+	node, ready := s.m.nextRehome()
+	if node != "n3" || ready == nil {
+		t.Fatalf("nextRehome = %q, %v; want n3 and its queue's channel", node, ready)
+	}
+	// boundary: the queue's position the second chunk starts at.
+	boundary := rehomeChunk
+	if async {
+		if got := onN3(s.m); got != n {
+			t.Fatalf("after the failure entry %d actors left on n3, want all %d (they move in rehome entries)", got, n)
+		}
+		// While the queue is built, the directory changes (the race
+		// detector watches the builder): an actor on n3 stops, one is
+		// spawned elsewhere. The first chunk skips the stopped one.
+		s.do(command{Type: cmdStop, ID: order[5], Reason: "done"})
+		if r := s.spawn("n1", SpawnRequest{ID: "other", Type: "A", Strategy: OnNode, Node: "n1"}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		<-ready
+		if r := s.do(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk}); !r.More {
+			t.Fatal("More = false after the first chunk")
+		}
+		boundary++
+	}
+	if got, want := onN3(s.m), n-boundary; got != want {
+		t.Fatalf("after the first chunk %d actors left on n3, want %d", got, want)
 	}
 	for i, id := range order {
-		if p, _ := s.m.lookup(id); (p.Node == "n3") != (i >= rehomeChunk) {
+		if p, _ := s.m.lookup(id); !(async && i == 5) && (p.Node == "n3") != (i >= boundary) {
 			t.Fatalf("%d. in rehome order after the first chunk: %+v", i, p)
 		}
-	}
-	if s.m.nextRehome() != "n3" {
-		t.Fatal("nextRehome does not name n3")
 	}
 
 	// A replica restored from a snapshot taken now.
@@ -65,12 +99,12 @@ func TestFailoverInChunks(t *testing.T) {
 		r2, _ := r.apply(s.index, enc)
 		return r1, r2
 	}
-	step(command{Type: cmdStop, ID: fmt.Sprintf("a%05d", rehomeChunk+1), Reason: "done"})
+	step(command{Type: cmdStop, ID: order[boundary+1], Reason: "done"})
 	r1, r2 := step(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk})
 	if !r1.More || !r2.More {
 		t.Fatalf("More = %v / %v after the second chunk, want true", r1.More, r2.More)
 	}
-	if got, want := onN3(s.m), n-2*rehomeChunk-1; got != want || onN3(r) != want {
+	if got, want := onN3(s.m), n-boundary-rehomeChunk-1; got != want || onN3(r) != want {
 		t.Fatalf("after the second chunk %d / %d left on n3, want %d", got, onN3(r), want)
 	}
 	walk(s.m.dir.root.Load(), func(e *entry) bool {
@@ -82,8 +116,11 @@ func TestFailoverInChunks(t *testing.T) {
 
 	// n3 is heard again: what is left stays on it, and nothing moves.
 	step(command{Type: cmdAlive, Node: "n3"})
-	if s.m.nextRehome() != "" || r.nextRehome() != "" {
-		t.Fatalf("nextRehome = %q / %q for an alive member", s.m.nextRehome(), r.nextRehome())
+	if a, _ := s.m.nextRehome(); a != "" {
+		t.Fatalf("nextRehome = %q for an alive member", a)
+	}
+	if b, _ := r.nextRehome(); b != "" {
+		t.Fatalf("nextRehome = %q for an alive member (restored replica)", b)
 	}
 	left := onN3(s.m)
 	if r1, _ := step(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk}); r1.More || onN3(s.m) != left {
@@ -96,8 +133,21 @@ func TestFailoverInChunks(t *testing.T) {
 
 // TestFailoverMovesEveryActorInChunks: a node holding more actors than
 // one chunk fails; the leader moves them all off it, chunk after chunk,
-// and each is owned by its new host.
+// and each is owned by its new host: with the queue built by the failure
+// entry, and by a goroutine (async; the leader proposes the first chunk
+// once its own queue is built).
 func TestFailoverMovesEveryActorInChunks(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprint("async=", async), func(t *testing.T) { failoverMovesEveryActor(t, async) })
+	}
+}
+
+func failoverMovesEveryActor(t *testing.T, async bool) {
+	if async {
+		old := rehomeSyncMax
+		rehomeSyncMax = 0
+		t.Cleanup(func() { rehomeSyncMax = old }) // after the registries close
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	net := transport.NewMemNetwork()
