@@ -1,11 +1,11 @@
 package placement
 
 import (
-	"hash/maphash"
 	"math"
 	"math/bits"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -74,19 +74,18 @@ const (
 
 // directory is the published side: what readers see.
 type directory struct {
-	seed maphash.Seed
 	root atomic.Pointer[hnode]
-	// hashOf, if set, replaces the seeded hash (tests: collisions).
+	// hashOf, if set, replaces the hash (tests: collisions).
 	hashOf func(string) uint64
 }
 
-// hash is seeded per process: ids chosen to collide on one replica do not
-// on another. Nothing depends on trie order but snapshot bytes.
+// hash is SipHash-2-4 under a fixed key (siphash.go): every replica's trie
+// has the same shape and order, which a failover's rehome order uses.
 func (d *directory) hash(id string) uint64 {
 	if d.hashOf != nil {
 		return d.hashOf(id)
 	}
-	return maphash.String(d.seed, id)
+	return sipHash(sipK0, sipK1, id)
 }
 
 // get finds id under root n.
@@ -145,6 +144,39 @@ func walk(n *hnode, f func(*entry) bool) bool {
 		}
 	}
 	return true
+}
+
+// walkSlots calls f for every entry under n (at depth shift) in slot
+// order: slot by slot, an entry or its subtrie, so in the order of the
+// hashes' 6-bit digits from the low end, and by id within a collision
+// list. Unlike walk's, the order depends only on the entries' hashes and
+// ids, not on the trie's history (whether an entry sits inline or was
+// pushed down).
+func walkSlots(n *hnode, shift uint, f func(*entry)) {
+	if n == nil {
+		return
+	}
+	if shift >= hamtDepth {
+		es := make([]*entry, len(n.ents))
+		for i := range n.ents {
+			es[i] = &n.ents[i]
+		}
+		slices.SortFunc(es, func(x, y *entry) int { return strings.Compare(x.id, y.id) })
+		for _, e := range es {
+			f(e)
+		}
+		return
+	}
+	di, ki := 0, 0
+	for m := n.dmap | n.nmap; m != 0; m &= m - 1 {
+		if bit := m & -m; n.dmap&bit != 0 {
+			f(&n.ents[di])
+			di++
+		} else {
+			walkSlots(n.kids[ki], shift+hamtBits, f)
+			ki++
+		}
+	}
 }
 
 // maxInterned bounds the interned classes; past it (a flood of distinct

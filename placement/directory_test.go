@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -23,10 +22,10 @@ import (
 // and updates, with hashes that collide in their low bits, in all 64 bits
 // (collision lists) or not at all, and that a published root is never
 // changed by later writes (what a snapshot relies on).
-// testHashes are the directory's hash functions under test: the seeded
-// one, one whose low bits collide, and one under which every id collides.
+// testHashes are the directory's hash functions under test: its own
+// (SipHash), one whose low bits collide, and one under which every id collides.
 var testHashes = map[string]func(string) uint64{
-	"seeded": nil,
+	"siphash": nil,
 	"low bits collide": func(id string) uint64 {
 		var h uint64
 		for _, c := range []byte(id) {
@@ -40,7 +39,7 @@ var testHashes = map[string]func(string) uint64{
 func TestDirectoryPersistent(t *testing.T) {
 	for name, hf := range testHashes {
 		t.Run(name, func(t *testing.T) {
-			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
+			d := &directory{hashOf: hf}
 			w := newDirWriter(d)
 			rng := rand.New(rand.NewPCG(1, 2))
 			want := map[string]Placement{}
@@ -356,7 +355,7 @@ func TestBuildMatchesPuts(t *testing.T) {
 func testBuildMatchesPuts(t *testing.T) {
 	for name, hf := range testHashes {
 		t.Run(name, func(t *testing.T) {
-			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
+			d := &directory{hashOf: hf}
 			rng := rand.New(rand.NewPCG(3, 4))
 			n := 5000
 			if hf != nil && hf("a") == 42 {
@@ -367,7 +366,7 @@ func testBuildMatchesPuts(t *testing.T) {
 				id := fmt.Sprint("id", rng.IntN(n)) // duplicates included
 				ps = append(ps, Placement{ID: id, Type: fmt.Sprint("T", i%3), Node: fmt.Sprint("n", rng.IntN(4)), Epoch: uint64(i), State: ActorState(rng.IntN(2))})
 			}
-			want := newDirWriter(&directory{seed: d.seed, hashOf: hf})
+			want := newDirWriter(&directory{hashOf: hf})
 			for _, p := range ps {
 				want.put(p)
 			}

@@ -4,6 +4,6 @@ package placement
 // last chunk) when all of them are on the failed node: benchmarks in
 // package placement_test wait for it.
 func RehomeLast(ids []string) string {
-	o := rehomeOrder(ids)
+	o := rehomeOrder(ids, nil)
 	return o[len(o)-1]
 }

@@ -3,7 +3,6 @@ package placement
 import (
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"math/rand/v2"
 	"testing"
@@ -17,7 +16,7 @@ import (
 func TestDirectoryDelete(t *testing.T) {
 	for name, hf := range testHashes {
 		t.Run(name, func(t *testing.T) {
-			d := &directory{seed: maphash.MakeSeed(), hashOf: hf}
+			d := &directory{hashOf: hf}
 			w := newDirWriter(d)
 			rng := rand.New(rand.NewPCG(3, 4))
 			n := 2000

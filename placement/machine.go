@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"hash/maphash"
 	"maps"
 	"slices"
 	"strconv"
@@ -155,7 +154,7 @@ func (s *session) forget(floor uint64) {
 
 func newMachine() *machine {
 	m := &machine{
-		dir:      directory{seed: maphash.MakeSeed()},
+		dir:      directory{},
 		members:  make(map[string]*Member),
 		sessions: make(map[string]*session),
 	}
@@ -170,21 +169,20 @@ func (m *machine) lookup(id string) (Placement, bool) { return m.dir.lookup(id) 
 func (m *machine) get(id string) (Placement, bool) { return m.w.get(id) }
 
 // activeOn returns the ids of the active actors on node in the working
-// directory, sorted (re-placement order must be the same on every
-// replica). It walks the whole directory, so it skips a node without any.
+// directory, in the trie's slot order (re-placement order must be the same
+// on every replica; walkSlots). It walks the whole directory, so it skips
+// a node without any.
 func (m *machine) activeOn(node string) []string {
 	mb := m.members[node]
 	if mb == nil || mb.Load == 0 {
 		return nil
 	}
 	ids := make([]string, 0, mb.Load)
-	walk(m.w.root, func(e *entry) bool {
+	walkSlots(m.w.root, 0, func(e *entry) {
 		if e.cls.state == Active && e.cls.node == node {
 			ids = append(ids, e.id)
 		}
-		return true
 	})
-	slices.Sort(ids)
 	return ids
 }
 
@@ -467,10 +465,7 @@ func (a *applier) expel(c command) result {
 		a.m.onExpel()
 	}
 	a.emit(Event{Kind: MemberExpelled, Member: a.snap(mb)})
-	for _, id := range a.m.activeOn(c.Node) {
-		p, _ := a.m.get(id)
-		a.replace(p, "node "+c.Node+" expelled", true)
-	}
+	a.moveOff(c.Node, mb)
 	return result{}
 }
 
@@ -512,39 +507,53 @@ func (a *applier) memberDown(node string, st MemberStatus) result {
 		kind = MemberLeft
 	}
 	a.emit(Event{Kind: kind, Member: a.snap(mb)})
+	a.moveOff(node, mb)
+	return result{}
+}
+
+// moveOff starts moving the actors off member node, down (failed, left or
+// expelled) in this entry.
+func (a *applier) moveOff(node string, mb *Member) {
 	a.m.dropRehome(node)
 	if mb.Load == 0 {
-		return result{}
+		return
 	}
 	if a.m.count.Load() > rehomeSyncMax {
 		// Its actors move in cmdRehome entries once the queue is built.
 		a.m.startRehome(node, mb.Load, false)
-		return result{}
+		return
 	}
 	// A small directory: the queue now, the first chunk in this entry.
 	a.m.startRehome(node, mb.Load, true)
 	a.rehomeChunk(node, rehomeChunk)
-	return result{}
+}
+
+// down reports whether mb's actors are to move off it.
+func (mb *Member) down() bool {
+	return mb.Status == Failed || mb.Status == Left || mb.Status == Expelled
 }
 
 // rehomeSyncMax is the directory size up to which a failure entry builds
-// its queue itself (a walk of the whole directory, ~0.4 µs an entry) and
+// its queue itself (a walk of the whole directory, ~0.1 µs an entry) and
 // moves the first chunk; past it, a goroutine builds the queue and the
 // failure entry moves nothing. A variable for tests.
 var rehomeSyncMax int64 = 1 << 14
 
-// rehomeChunk bounds the actors one entry moves off a down member: at ~10
-// µs a move, an entry of 4 096 holds the state machine ~40 ms, so other
-// writes and the followers' applies go on between the chunks of a large
-// failover. The leader proposes chunks (cmdRehome) until none are left
-// (Registry.rehomeLoop).
-const rehomeChunk = 2048
+// rehomeChunk bounds the actors one entry moves off a down member: at
+// ~1.2 µs a move in rehome order (BenchmarkApplyRehome), an entry of 8 192
+// holds the state machine ~10–15 ms, so other writes and the followers'
+// applies go on between the chunks of a large failover. (2 048 cost 2.5×
+// as long per move in id order, where each move copied its own path; in
+// trie order larger chunks share more of the path and need fewer Raft
+// round trips.) The leader proposes chunks (cmdRehome) until none are
+// left (Registry.rehomeLoop).
+const rehomeChunk = 8192
 
 // rehomeStep applies cmdRehome: the next chunk of c.Node's actors, if the
 // member is still failed or left.
 func (a *applier) rehomeStep(c command) result {
 	mb := a.m.members[c.Node]
-	if mb == nil || (mb.Status != Failed && mb.Status != Left) {
+	if mb == nil || !mb.down() {
 		return result{}
 	}
 	n := int(min(max(c.Epoch, 1), rehomeChunk))
@@ -568,9 +577,12 @@ func (a *applier) rehomeChunk(node string, n int) bool {
 	}
 	<-work.ready // the leader waits for its own before it proposes a chunk
 	q := work.ids
-	reason, count := "node "+node+" failed", mb.Status == Failed
-	if mb.Status == Left {
+	reason, count := "node "+node+" failed", mb.Status != Left // a leave spends no restart
+	switch mb.Status {
+	case Left:
 		reason = "node " + node + " left"
+	case Expelled:
+		reason = "node " + node + " expelled"
 	}
 	a.cands = make(map[string]candSet)
 	defer func() { a.cands = nil }()
@@ -628,85 +640,23 @@ func (m *machine) startRehome(node string, load int, now bool) *rehomeWork {
 }
 
 // rehomeQueue returns the ids of the actors under root active on node that
-// do not await a host, in rehome order: by rehomeKey, then by id. The
-// order depends on the ids only (not on the trie, whose hash is seeded
-// per process), so every replica moves the same actors in the same order.
-// The failure entry pays one pass over the directory and a radix sort of
-// pointer-free (key, index) pairs: no string compares, no write barrier
-// per swap. load sizes the slices.
+// do not await a host, in rehome order: the trie's slot order (walkSlots),
+// which is the order of the directory's hash taken 6 bits at a time from
+// the low end, then of the ids among full collisions. The hash is the same
+// on every replica (siphash.go) and the order does not depend on where in
+// the trie an entry sits (inline or pushed down), so every replica moves
+// the same actors in the same order; and since the order is the trie's, a
+// chunk's moves fall in a few subtries and share their path copies (2 048
+// ids in id order copied a distinct ~1 KB node for most moves). load sizes
+// the queue.
 func rehomeQueue(root *hnode, node string, load int) []string {
-	ids := make([]string, 0, load)
-	keys := make([]keyIdx, 0, load)
-	walk(root, func(e *entry) bool {
+	q := make([]string, 0, load)
+	walkSlots(root, 0, func(e *entry) {
 		if e.cls.state == Active && e.cls.node == node && !strings.HasPrefix(e.cls.reason, awaitingHost) {
-			keys = append(keys, keyIdx{rehomeKey(e.id), uint32(len(ids))})
-			ids = append(ids, e.id)
+			q = append(q, e.id)
 		}
-		return true
 	})
-	radixSort(keys)
-	// Equal keys (colliding ids) are ordered by id.
-	for i := 0; i < len(keys); {
-		j := i + 1
-		for j < len(keys) && keys[j].key == keys[i].key {
-			j++
-		}
-		if j-i > 1 {
-			slices.SortFunc(keys[i:j], func(x, y keyIdx) int { return cmp.Compare(ids[x.i], ids[y.i]) })
-		}
-		i = j
-	}
-	q := make([]string, len(keys))
-	for i, k := range keys {
-		q[i] = ids[k.i]
-	}
 	return q
-}
-
-// keyIdx is a sort key and the index of what it sorts.
-type keyIdx struct {
-	key uint64
-	i   uint32
-}
-
-// rehomeKey is FNV-1a of id, unseeded: the same on every replica and in
-// every version (the order it gives is part of what replicas agree on).
-func rehomeKey(id string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
-		h *= 1099511628211
-	}
-	return h
-}
-
-// radixSort sorts ks by key: four stable passes on 16 bits each.
-func radixSort(ks []keyIdx) {
-	if len(ks) < 256 {
-		slices.SortStableFunc(ks, func(x, y keyIdx) int { return cmp.Compare(x.key, y.key) })
-		return
-	}
-	tmp := make([]keyIdx, len(ks))
-	src, dst := ks, tmp
-	var cnt [1 << 16]int
-	for shift := uint(0); shift < 64; shift += 16 {
-		clear(cnt[:])
-		for _, k := range src {
-			cnt[(k.key>>shift)&0xffff]++
-		}
-		sum := 0
-		for i, c := range cnt {
-			cnt[i] = sum
-			sum += c
-		}
-		for _, k := range src {
-			d := (k.key >> shift) & 0xffff
-			dst[cnt[d]] = k
-			cnt[d]++
-		}
-		src, dst = dst, src
-	}
-	// Four passes: the sorted keys are back in ks.
 }
 
 // dropRehome forgets node's queue: it is alive again, and what is left on
@@ -737,7 +687,7 @@ func (m *machine) nextRehome() (string, <-chan struct{}) {
 		return node, w.ready
 	}
 	for id, mb := range m.members {
-		if _, ok := m.rehomeQ[id]; !ok && mb.Load > 0 && (mb.Status == Failed || mb.Status == Left) {
+		if _, ok := m.rehomeQ[id]; !ok && mb.Load > 0 && mb.down() {
 			return id, nil
 		}
 	}
