@@ -260,3 +260,44 @@ func rehomeKey(h uint64) uint64 {
 	}
 	return k<<4 | h>>60
 }
+
+// TestExpelMovesInChunks: an expelled member's actors move off it like a
+// failed one's, chunk by chunk past a small directory, spending a restart
+// each; nothing is left on it.
+func TestExpelMovesInChunks(t *testing.T) {
+	old := rehomeSyncMax
+	rehomeSyncMax = 0
+	defer func() { rehomeSyncMax = old }()
+	s := newSM(t)
+	s.join("n1", "A")
+	s.join("n2", "A")
+	s.join("n3", "A")
+	const n = 300
+	for i := range n {
+		if r := s.spawn("n3", SpawnRequest{ID: fmt.Sprint("e", i), Type: "A", Strategy: OnNode, Node: "n3",
+			Policy: RestartPolicy{MaxRestarts: -1}}); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	s.do(command{Type: cmdExpel, Node: "n3"})
+	node, ready := s.m.nextRehome()
+	if node != "n3" || ready == nil {
+		t.Fatalf("nextRehome = %q after the expel, want n3", node)
+	}
+	<-ready
+	if r := s.do(command{Type: cmdRehome, Node: "n3", Epoch: rehomeChunk}); r.More {
+		t.Fatal("More after a chunk larger than the member's actors")
+	}
+	if mb, _ := s.m.member("n3"); mb.Load != 0 || mb.Status != Expelled {
+		t.Fatalf("n3 = %+v, want expelled holding nothing", mb)
+	}
+	for i := range n {
+		p, _ := s.m.lookup(fmt.Sprint("e", i))
+		if p.Node == "n3" || p.State != Active || p.Restarts != 1 {
+			t.Fatalf("%s = %+v, want active elsewhere after one restart", p.ID, p)
+		}
+	}
+	if node, _ := s.m.nextRehome(); node != "" {
+		t.Fatalf("nextRehome = %q once all moved", node)
+	}
+}
