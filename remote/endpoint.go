@@ -131,9 +131,9 @@ type Config struct {
 	// Its Strategy is ignored (always OneForOne). The zero value is the
 	// engine's default: restart always, at most 3 restarts in 5s, no backoff.
 	Restart actor.Supervisor
-	// OnPanic is called after a method panicked and its caller got
-	// ErrPanicked, on the engine's goroutine; it must not block. Nil means
-	// no hook.
+	// OnPanic is called after a method panicked, before its caller gets
+	// ErrPanicked (so what the hook logs is there when the caller looks),
+	// on the engine's goroutine; it must not block. Nil means no hook.
 	OnPanic func(ref Ref, method string, p *PanicError)
 	// OnStop is called when the engine stopped a hosted actor because it
 	// failed past its restart intensity (the cluster supervisor may then

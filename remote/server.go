@@ -495,12 +495,12 @@ func (e *Endpoint) run(c *actor.Context, obj *Object, j *job) {
 		}
 		obj.countPanic()
 		pe := &PanicError{Value: p, Stack: debug.Stack()}
+		if hook := e.cfg.OnPanic; hook != nil {
+			hook(j.act.ref, q.Method, pe) // before the reply: a caller that saw ErrPanicked finds the crash logged
+		}
 		e.finish(j, nil, &Error{Code: CodePanicked,
 			Message: fmt.Sprintf("%s.%s: %v", obj.typ.name, q.Method, p), cause: pe})
 		obj.observeLast(j.start, monoNow())
-		if hook := e.cfg.OnPanic; hook != nil {
-			hook(j.act.ref, q.Method, pe)
-		}
 		c.Fail(pe)
 	}()
 	if !oneWay {
