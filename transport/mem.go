@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -59,9 +60,26 @@ type MemNetwork struct {
 	isolated map[string]bool
 	drops    map[memPair]float64
 	delays   map[memPair]time.Duration
+	// changed is closed (and replaced) when a node joins or a partition
+	// heals: a Raft Dial waiting for its peer to become reachable looks
+	// again.
+	changed chan struct{}
 }
 
 type memPair struct{ a, b string }
+
+// changes returns the channel the next join or heal closes.
+func (n *MemNetwork) changes() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.changed
+}
+
+// changedLocked wakes the dials waiting on changes. n.mu must be held.
+func (n *MemNetwork) changedLocked() {
+	close(n.changed)
+	n.changed = make(chan struct{})
+}
 
 func mkPair(a, b string) memPair {
 	if b < a {
@@ -80,6 +98,7 @@ func NewMemNetwork() *MemNetwork {
 		isolated: make(map[string]bool),
 		drops:    make(map[memPair]float64),
 		delays:   make(map[memPair]time.Duration),
+		changed:  make(chan struct{}),
 	}
 }
 
@@ -122,6 +141,7 @@ func (n *MemNetwork) JoinConfig(id string, cfg MemConfig) (*Mem, error) {
 		return nil, fmt.Errorf("transport: node %q already joined", id)
 	}
 	n.nodes[id] = m
+	n.changedLocked()
 	return m, nil
 }
 
@@ -149,6 +169,7 @@ func (n *MemNetwork) Isolate(id string) {
 func (n *MemNetwork) Heal(a, b string) {
 	n.mu.Lock()
 	delete(n.parts, mkPair(a, b))
+	n.changedLocked()
 	n.mu.Unlock()
 }
 
@@ -161,6 +182,7 @@ func (n *MemNetwork) HealNode(id string) {
 			delete(n.parts, p)
 		}
 	}
+	n.changedLocked()
 	n.mu.Unlock()
 }
 
@@ -171,6 +193,7 @@ func (n *MemNetwork) HealAll() {
 	clear(n.isolated)
 	clear(n.drops)
 	clear(n.delays)
+	n.changedLocked()
 	n.mu.Unlock()
 }
 
@@ -657,9 +680,36 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	if m.isClosed() {
 		return nil, ErrClosed
 	}
-	target, delay, err := m.net.lookup(m.id, Peer{Addr: string(address)})
-	if err != nil {
-		return nil, err
+	var expire <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expire = t.C
+	}
+	// A peer not on the network (down, or restarting) or cut off is
+	// waited for until the timeout, as a QUIC dial retransmits its
+	// handshake until it is answered or times out: Raft's replication to
+	// a restarting follower resumes when it is back, instead of backing
+	// off exponentially after a run of instant failures.
+	var target *Mem
+	var delay time.Duration
+	for {
+		changed := m.net.changes() // before the lookup: no join is missed
+		var err error
+		target, delay, err = m.net.lookup(m.id, Peer{Addr: string(address)})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(string(address), MemAddrPrefix) || expire == nil {
+			return nil, err
+		}
+		select {
+		case <-changed:
+		case <-expire:
+			return nil, fmt.Errorf("dial %s: timeout: %w", address, err)
+		case <-m.done:
+			return nil, ErrClosed
+		}
 	}
 	if g := m.loadGate(); g != nil {
 		if want := g.RaftPeerID(string(address)); want != "" && want != target.id {
@@ -673,12 +723,6 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	if tg != nil && !tg.AllowRaft(m.id) {
 		target.logRefusal(m.id, RefusalRaftNotAllowed)
 		return nil, fmt.Errorf("%w: %q refuses raft streams from %q", ErrRefused, target.id, m.id)
-	}
-	var expire <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expire = t.C
 	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
@@ -713,6 +757,7 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 		local.Close()
 		return nil, err
 	}
+	var err error
 	select {
 	case target.layer.accept <- remote:
 		connect(m, target)

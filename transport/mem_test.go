@@ -420,3 +420,72 @@ func TestMemRestart(t *testing.T) {
 		got.wait(t, 1, time.Second)
 	})
 }
+
+// TestMemDialWaitsForPeer: a Raft dial to a peer not on the network (down,
+// restarting) or cut off waits for it until its timeout, as a QUIC dial
+// retransmits its handshake: it connects when the peer joins or the
+// partition heals, and fails with ErrUnreachable at the timeout.
+func TestMemDialWaitsForPeer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := NewMemNetwork()
+		a, err := net.Join("a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		t0 := time.Now()
+		if _, err := a.StreamLayer().Dial("mem:gone", time.Second); !errors.Is(err, ErrUnreachable) || time.Since(t0) != time.Second {
+			t.Fatalf("dial of an absent peer = %v after %v, want ErrUnreachable after 1s", err, time.Since(t0))
+		}
+		type dialed struct {
+			c   interface{ Close() error }
+			err error
+		}
+		dial := func() chan dialed {
+			ch := make(chan dialed, 1)
+			go func() {
+				c, err := a.StreamLayer().Dial("mem:b", 2*time.Second)
+				ch <- dialed{c, err}
+			}()
+			return ch
+		}
+		accept := func(b *Mem) {
+			go func() {
+				if c, err := b.StreamLayer().Accept(); err == nil {
+					c.Close()
+				}
+			}()
+		}
+		ch := dial()
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		if len(ch) != 0 {
+			t.Fatal("dial returned before the peer joined")
+		}
+		b, err := net.Join("b")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		accept(b)
+		if d := <-ch; d.err != nil {
+			t.Fatalf("dial after the peer joined: %v", d.err)
+		} else {
+			d.c.Close()
+		}
+		net.Isolate("b")
+		ch = dial()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if len(ch) != 0 {
+			t.Fatal("dial returned while the peer was cut off")
+		}
+		net.HealNode("b")
+		accept(b)
+		if d := <-ch; d.err != nil {
+			t.Fatalf("dial after the heal: %v", d.err)
+		} else {
+			d.c.Close()
+		}
+	})
+}
