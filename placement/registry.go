@@ -484,6 +484,11 @@ func (r *Registry) Close() error {
 			<-r.monDone
 		}
 		if r.raft != nil {
+			// A replication goroutine dialing a down peer would hold
+			// Shutdown up to its timeout.
+			if a, ok := r.tr.StreamLayer().(transport.DialAborter); ok {
+				a.AbortDials()
+			}
 			r.closeErr = r.raft.Shutdown().Error()
 		}
 		r.nt.Close()

@@ -134,7 +134,7 @@ func (n *MemNetwork) JoinConfig(id string, cfg MemConfig) (*Mem, error) {
 
 		connected: make(map[string]bool),
 	}
-	m.layer = &memStreamLayer{m: m, accept: make(chan net.Conn), closed: make(chan struct{})}
+	m.layer = &memStreamLayer{m: m, accept: make(chan net.Conn), closed: make(chan struct{}), abort: make(chan struct{})}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.nodes[id]; ok {
@@ -652,11 +652,16 @@ func (a memAddr) String() string  { return string(a) }
 // memStreamLayer is Mem's raft.StreamLayer: Dial makes a synchronous
 // in-memory pipe (net.Pipe) and hands the far end to the peer's Accept.
 type memStreamLayer struct {
-	m      *Mem
-	accept chan net.Conn
-	closed chan struct{}
-	once   sync.Once
+	m         *Mem
+	accept    chan net.Conn
+	closed    chan struct{}
+	once      sync.Once
+	abort     chan struct{} // closed by AbortDials
+	abortOnce sync.Once
 }
+
+// AbortDials fails pending and later Dials (DialAborter).
+func (s *memStreamLayer) AbortDials() { s.abortOnce.Do(func() { close(s.abort) }) }
 
 func (s *memStreamLayer) Accept() (net.Conn, error) {
 	select {
@@ -679,6 +684,11 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 	m := s.m
 	if m.isClosed() {
 		return nil, ErrClosed
+	}
+	select {
+	case <-s.abort:
+		return nil, ErrClosed
+	default:
 	}
 	var expire <-chan time.Time
 	if timeout > 0 {
@@ -708,6 +718,10 @@ func (s *memStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 		case <-expire:
 			return nil, fmt.Errorf("dial %s: timeout: %w", address, err)
 		case <-m.done:
+			return nil, ErrClosed
+		case <-s.closed: // the Raft transport is closing
+			return nil, ErrClosed
+		case <-s.abort:
 			return nil, ErrClosed
 		}
 	}

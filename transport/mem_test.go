@@ -487,5 +487,19 @@ func TestMemDialWaitsForPeer(t *testing.T) {
 		} else {
 			d.c.Close()
 		}
+		// AbortDials (before raft.Shutdown) ends a waiting dial at once,
+		// and every later one.
+		net.Isolate("b")
+		ch = dial()
+		synctest.Wait()
+		a.StreamLayer().(DialAborter).AbortDials()
+		t0 = time.Now()
+		if d := <-ch; !errors.Is(d.err, ErrClosed) || time.Since(t0) != 0 {
+			t.Fatalf("dial after AbortDials = %v after %v, want ErrClosed at once", d.err, time.Since(t0))
+		}
+		net.HealNode("b")
+		if _, err := a.StreamLayer().Dial("mem:b", time.Second); !errors.Is(err, ErrClosed) {
+			t.Fatalf("dial after AbortDials = %v, want ErrClosed", err)
+		}
 	})
 }

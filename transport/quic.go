@@ -277,6 +277,7 @@ func NewQUIC(cfg Config) (*QUIC, error) {
 		return conf, nil
 	}
 	q.layer = &quicStreamLayer{q: q, accept: make(chan net.Conn), closed: make(chan struct{})}
+	q.layer.dialCtx, q.layer.abort = context.WithCancel(q.ctx)
 	ln, err := q.tr.Listen(q.srvTLS, q.qconf)
 	if err != nil {
 		udp.Close()
@@ -1271,11 +1272,16 @@ func (w *streamWriter) fail(err error) {
 // stream tagged KindRaft on the connection to the peer; Accept returns the
 // ones peers open.
 type quicStreamLayer struct {
-	q      *QUIC
-	accept chan net.Conn
-	closed chan struct{}
-	once   sync.Once
+	q       *QUIC
+	accept  chan net.Conn
+	closed  chan struct{}
+	once    sync.Once
+	dialCtx context.Context    // the Dials' parent: q.ctx until AbortDials
+	abort   context.CancelFunc // cancels dialCtx
 }
+
+// AbortDials fails pending and later Dials (DialAborter).
+func (l *quicStreamLayer) AbortDials() { l.abort() }
 
 func (l *quicStreamLayer) Accept() (net.Conn, error) {
 	select {
@@ -1299,7 +1305,10 @@ func (l *quicStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration
 	if timeout <= 0 {
 		timeout = l.q.cfg.HandshakeTimeout
 	}
-	ctx, cancel := context.WithTimeout(l.q.ctx, timeout)
+	if l.dialCtx.Err() != nil {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(l.dialCtx, timeout)
 	defer cancel()
 	// When the Gate knows which member serves Raft at address, only that
 	// member may answer there: the handshake is refused otherwise.

@@ -933,3 +933,38 @@ func TestQUICDirectAndQueuedKeepOrder(t *testing.T) {
 		t.Fatal(bad)
 	}
 }
+
+// TestQUICAbortDials: a Raft dial to an address that never answers (a
+// down peer: its handshake is retransmitted until the timeout) ends at
+// once with ErrClosed when AbortDials is called, as Registry.Close does
+// before raft.Shutdown; later dials fail at once.
+func TestQUICAbortDials(t *testing.T) {
+	q := newNode(t, "a", func(c *Config) { c.HandshakeTimeout = 10 * time.Minute })
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	got := make(chan error, 1)
+	go func() {
+		_, err := q.StreamLayer().Dial(raft.ServerAddress(silent.LocalAddr().String()), 10*time.Minute)
+		got <- err
+	}()
+	// The dial's first handshake packet arrives: it is under way.
+	buf := make([]byte, 2048)
+	if _, _, err := silent.ReadFromUDP(buf); err != nil {
+		t.Fatal(err)
+	}
+	q.StreamLayer().(DialAborter).AbortDials()
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("dial to a silent address succeeded")
+		}
+	case <-time.After(time.Minute): // a bound on a hang, not a speed check
+		t.Fatal("dial still waiting a minute after AbortDials")
+	}
+	if _, err := q.StreamLayer().Dial(raft.ServerAddress(silent.LocalAddr().String()), time.Minute); !errors.Is(err, ErrClosed) {
+		t.Fatalf("dial after AbortDials = %v, want ErrClosed", err)
+	}
+}

@@ -107,6 +107,14 @@ type Transport interface {
 	Close() error
 }
 
+// DialAborter is implemented by the stream layers of Mem and QUIC.
+// AbortDials fails every pending and later Dial at once with ErrClosed: a
+// dial to a down peer otherwise waits up to its timeout (as a handshake is
+// retransmitted until answered), and raft.Shutdown waits for the
+// replication goroutine doing it. The owner of a raft.NetworkTransport
+// calls it just before raft.Shutdown.
+type DialAborter interface{ AbortDials() }
+
 // Gate is the admission policy the placement registry gives the transport.
 // Its methods are called on handshake and stream paths: they must be cheap
 // and must not block (read a cached copy, never wait on Raft).
