@@ -117,7 +117,11 @@ func (r *Registry) finishBatch(f raft.ApplyFuture, batch []applyReq) {
 		}
 		return
 	}
-	switch resp := f.Response().(type) {
+	var got any = f.Response()
+	if a, ok := got.(*applied); ok {
+		got = a.take()
+	}
+	switch resp := got.(type) {
 	case []result:
 		if len(resp) == len(batch) {
 			for i, q := range batch {
@@ -135,7 +139,7 @@ func (r *Registry) finishBatch(f raft.ApplyFuture, batch []applyReq) {
 			return
 		}
 	}
-	finish(batch, applyOut{err: fmt.Errorf("%w: unexpected apply response %T", ErrBadCommand, f.Response())})
+	finish(batch, applyOut{err: fmt.Errorf("%w: unexpected apply response %T", ErrBadCommand, got)})
 }
 
 // fwdReq is one command waiting for the forwarder.

@@ -52,13 +52,30 @@ func newFSM() *fsm {
 	return &fsm{m: newMachine(), subs: make(map[*Subscription]struct{})}
 }
 
-// Apply applies one committed command and returns its result.
+// Apply applies one committed entry and returns its outcome, an
+// *applied.
 func (f *fsm) Apply(l *raft.Log) any {
 	res, evs := f.m.applyEntry(l.Index, l.Data)
 	if len(evs) > 0 {
 		f.publish(evs)
 	}
 	f.wake()
+	return &applied{res: res}
+}
+
+// applied holds an entry's result ([]result for a batch, a result
+// otherwise) for the leader's batcher, which takes it (take) when it hands
+// the results out. The indirection is for the heap: Raft's log stores keep
+// the *raft.Log they were given (InmemStore, and the LogCache in front of
+// raft-boltdb), which on the leader lies inside the entry's future, and
+// the future holds the response: a []result kept by value stayed in the
+// heap for every entry of the trailing log (140 MB at 1 M spawns).
+type applied struct{ res any }
+
+// take returns the result and lets go of it.
+func (a *applied) take() any {
+	res := a.res
+	a.res = nil
 	return res
 }
 

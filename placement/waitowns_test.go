@@ -35,7 +35,7 @@ func (w *waitReg) apply(c command) result {
 		w.t.Fatal(err)
 	}
 	w.index++
-	res, _ := w.r.fsm.Apply(&raft.Log{Index: w.index, Data: b}).(result)
+	res, _ := w.r.fsm.Apply(&raft.Log{Index: w.index, Data: b}).(*applied).take().(result)
 	if res.Err != nil {
 		w.t.Fatalf("apply %v: %v", c.Type, res.Err)
 	}
