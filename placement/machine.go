@@ -533,7 +533,8 @@ func (mb *Member) down() bool {
 	return mb.Status == Failed || mb.Status == Left || mb.Status == Expelled
 }
 
-// rehomeSyncMax is the directory size up to which a failure entry builds
+// rehomeSyncMax is the directory size up to which a failure (or leave, or
+// expel) entry builds
 // its queue itself (a walk of the whole directory, ~0.1 µs an entry) and
 // moves the first chunk; past it, a goroutine builds the queue and the
 // failure entry moves nothing. A variable for tests.
@@ -541,7 +542,7 @@ var rehomeSyncMax int64 = 1 << 14
 
 // rehomeChunk bounds the actors one entry moves off a down member: at
 // ~1.2 µs a move in rehome order (BenchmarkApplyRehome), an entry of 8 192
-// holds the state machine ~10–15 ms, so other writes and the followers'
+// holds the state machine ~10–35 ms, so other writes and the followers'
 // applies go on between the chunks of a large failover. (2 048 cost 2.5×
 // as long per move in id order, where each move copied its own path; in
 // trie order larger chunks share more of the path and need fewer Raft
@@ -550,7 +551,7 @@ var rehomeSyncMax int64 = 1 << 14
 const rehomeChunk = 8192
 
 // rehomeStep applies cmdRehome: the next chunk of c.Node's actors, if the
-// member is still failed or left.
+// member is still down (failed, left or expelled).
 func (a *applier) rehomeStep(c command) result {
 	mb := a.m.members[c.Node]
 	if mb == nil || !mb.down() {
@@ -605,10 +606,11 @@ func (a *applier) rehomeChunk(node string, n int) bool {
 	return len(q) > 0
 }
 
-// rehomeWork is the queue of the actors still to move off one down member.
-// A goroutine builds it (rehomeQueue) from the directory as the entry that
-// started it left it, so the failure entry costs no walk of the directory;
-// the first chunk waits for it.
+// rehomeWork is the queue of the actors still to move off one down member,
+// built (rehomeQueue) from the directory as the entry that started it left
+// it: by that entry in a small directory, else by a goroutine, so a large
+// failure entry costs no walk of the directory; the first chunk waits for
+// it.
 type rehomeWork struct {
 	ready chan struct{} // closed once ids is built
 	ids   []string      // the builder's until ready; then apply's (rqMu)
