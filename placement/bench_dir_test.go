@@ -20,35 +20,50 @@ import (
 func bigMachine(tb testing.TB, n int) *machine {
 	m := newMachine()
 	index := uint64(0)
-	do := func(c command) {
-		index++
-		b, err := encodeCommand(c)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if r, _ := m.applyEntry(index, b); r.(result).Err != nil {
-			tb.Fatal(r.(result).Err)
-		}
+	applyCmd(tb, m, &index, command{Type: cmdJoin, Node: "n1", Addr: "mem:n1", Types: []string{"T"}})
+	applyCmd(tb, m, &index, command{Type: cmdJoin, Node: "n2", Addr: "mem:n2", Types: []string{"T"}})
+	spawnBatches(tb, m, &index, n, func(int) SpawnRequest {
+		return SpawnRequest{Type: "T", Policy: RestartPolicy{MaxRestarts: -1}}
+	})
+	if got := m.count.Load(); got != int64(n) {
+		tb.Fatalf("%d actors, want %d", got, n)
 	}
-	do(command{Type: cmdJoin, Node: "n1", Addr: "mem:n1", Types: []string{"T"}})
-	do(command{Type: cmdJoin, Node: "n2", Addr: "mem:n2", Types: []string{"T"}})
+	return m
+}
+
+// applyCmd applies c to m as the next entry after *index, and fails tb if
+// it is refused.
+func applyCmd(tb testing.TB, m *machine, index *uint64, c command) result {
+	tb.Helper()
+	*index++
+	b, err := encodeCommand(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r, _ := m.applyEntry(*index, b)
+	if r.(result).Err != nil {
+		tb.Fatal(r.(result).Err)
+	}
+	return r.(result)
+}
+
+// spawnBatches applies n spawns from n1 to m, req(i) the i-th, in batch
+// entries of maxBatch after *index.
+func spawnBatches(tb testing.TB, m *machine, index *uint64, n int, req func(i int) SpawnRequest) {
+	tb.Helper()
 	for lo := 0; lo < n; lo += maxBatch {
 		cmds := make([][]byte, 0, maxBatch)
 		for i := lo; i < min(n, lo+maxBatch); i++ {
-			b, _ := encodeCommand(command{Type: cmdSpawn, Node: "n1", Spawn: SpawnRequest{Type: "T", Policy: RestartPolicy{MaxRestarts: -1}}})
+			b, _ := encodeCommand(command{Type: cmdSpawn, Node: "n1", Spawn: req(i)})
 			cmds = append(cmds, b)
 		}
 		b, err := encodeBatch(cmds)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		index++
-		m.applyEntry(index, b)
+		*index++
+		m.applyEntry(*index, b)
 	}
-	if got := m.count.Load(); got != int64(n) {
-		tb.Fatalf("%d actors, want %d", got, n)
-	}
-	return m
 }
 
 type memSink struct {
@@ -341,32 +356,13 @@ func BenchmarkApplyRehome(b *testing.B) {
 				b.StopTimer()
 				m := newMachine()
 				index := uint64(0)
-				do := func(c command) result {
-					index++
-					enc, err := encodeCommand(c)
-					if err != nil {
-						b.Fatal(err)
-					}
-					r, _ := m.applyEntry(index, enc)
-					return r.(result)
-				}
+				do := func(c command) result { return applyCmd(b, m, &index, c) }
 				for _, id := range []string{"n1", "n2", "n3"} {
 					do(command{Type: cmdJoin, Node: id, Addr: "mem:" + id, Types: []string{"T"}})
 				}
-				for lo := 0; lo < n; lo += maxBatch {
-					cmds := make([][]byte, 0, maxBatch)
-					for i := lo; i < min(n, lo+maxBatch); i++ {
-						enc, _ := encodeCommand(command{Type: cmdSpawn, Node: "n1", Spawn: SpawnRequest{ID: fmt.Sprintf("f%07d", i), Type: "T",
-							Strategy: OnNode, Node: "n3", Policy: RestartPolicy{MaxRestarts: -1}}})
-						cmds = append(cmds, enc)
-					}
-					enc, err := encodeBatch(cmds)
-					if err != nil {
-						b.Fatal(err)
-					}
-					index++
-					m.applyEntry(index, enc)
-				}
+				spawnBatches(b, m, &index, n, func(i int) SpawnRequest {
+					return SpawnRequest{ID: fmt.Sprintf("f%07d", i), Type: "T", Strategy: OnNode, Node: "n3", Policy: RestartPolicy{MaxRestarts: -1}}
+				})
 				b.StartTimer()
 				t0 := time.Now()
 				do(command{Type: cmdFailed, Node: "n3"})

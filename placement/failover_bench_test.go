@@ -264,7 +264,14 @@ func restartServing(b *testing.B, n int) {
 // spawnMany spawns n actors named prefix%07d on n3 through reg, from 256
 // goroutines, and fails b on the first error.
 func spawnMany(ctx context.Context, b *testing.B, reg *placement.Registry, n int, prefix string, policy placement.RestartPolicy) {
-	const spawners = 256
+	spawnEach(ctx, b, reg, n, 256, func(i int) placement.SpawnRequest {
+		return placement.SpawnRequest{ID: fmt.Sprintf("%s%07d", prefix, i), Type: "T", Strategy: placement.OnNode, Node: "n3", Policy: policy}
+	})
+}
+
+// spawnEach spawns req(0) … req(n-1) through reg from the given number of
+// goroutines, and fails b on the first error.
+func spawnEach(ctx context.Context, b *testing.B, reg *placement.Registry, n, spawners int, req func(i int) placement.SpawnRequest) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, spawners)
@@ -275,8 +282,7 @@ func spawnMany(ctx context.Context, b *testing.B, reg *placement.Registry, n int
 				if i >= int64(n) {
 					return
 				}
-				if _, err := reg.Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprintf("%s%07d", prefix, i), Type: "T",
-					Strategy: placement.OnNode, Node: "n3", Policy: policy}); err != nil {
+				if _, err := reg.Spawn(ctx, req(int(i))); err != nil {
 					errs <- err
 					return
 				}

@@ -7,8 +7,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,30 +55,9 @@ func registryAtSize(b *testing.B, n int, durable bool) {
 	lead := c.Reg(c.WaitLeader())
 	b.ResetTimer()
 	t0 := time.Now()
-	const spawners = 1024
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, spawners)
-	for range spawners {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if _, err := lead.Spawn(ctx, placement.SpawnRequest{ID: fmt.Sprintf("z%08d", i), Type: "T",
-					Policy: placement.RestartPolicy{MaxRestarts: -1}}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	spawnEach(ctx, b, lead, n, 1024, func(i int) placement.SpawnRequest {
+		return placement.SpawnRequest{ID: fmt.Sprintf("z%08d", i), Type: "T", Policy: placement.RestartPolicy{MaxRestarts: -1}}
+	})
 	spawned := time.Since(t0)
 	b.StopTimer()
 	at := lead.AppliedIndex()
