@@ -179,7 +179,7 @@ func TestFailingScenarioExitsNonZero(t *testing.T) {
 	t.Cleanup(func() { scenarios = saved })
 	scenarios = append(scenarios[:len(scenarios):len(scenarios)], scenario{"broken", "always fails", func(context.Context, *env) (*Result, error) {
 		return nil, errors.New("deliberate")
-	}})
+	}, 0})
 	code, out, _ := runSuite(t, "-quick", "-duration", "10ms", "-scenario", "^(broken|local-ask/1)$")
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
@@ -264,6 +264,47 @@ func TestClusterScenarios(t *testing.T) {
 	}
 	if n := strings.Count(errOut, "killed, actor answered from"); n != 3 {
 		t.Errorf("%d failover trials reported, want 3:\n%s", n, errOut)
+	}
+}
+
+// TestFailoverAtScaleScenario runs failover-at-scale with a few thousand
+// actors: the kill of a host under load must fail no call to the hosts
+// that stay, and every actor of the dead host must answer elsewhere.
+func TestFailoverAtScaleScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	code, out, errOut := runSuite(t, "-quick", "-duration", "50ms", "-actors", "3000", "-scenario", "^failover-at-scale$", "-json", path)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Error != "" {
+		t.Fatalf("results %+v", rep.Results)
+	}
+	r := rep.Results[0]
+	got := map[string]float64{}
+	for _, f := range r.Figures {
+		got[f.Name] = f.Value
+	}
+	for _, name := range []string{"failed-calls", "unmoved"} {
+		if v, ok := got[name]; !ok || v != 0 {
+			t.Errorf("%s = %v (reported: %v), want 0; setup: %s", name, v, ok, r.Setup)
+		}
+	}
+	if got["moved max"] <= 0 || got["spawn rate"] <= 0 {
+		t.Errorf("figures %v", got)
+	}
+	if r.Setup.Ops == 0 {
+		t.Errorf("no call measured: %s", r.Setup)
 	}
 }
 

@@ -38,6 +38,7 @@ type options struct {
 	list     bool
 	verbose  bool
 	profile  string // directory for CPU profiles of every process, "" for none
+	actors   int    // actors of failover-at-scale, 0 for its default
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -51,6 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.compare, "compare", "", "compare the results with this earlier -json file")
 	fs.BoolVar(&o.list, "list", false, "list the scenarios and exit")
 	fs.BoolVar(&o.verbose, "v", false, "log the cluster nodes' warnings to stderr")
+	fs.IntVar(&o.actors, "actors", 0, "actors spawned by failover-at-scale (zero means 1 M, or 20 k with -quick)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the suite's process (main.cpu.pprof) and of each worker process (NAME.cpu.pprof) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -68,6 +70,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if o.quick {
 			o.duration = 300 * time.Millisecond
 		}
+	}
+	if o.actors < 0 {
+		return nil, errors.New("bench: -actors must not be negative")
 	}
 	if o.duration < 0 {
 		return nil, errors.New("bench: -duration must be positive")
@@ -163,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runOne runs one scenario with a progress ticker on stderr and a hard
 // time bound, and turns its error into the result.
 func runOne(ctx context.Context, e *env, s scenario) Result {
-	ctx, cancel := context.WithTimeout(ctx, e.bound())
+	ctx, cancel := context.WithTimeout(ctx, e.bound()+s.extra)
 	defer cancel()
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -198,27 +203,29 @@ type scenario struct {
 	name  string
 	about string
 	run   func(ctx context.Context, e *env) (*Result, error)
+	extra time.Duration // added to its time bound (env.bound)
 }
 
 // scenarios is the suite, in the order it runs. The cluster scenarios
 // share one multi-process cluster, started by the first one that needs it;
 // failover runs after the others because it leaves dead members behind;
-// leader-kill starts a cluster of its own.
+// leader-kill and failover-at-scale start clusters of their own.
 var scenarios = []scenario{
-	{"local-tell/1", "Tell from 1 sender to 1 actor (actor engine)", localTell(1)},
-	{"local-tell/100", "Tell round-robin from GOMAXPROCS senders to 100 actors", localTell(100)},
-	{"local-ask/1", "Ask round trips, 1 caller, 1 actor", localAsk(1)},
-	{"local-ask/64", "Ask round trips, 64 callers, 1 actor", localAsk(64)},
-	{"local-spawn", "spawn rate and heap bytes per idle actor", localSpawn},
-	{"remote-call/1", "Call round trips between 2 nodes in 2 processes over QUIC, 1 in flight", remoteCall(1)},
-	{"remote-call/64", "Call round trips between 2 nodes in 2 processes over QUIC, 64 in flight", remoteCall(64)},
-	{"remote-tell", "one-way Tell between 2 nodes in 2 processes over QUIC", remoteTell},
-	{"fanout", "one caller, 10k Calls over 3 nodes in 3 processes, WaitAll", fanout},
-	{"pool-map", "Map of 100k items (10k with -quick) over a pool of one worker per node, 3 processes", poolMap},
-	{"registered-memory", "heap per idle registered actor on its host process", registeredMemory},
-	{"registered-spawn/mem", "registered spawns, 3 nodes, in-memory Raft", registeredSpawn(false)},
-	{"registered-spawn/disk", "registered spawns, 3 nodes, on-disk Raft (bbolt)", registeredSpawn(true)},
-	{"registry-lookup", "Lookup of named actors from a non-leader replica", registryLookup},
-	{"failover", "kill -9 of the process hosting an actor until it answers elsewhere", failover},
-	{"leader-kill", "kill -9 of the Raft leader's process under Call load between two other nodes", leaderKill},
+	{"local-tell/1", "Tell from 1 sender to 1 actor (actor engine)", localTell(1), 0},
+	{"local-tell/100", "Tell round-robin from GOMAXPROCS senders to 100 actors", localTell(100), 0},
+	{"local-ask/1", "Ask round trips, 1 caller, 1 actor", localAsk(1), 0},
+	{"local-ask/64", "Ask round trips, 64 callers, 1 actor", localAsk(64), 0},
+	{"local-spawn", "spawn rate and heap bytes per idle actor", localSpawn, 0},
+	{"remote-call/1", "Call round trips between 2 nodes in 2 processes over QUIC, 1 in flight", remoteCall(1), 0},
+	{"remote-call/64", "Call round trips between 2 nodes in 2 processes over QUIC, 64 in flight", remoteCall(64), 0},
+	{"remote-tell", "one-way Tell between 2 nodes in 2 processes over QUIC", remoteTell, 0},
+	{"fanout", "one caller, 10k Calls over 3 nodes in 3 processes, WaitAll", fanout, 0},
+	{"pool-map", "Map of 100k items (10k with -quick) over a pool of one worker per node, 3 processes", poolMap, 0},
+	{"registered-memory", "heap per idle registered actor on its host process", registeredMemory, 0},
+	{"registered-spawn/mem", "registered spawns, 3 nodes, in-memory Raft", registeredSpawn(false), 0},
+	{"registered-spawn/disk", "registered spawns, 3 nodes, on-disk Raft (bbolt)", registeredSpawn(true), 0},
+	{"registry-lookup", "Lookup of named actors from a non-leader replica", registryLookup, 0},
+	{"failover", "kill -9 of the process hosting an actor until it answers elsewhere", failover, 0},
+	{"leader-kill", "kill -9 of the Raft leader's process under Call load between two other nodes", leaderKill, 0},
+	{"failover-at-scale", "1 M actors over 3 host processes, kill -9 of one under Call load to the others", failoverAtScale, 5 * time.Minute},
 }
