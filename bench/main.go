@@ -227,5 +227,6 @@ var scenarios = []scenario{
 	{"registry-lookup", "Lookup of named actors from a non-leader replica", registryLookup, 0},
 	{"failover", "kill -9 of the process hosting an actor until it answers elsewhere", failover, 0},
 	{"leader-kill", "kill -9 of the Raft leader's process under Call load between two other nodes", leaderKill, 0},
-	{"failover-at-scale", "1 M actors over 3 host processes, kill -9 of one under Call load to the others", failoverAtScale, 5 * time.Minute},
+	{"failover-at-scale", "1 M actors over 3 host processes, kill -9 of one under Call load to the others", failoverAtScale(false), 5 * time.Minute},
+	{"failover-at-scale/leader", "failover-at-scale, the host killed is the Raft leader", failoverAtScale(true), 5 * time.Minute},
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,9 @@ const (
 
 // failoverAtScale fills a cluster with actors spread evenly over three
 // host processes, keeps a call load on the two hosts that stay, and kills
-// the third (SIGKILL) halfway. What it measures is what a healthy node
+// the third (SIGKILL) halfway: fs3, or with leader fs1, the Raft leader
+// (then the cluster elects a new leader before it can declare fs1 failed).
+// What it measures is what a healthy node
 // does while a third of the registry moves: failed-calls counts the calls
 // to actors on the surviving hosts that failed (no retry by the bench, a
 // deadline of scaleCallTime each), which should be none. Beside it: how
@@ -37,9 +40,13 @@ const (
 //
 // Its cluster is its own: fs1 (a worker process that bootstraps it, so the
 // Raft leader), fsc (the caller, in the suite's process, hosting nothing),
-// fs2 and fs3 (worker processes); fs1, fs2 and fs3 host the actors and fs3
-// is killed.
-func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
+// fs2 and fs3 (worker processes); fs1, fs2 and fs3 host the actors. The
+// voters are fs1, fsc and fs2 (Voters 3, in the order they joined).
+func failoverAtScale(leader bool) func(ctx context.Context, e *env) (*Result, error) {
+	return func(ctx context.Context, e *env) (*Result, error) { return failoverAt(ctx, e, leader) }
+}
+
+func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 	total := e.o.actors
 	if total == 0 {
 		total = scaleActors
@@ -64,12 +71,19 @@ func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
 		return nil, fmt.Errorf("start fsc: %w", err)
 	}
 	hosts := []string{"fs1", "fs2", "fs3"}
-	var victim *worker
+	workers := []*worker{first}
 	for _, name := range hosts[1:] {
-		if victim, err = cl.startWorkerJoin(ctx, name, first.addr); err != nil {
+		w, err := cl.startWorkerJoin(ctx, name, first.addr)
+		if err != nil {
 			return nil, err
 		}
+		workers = append(workers, w)
 	}
+	vi := 2 // the victim's index in hosts
+	if leader {
+		vi = 0
+	}
+	victim, dead := workers[vi], hosts[vi]
 
 	// Fill: actor i goes to host i%3, spawned from fsc.
 	refs := make([][]troupe.Ref, len(hosts))
@@ -94,7 +108,14 @@ func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
 	if l := cl.main.Leader(); l != "fs1" {
 		return nil, fmt.Errorf("leader is %q, not the bootstrapping fs1", l)
 	}
-	healthy, moved := refs[:2], refs[2]
+	moved := refs[vi]
+	var healthy [][]troupe.Ref
+	var healthyHosts []string
+	for h := range hosts {
+		if h != vi {
+			healthy, healthyHosts = append(healthy, refs[h]), append(healthyHosts, hosts[h])
+		}
+	}
 
 	window := max(e.o.duration, 2*time.Second)
 	var (
@@ -131,9 +152,9 @@ func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
 				switch {
 				case err != nil:
 					failed++
-					failedOn[hosts[h]]++
+					failedOn[healthyHosts[h]]++
 					if firstErr == nil {
-						firstErr = fmt.Errorf("call to %s on %s: %w", ref, hosts[h], err)
+						firstErr = fmt.Errorf("call to %s on %s: %w", ref, healthyHosts[h], err)
 					}
 				case killedAt.IsZero() || end.Before(killedAt):
 					before.add(end.Sub(t0))
@@ -165,11 +186,11 @@ func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
 	killedAt = time.Now()
 	mu.Unlock()
 	if err := cl.kill(victim); err != nil {
-		return nil, fmt.Errorf("kill fs3: %w", err)
+		return nil, fmt.Errorf("kill %s: %w", dead, err)
 	}
-	e.logf("      failover-at-scale: fs3 killed (hosting %d actors)", len(moved))
+	e.logf("      failover-at-scale: %s killed (hosting %d actors)", dead, len(moved))
 	mctx, mcancel := context.WithTimeout(ctx, scaleMoveBound)
-	moveLat, err := pollMoved(mctx, sample, killedAt, "fs3")
+	moveLat, err := pollMoved(mctx, sample, killedAt, dead)
 	mcancel()
 	if err != nil {
 		return nil, err
@@ -195,8 +216,8 @@ func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
 		cctx, cancel := context.WithTimeout(ctx, scaleCallTime)
 		at, err := troupe.Call[string](cctx, ref, "Where").Await(cctx)
 		cancel()
-		if err != nil || at == "fs3" {
-			if at, err = awaitElsewhere(ctx, ref, "fs3"); err != nil {
+		if err != nil || at == dead {
+			if at, err = awaitElsewhere(ctx, ref, dead); err != nil {
 				unmoved.Add(1)
 				return nil
 			}
@@ -237,10 +258,10 @@ func failoverAtScale(ctx context.Context, e *env) (*Result, error) {
 	return &Result{
 		Setup: Setup{Nodes: 4, Processes: 4, InFlight: scaleInFlight, Payload: len(arg),
 			Duration: loadTime.Round(time.Millisecond).String(), Ops: calls,
-			Notes: fmt.Sprintf("%d actors spawned from fsc (suite's process, hosting none) evenly over fs1 (leader), fs2 and fs3 (worker processes) in %s; Calls (no retry by the bench, %s deadline each) from fsc to random actors on fs1 and fs2, %s of load, SIGKILL of fs3, load until %d sampled actors of fs3 answered elsewhere, %s more; p99 %.1f ms before, %.1f ms after, max after %.1f ms; sweep of all %d moved actors in %s, now on fs1 %d, fs2 %d; %d calls failed; HeartbeatTimeout %s, FailTimeout %s%s",
-				total, spawnTime.Round(time.Millisecond), scaleCallTime, window, len(sample), window,
-				p(&before, "p99"), p(&after, "p99"), ms(worstPost), len(moved), sweepTime.Round(time.Millisecond),
-				where[0].Load(), where[1].Load(), failed, heartbeatTimeout, failTimeout, errNote)},
+			Notes: fmt.Sprintf("%d actors spawned from fsc (suite's process, hosting none) evenly over fs1 (leader), fs2 and fs3 (worker processes) in %s; Calls (no retry by the bench, %s deadline each) from fsc to random actors on %s and %s, %s of load, SIGKILL of %s, load until %d sampled actors of %s answered elsewhere, %s more; new leader %q; p99 %.1f ms before, %.1f ms after, max after %.1f ms; sweep of all %d moved actors in %s, now on %s; %d calls failed; HeartbeatTimeout %s, FailTimeout %s%s",
+				total, spawnTime.Round(time.Millisecond), scaleCallTime, healthyHosts[0], healthyHosts[1], window, dead, len(sample), dead, window,
+				cl.main.Leader(), p(&before, "p99"), p(&after, "p99"), ms(worstPost), len(moved), sweepTime.Round(time.Millisecond),
+				spread(hosts, where), failed, heartbeatTimeout, failTimeout, errNote)},
 		Figures: []Figure{
 			{Name: "failed-calls", Value: float64(failed), Unit: "calls"},
 			{Name: "moved p50", Value: p(moveLat, "p50"), Unit: "ms"},
@@ -319,6 +340,17 @@ func parallel(ctx context.Context, k, n int, fn func(ctx context.Context, i int)
 		return err
 	}
 	return ctx.Err()
+}
+
+// spread says how many of the moved actors each host now holds.
+func spread(hosts []string, where []atomic.Int64) string {
+	var out []string
+	for h, name := range hosts {
+		if n := where[h].Load(); n > 0 {
+			out = append(out, fmt.Sprintf("%s %d", name, n))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // sampleRefs picks up to k of refs, evenly spaced.
