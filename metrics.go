@@ -45,6 +45,7 @@ var (
 	descLeaseRenewals  = prometheus.NewDesc("troupe_registry_lease_renewals_total", "Lease grants this node took.", nil, nil)
 	descLeaseLapses    = prometheus.NewDesc("troupe_registry_lease_lapses_total", "Times this node's lease ended without a renewal (it stopped serving).", nil, nil)
 	descRestartGraces  = prometheus.NewDesc("troupe_registry_restart_graces_total", "As leader: members that announced a restart from their DataDir and were given RestartGrace before being failed.", nil, nil)
+	descReplaySnaps    = prometheus.NewDesc("troupe_registry_replay_snapshots_total", "Snapshots this replica took, beside Raft's own, to bound what a restart from its DataDir replays.", nil, nil)
 	descPlacements     = prometheus.NewDesc("troupe_registry_placements", "Actors in the registry, by state.", []string{"state"}, nil)
 	descConnections    = prometheus.NewDesc("troupe_transport_connections", "Usable QUIC connections to a peer now.", []string{"peer"}, nil)
 	descStreams        = prometheus.NewDesc("troupe_transport_streams", "Open streams to and from a peer now.", []string{"peer"}, nil)
@@ -88,7 +89,7 @@ type nodeCollector struct{ n *Node }
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descFramesSent, descFramesReceived, descBytesSent, descBytesReceived, descFramesDropped,
 		descQueuedBytes, descTrRefusals, descRaftState, descTerm, descCommit, descApplied, descLease, descMembers, descActors,
-		descLeader, descLeaderChanges, descLeaseRenewals, descLeaseLapses, descRestartGraces, descPlacements, descConnections, descStreams, descPassivations, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
+		descLeader, descLeaderChanges, descLeaseRenewals, descLeaseLapses, descRestartGraces, descReplaySnaps, descPlacements, descConnections, descStreams, descPassivations, descRegRefusals, descRepliesDropped, descCalls, descActivations, descMailbox,
 		descCallDuration, descClientDuration, descOneWaySent, descOneWayDropped} {
 		ch <- d
 	}
@@ -174,6 +175,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descLeaseRenewals, k.LeaseRenewals)
 	counter(descLeaseLapses, k.LeaseLapses)
 	counter(descRestartGraces, k.RestartGraces)
+	counter(descReplaySnaps, k.ReplaySnapshots)
 	gauge(descPlacements, float64(k.Active), "active")
 	gauge(descPlacements, float64(k.Stopped), "stopped")
 	counter(descRepliesDropped, n.ep.RepliesDropped())

@@ -229,4 +229,5 @@ var scenarios = []scenario{
 	{"leader-kill", "kill -9 of the Raft leader's process under Call load between two other nodes", leaderKill, 0},
 	{"failover-at-scale", "1 M actors over 3 host processes, kill -9 of one under Call load to the others", failoverAtScale(false), 5 * time.Minute},
 	{"failover-at-scale/leader", "failover-at-scale, the host killed is the Raft leader", failoverAtScale(true), 5 * time.Minute},
+	{"restart-at-scale", "1 M actors over 3 host processes with DataDirs, kill -9 of one and its restart at once", restartAtScale, 10 * time.Minute},
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,134 +48,19 @@ func failoverAtScale(leader bool) func(ctx context.Context, e *env) (*Result, er
 }
 
 func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
-	total := e.o.actors
-	if total == 0 {
-		total = scaleActors
-		if e.o.quick {
-			total = scaleQuickActors
-		}
-	}
-	cl, err := newCluster(e)
+	sc, err := startScale(ctx, e, "failover-at-scale", nil)
 	if err != nil {
 		return nil, err
 	}
-	defer cl.close()
-	first, err := cl.startWorkerJoin(ctx, "fs1", "")
-	if err != nil {
-		return nil, err
-	}
-	if err := cl.issue("fsc"); err != nil {
-		return nil, err
-	}
-	e.logf("      failover-at-scale: starting node fsc in this process")
-	if cl.main, err = troupe.Start(ctx, nodeConfig(cl.dir, "fsc", []string{first.addr}, e.o.verbose)); err != nil {
-		return nil, fmt.Errorf("start fsc: %w", err)
-	}
-	hosts := []string{"fs1", "fs2", "fs3"}
-	workers := []*worker{first}
-	for _, name := range hosts[1:] {
-		w, err := cl.startWorkerJoin(ctx, name, first.addr)
-		if err != nil {
-			return nil, err
-		}
-		workers = append(workers, w)
-	}
+	defer sc.cl.close()
 	vi := 2 // the victim's index in hosts
 	if leader {
 		vi = 0
 	}
-	victim, dead := workers[vi], hosts[vi]
-
-	// Fill: actor i goes to host i%3, spawned from fsc.
-	refs := make([][]troupe.Ref, len(hosts))
-	for h := range hosts {
-		refs[h] = make([]troupe.Ref, (total-h+len(hosts)-1)/len(hosts))
-	}
-	e.logf("      failover-at-scale: spawning %d actors", total)
-	t0 := time.Now()
-	if err := parallel(ctx, scaleSpawners, total, func(ctx context.Context, i int) error {
-		h := i % len(hosts)
-		r, err := cl.main.Spawn(ctx, "Bench", troupe.OnNode(hosts[h]))
-		if err != nil {
-			return fmt.Errorf("spawn %d on %s: %w", i, hosts[h], err)
-		}
-		refs[h][i/len(hosts)] = r
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	spawnTime := time.Since(t0)
-	e.logf("      failover-at-scale: %d actors spawned in %s", total, spawnTime.Round(time.Millisecond))
-	if l := cl.main.Leader(); l != "fs1" {
-		return nil, fmt.Errorf("leader is %q, not the bootstrapping fs1", l)
-	}
-	moved := refs[vi]
-	var healthy [][]troupe.Ref
-	var healthyHosts []string
-	for h := range hosts {
-		if h != vi {
-			healthy, healthyHosts = append(healthy, refs[h]), append(healthyHosts, hosts[h])
-		}
-	}
-
+	victim, dead, moved := sc.workers[vi], sc.hosts[vi], sc.refs[vi]
+	load := sc.startLoad(ctx, vi)
+	defer load.stop()
 	window := max(e.o.duration, 2*time.Second)
-	var (
-		mu        sync.Mutex
-		killedAt  time.Time
-		before    latency
-		after     latency
-		calls     int64
-		failed    int64
-		failedOn  = map[string]int64{}
-		firstErr  error
-		worstPost time.Duration
-	)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range scaleInFlight {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), 0x5ca1e))
-			for range maxOps {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				h := rng.IntN(len(healthy))
-				ref := healthy[h][rng.IntN(len(healthy[h]))]
-				cctx, cancel := context.WithTimeout(ctx, scaleCallTime)
-				t0 := time.Now()
-				_, err := troupe.Call[[]byte](cctx, ref, "Echo", arg).Await(cctx)
-				cancel()
-				end := time.Now()
-				mu.Lock()
-				calls++
-				switch {
-				case err != nil:
-					failed++
-					failedOn[healthyHosts[h]]++
-					if firstErr == nil {
-						firstErr = fmt.Errorf("call to %s on %s: %w", ref, healthyHosts[h], err)
-					}
-				case killedAt.IsZero() || end.Before(killedAt):
-					before.add(end.Sub(t0))
-				default:
-					after.add(end.Sub(t0))
-					worstPost = max(worstPost, end.Sub(t0))
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	stopLoad := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		wg.Wait()
-	}
-	defer stopLoad()
 	if !sleepCtx(ctx, window) {
 		return nil, ctx.Err()
 	}
@@ -182,15 +68,13 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 	// The kill, then a sample of the victim's actors polled until each
 	// answers from another host.
 	sample := sampleRefs(moved, scaleSample)
-	mu.Lock()
-	killedAt = time.Now()
-	mu.Unlock()
-	if err := cl.kill(victim); err != nil {
+	killedAt := load.mark()
+	if err := sc.cl.kill(victim); err != nil {
 		return nil, fmt.Errorf("kill %s: %w", dead, err)
 	}
 	e.logf("      failover-at-scale: %s killed (hosting %d actors)", dead, len(moved))
 	mctx, mcancel := context.WithTimeout(ctx, scaleMoveBound)
-	moveLat, err := pollMoved(mctx, sample, killedAt, dead)
+	moveLat, _, err := pollAnswer(mctx, sample, killedAt, func(where string) bool { return where != dead })
 	mcancel()
 	if err != nil {
 		return nil, err
@@ -203,22 +87,344 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 	if !sleepCtx(ctx, window) {
 		return nil, ctx.Err()
 	}
-	stopLoad()
-	loadTime := time.Since(killedAt) + window
+	load.stop()
+	loadTime := time.Since(killedAt)
 
 	// The sweep: every actor of the victim, once.
 	e.logf("      failover-at-scale: calling each of the %d moved actors", len(moved))
-	var unmoved atomic.Int64
+	t0 := time.Now()
+	where, unmoved, err := sweep(ctx, moved, sc.hosts, dead)
+	if err != nil {
+		return nil, err
+	}
+	sweepTime := time.Since(t0)
+	if err := load.check(); err != nil {
+		return nil, err
+	}
+	return &Result{
+		Setup: Setup{Nodes: 4, Processes: 4, InFlight: scaleInFlight, Payload: len(arg),
+			Duration: loadTime.Round(time.Millisecond).String(), Ops: load.calls,
+			Notes: fmt.Sprintf("%s; %s of load, SIGKILL of %s, load until %d sampled actors of %s answered elsewhere, %s more; new leader %q; %s; sweep of all %d moved actors in %s, now on %s; HeartbeatTimeout %s, FailTimeout %s",
+				sc.about(), window, dead, len(sample), dead, window,
+				sc.cl.main.Leader(), load.about(), len(moved), sweepTime.Round(time.Millisecond),
+				spread(sc.hosts, where), heartbeatTimeout, failTimeout)},
+		Figures: []Figure{
+			{Name: "failed-calls", Value: float64(load.failed), Unit: "calls"},
+			{Name: "moved p50", Value: percentile(moveLat, "p50"), Unit: "ms"},
+			{Name: "moved max", Value: ms(movedMax), Unit: "ms"},
+			{Name: "unmoved", Value: float64(unmoved), Unit: "actors"},
+			{Name: "spawn rate", Value: float64(sc.total) / sc.spawnTime.Seconds(), Unit: "spawns/s", Higher: true},
+		},
+	}, nil
+}
+
+// restartAtScale fills the failover-at-scale cluster, every host with a
+// DataDir (raft-boltdb), keeps the call load on fs1 and fs2, kills fs3
+// (SIGKILL) and starts it again at once from its DataDir at its address.
+// It measures how long fs3 takes to serve its actors again (a sample
+// polled from the kill on), whether they stayed on it (a restart within
+// FailTimeout + RestartGrace keeps them: stayed), and, as in
+// failover-at-scale, the calls to fs1 and fs2 that failed.
+func restartAtScale(ctx context.Context, e *env) (*Result, error) {
+	var dataDir func(name string) string
+	sc, err := startScale(ctx, e, "restart-at-scale", func(c *cluster, name string) []string {
+		if dataDir == nil {
+			dataDir = func(name string) string { return filepath.Join(c.dir, "data-"+name) }
+		}
+		if name == "fsc" {
+			return nil
+		}
+		return []string{envData + "=" + dataDir(name)}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer sc.cl.close()
+	const vi = 2
+	victim, name, own := sc.workers[vi], sc.hosts[vi], sc.refs[vi]
+	load := sc.startLoad(ctx, vi)
+	defer load.stop()
+	window := max(e.o.duration, 2*time.Second)
+	if !sleepCtx(ctx, window) {
+		return nil, ctx.Err()
+	}
+
+	sample := sampleRefs(own, scaleSample)
+	killedAt := load.mark()
+	if err := sc.cl.kill(victim); err != nil {
+		return nil, fmt.Errorf("kill %s: %w", name, err)
+	}
+	e.logf("      restart-at-scale: %s killed (hosting %d actors), starting it again", name, len(own))
+	back, err := sc.cl.startWorkerEnv(ctx, name, sc.workers[0].addr, envData+"="+dataDir(name), envAddr+"="+victim.addr)
+	if err != nil {
+		return nil, fmt.Errorf("restart %s: %w", name, err)
+	}
+	ready := time.Since(killedAt)
+	e.logf("      restart-at-scale: %s ready %s after the kill", back.name, ready.Round(time.Millisecond))
+	mctx, mcancel := context.WithTimeout(ctx, scaleMoveBound)
+	serveLat, stayed, err := pollAnswer(mctx, sample, killedAt, func(string) bool { return true })
+	mcancel()
+	if err != nil {
+		return nil, err
+	}
+	servedMax := slices.Max(serveLat.samples)
+	e.logf("      restart-at-scale: %d sampled actors answered (%d from %s), the last %s after the kill",
+		len(sample), stayed[name], name, servedMax.Round(time.Millisecond))
+	if !sleepCtx(ctx, window) {
+		return nil, ctx.Err()
+	}
+	load.stop()
+	loadTime := time.Since(killedAt)
+
+	e.logf("      restart-at-scale: calling each of %s's %d actors", name, len(own))
+	where, unanswered, err := sweep(ctx, own, sc.hosts, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := load.check(); err != nil {
+		return nil, err
+	}
+	return &Result{
+		Setup: Setup{Nodes: 4, Processes: 4, InFlight: scaleInFlight, Payload: len(arg),
+			Duration: loadTime.Round(time.Millisecond).String(), Ops: load.calls,
+			Notes: fmt.Sprintf("%s, each host with a DataDir (raft-boltdb); %s of load, SIGKILL of %s and at once a new process from its DataDir at its address (ready %s after the kill), load until %d sampled actors of %s answered, %s more; %s; afterwards %s's actors are on %s (%d did not answer); HeartbeatTimeout %s, FailTimeout %s, RestartGrace default",
+				sc.about(), window, name, ready.Round(time.Millisecond), len(sample), name, window,
+				load.about(), name, spread(sc.hosts, where), unanswered, heartbeatTimeout, failTimeout)},
+		Figures: []Figure{
+			{Name: "failed-calls", Value: float64(load.failed), Unit: "calls"},
+			{Name: "ready", Value: ms(ready), Unit: "ms"},
+			{Name: "serving p50", Value: percentile(serveLat, "p50"), Unit: "ms"},
+			{Name: "serving max", Value: ms(servedMax), Unit: "ms"},
+			{Name: "stayed", Value: float64(where[vi].Load()) / float64(len(own)), Unit: "of its actors", Higher: true},
+			{Name: "spawn rate", Value: float64(sc.total) / sc.spawnTime.Seconds(), Unit: "spawns/s", Higher: true},
+		},
+	}, nil
+}
+
+// scale is the cluster of the at-scale scenarios, filled.
+type scale struct {
+	cl        *cluster
+	hosts     []string       // fs1, fs2, fs3
+	workers   []*worker      // their processes, in hosts' order
+	refs      [][]troupe.Ref // each host's actors
+	total     int
+	spawnTime time.Duration
+}
+
+// startScale starts fs1 (bootstrapping), fsc in this process, fs2 and fs3
+// (env gives each worker's extra environment), and spawns the actors from
+// fsc: actor i on host i%3. On error it closes what it started.
+func startScale(ctx context.Context, e *env, tag string, env func(c *cluster, name string) []string) (*scale, error) {
+	total := e.o.actors
+	if total == 0 {
+		total = scaleActors
+		if e.o.quick {
+			total = scaleQuickActors
+		}
+	}
+	cl, err := newCluster(e)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			cl.close()
+		}
+	}()
+	extra := func(name string) []string {
+		if env == nil {
+			return nil
+		}
+		return env(cl, name)
+	}
+	sc := &scale{cl: cl, hosts: []string{"fs1", "fs2", "fs3"}, total: total}
+	first, err := cl.startWorkerEnv(ctx, "fs1", "", extra("fs1")...)
+	if err != nil {
+		return nil, err
+	}
+	sc.workers = append(sc.workers, first)
+	if err := cl.issue("fsc"); err != nil {
+		return nil, err
+	}
+	e.logf("      %s: starting node fsc in this process", tag)
+	if cl.main, err = troupe.Start(ctx, nodeConfig(cl.dir, "fsc", []string{first.addr}, e.o.verbose)); err != nil {
+		return nil, fmt.Errorf("start fsc: %w", err)
+	}
+	for _, name := range sc.hosts[1:] {
+		w, err := cl.startWorkerEnv(ctx, name, first.addr, extra(name)...)
+		if err != nil {
+			return nil, err
+		}
+		sc.workers = append(sc.workers, w)
+	}
+	n := len(sc.hosts)
+	sc.refs = make([][]troupe.Ref, n)
+	for h := range n {
+		sc.refs[h] = make([]troupe.Ref, (total-h+n-1)/n)
+	}
+	e.logf("      %s: spawning %d actors", tag, total)
+	t0 := time.Now()
+	if err := parallel(ctx, scaleSpawners, total, func(ctx context.Context, i int) error {
+		h := i % n
+		r, err := cl.main.Spawn(ctx, "Bench", troupe.OnNode(sc.hosts[h]))
+		if err != nil {
+			return fmt.Errorf("spawn %d on %s: %w", i, sc.hosts[h], err)
+		}
+		sc.refs[h][i/n] = r
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	sc.spawnTime = time.Since(t0)
+	e.logf("      %s: %d actors spawned in %s", tag, total, sc.spawnTime.Round(time.Millisecond))
+	if l := cl.main.Leader(); l != "fs1" {
+		return nil, fmt.Errorf("leader is %q, not the bootstrapping fs1", l)
+	}
+	ok = true
+	return sc, nil
+}
+
+// about describes the filled cluster.
+func (sc *scale) about() string {
+	return fmt.Sprintf("%d actors spawned from fsc (suite's process, hosting none, a voter) evenly over fs1 (leader), fs2 and fs3 (worker processes) in %s",
+		sc.total, sc.spawnTime.Round(time.Millisecond))
+}
+
+// callLoad is the at-scale scenarios' call load: scaleInFlight callers in
+// fsc, each calling random actors of the hosts but one, a deadline of
+// scaleCallTime per call and no retry by the bench.
+type callLoad struct {
+	hosts []string
+	quit  chan struct{}
+	wg    sync.WaitGroup
+
+	mu        sync.Mutex
+	markedAt  time.Time // the kill; zero before
+	before    latency
+	after     latency
+	calls     int64
+	failed    int64
+	failedOn  map[string]int64
+	firstErr  error
+	worstPost time.Duration
+}
+
+// startLoad starts the load on every host but hosts[skip].
+func (sc *scale) startLoad(ctx context.Context, skip int) *callLoad {
+	l := &callLoad{quit: make(chan struct{}), failedOn: map[string]int64{}}
+	var refs [][]troupe.Ref
+	for h := range sc.hosts {
+		if h != skip {
+			refs, l.hosts = append(refs, sc.refs[h]), append(l.hosts, sc.hosts[h])
+		}
+	}
+	for w := range scaleInFlight {
+		l.wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 0x5ca1e))
+			for range maxOps {
+				select {
+				case <-l.quit:
+					return
+				default:
+				}
+				h := rng.IntN(len(refs))
+				ref := refs[h][rng.IntN(len(refs[h]))]
+				cctx, cancel := context.WithTimeout(ctx, scaleCallTime)
+				t0 := time.Now()
+				_, err := troupe.Call[[]byte](cctx, ref, "Echo", arg).Await(cctx)
+				cancel()
+				l.record(h, ref, t0, time.Now(), err)
+			}
+		})
+	}
+	return l
+}
+
+func (l *callLoad) record(h int, ref troupe.Ref, t0, end time.Time, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	switch {
+	case err != nil:
+		l.failed++
+		l.failedOn[l.hosts[h]]++
+		if l.firstErr == nil {
+			l.firstErr = fmt.Errorf("call to %s on %s: %w", ref, l.hosts[h], err)
+		}
+	case l.markedAt.IsZero() || end.Before(l.markedAt):
+		l.before.add(end.Sub(t0))
+	default:
+		l.after.add(end.Sub(t0))
+		l.worstPost = max(l.worstPost, end.Sub(t0))
+	}
+}
+
+// mark splits the load at now (the kill) and returns now.
+func (l *callLoad) mark() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.markedAt = time.Now()
+	return l.markedAt
+}
+
+// stop ends the load and waits for its callers; it may be called again.
+func (l *callLoad) stop() {
+	select {
+	case <-l.quit:
+	default:
+		close(l.quit)
+	}
+	l.wg.Wait()
+}
+
+// check reports a load with no completed call on either side of the mark.
+func (l *callLoad) check() error {
+	if len(l.before.samples) == 0 || len(l.after.samples) == 0 {
+		return fmt.Errorf("no call completed before (%d) or after (%d) the kill; %d failed, first: %v",
+			len(l.before.samples), len(l.after.samples), l.failed, l.firstErr)
+	}
+	return nil
+}
+
+// about describes the load's outcome.
+func (l *callLoad) about() string {
+	s := fmt.Sprintf("calls (no retry by the bench, %s deadline each) from fsc to random actors on %s: p99 %.1f ms before, %.1f ms after, max after %.1f ms; %d failed",
+		scaleCallTime, strings.Join(l.hosts, " and "), percentile(&l.before, "p99"), percentile(&l.after, "p99"), ms(l.worstPost), l.failed)
+	if l.firstErr != nil {
+		s += fmt.Sprintf(" (per host %v), first failure: %v", l.failedOn, l.firstErr)
+		var te *troupe.Error
+		if errors.As(l.firstErr, &te) {
+			s += fmt.Sprintf(" (code %v)", te.Code)
+		}
+	}
+	return s
+}
+
+// percentile returns l's figure name (p50, p99) in ms, or 0.
+func percentile(l *latency, name string) float64 {
+	for _, f := range l.figures() {
+		if f.Name == name {
+			return f.Value / 1000
+		}
+	}
+	return 0
+}
+
+// sweep calls each of refs once (Idempotent, retrying through
+// awaitElsewhere when a call fails or answers from dead), and counts where
+// they answered and how many never did.
+func sweep(ctx context.Context, refs []troupe.Ref, hosts []string, dead string) ([]atomic.Int64, int64, error) {
+	var lost atomic.Int64
 	where := make([]atomic.Int64, len(hosts))
-	t0 = time.Now()
-	err = parallel(ctx, scaleSweepers, len(moved), func(ctx context.Context, i int) error {
-		ref := moved[i].With(troupe.Idempotent())
+	err := parallel(ctx, scaleSweepers, len(refs), func(ctx context.Context, i int) error {
+		ref := refs[i].With(troupe.Idempotent())
 		cctx, cancel := context.WithTimeout(ctx, scaleCallTime)
 		at, err := troupe.Call[string](cctx, ref, "Where").Await(cctx)
 		cancel()
-		if err != nil || at == dead {
+		if err != nil || (dead != "" && at == dead) {
 			if at, err = awaitElsewhere(ctx, ref, dead); err != nil {
-				unmoved.Add(1)
+				lost.Add(1)
 				return nil
 			}
 		}
@@ -227,58 +433,20 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = ctx.Err()
 	}
-	sweepTime := time.Since(t0)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-
-	p := func(l *latency, name string) float64 {
-		for _, f := range l.figures() {
-			if f.Name == name {
-				return f.Value / 1000
-			}
-		}
-		return 0
-	}
-	if len(before.samples) == 0 || len(after.samples) == 0 {
-		return nil, fmt.Errorf("no call completed before (%d) or after (%d) the kill; %d failed, first: %v",
-			len(before.samples), len(after.samples), failed, firstErr)
-	}
-	errNote := ""
-	if firstErr != nil {
-		errNote = fmt.Sprintf("; failed per host %v, first failure: %v", failedOn, firstErr)
-		var te *troupe.Error
-		if errors.As(firstErr, &te) {
-			errNote += fmt.Sprintf(" (code %v)", te.Code)
-		}
-	}
-	return &Result{
-		Setup: Setup{Nodes: 4, Processes: 4, InFlight: scaleInFlight, Payload: len(arg),
-			Duration: loadTime.Round(time.Millisecond).String(), Ops: calls,
-			Notes: fmt.Sprintf("%d actors spawned from fsc (suite's process, hosting none) evenly over fs1 (leader), fs2 and fs3 (worker processes) in %s; Calls (no retry by the bench, %s deadline each) from fsc to random actors on %s and %s, %s of load, SIGKILL of %s, load until %d sampled actors of %s answered elsewhere, %s more; new leader %q; p99 %.1f ms before, %.1f ms after, max after %.1f ms; sweep of all %d moved actors in %s, now on %s; %d calls failed; HeartbeatTimeout %s, FailTimeout %s%s",
-				total, spawnTime.Round(time.Millisecond), scaleCallTime, healthyHosts[0], healthyHosts[1], window, dead, len(sample), dead, window,
-				cl.main.Leader(), p(&before, "p99"), p(&after, "p99"), ms(worstPost), len(moved), sweepTime.Round(time.Millisecond),
-				spread(hosts, where), failed, heartbeatTimeout, failTimeout, errNote)},
-		Figures: []Figure{
-			{Name: "failed-calls", Value: float64(failed), Unit: "calls"},
-			{Name: "moved p50", Value: p(moveLat, "p50"), Unit: "ms"},
-			{Name: "moved max", Value: ms(movedMax), Unit: "ms"},
-			{Name: "unmoved", Value: float64(unmoved.Load()), Unit: "actors"},
-			{Name: "spawn rate", Value: float64(total) / spawnTime.Seconds(), Unit: "spawns/s", Higher: true},
-		},
-	}, nil
+	return where, lost.Load(), err
 }
 
-// pollMoved calls every ref in rounds (all pending ones at once, a second
+// pollAnswer calls every ref in rounds (all pending ones at once, a second
 // each at most, 10 ms between rounds) until each has answered from a node
-// other than dead, and returns for each how long after since it answered:
-// a call is timed when it completes, so the figures do not depend on how
-// many calls are in flight.
-func pollMoved(ctx context.Context, refs []troupe.Ref, since time.Time, dead string) (*latency, error) {
+// that ok accepts, and returns for each how long after since it answered
+// and how many answered from each node. A call is timed when it
+// completes, so the figures do not depend on how many are in flight.
+func pollAnswer(ctx context.Context, refs []troupe.Ref, since time.Time, ok func(where string) bool) (*latency, map[string]int, error) {
 	var lat latency
+	from := map[string]int{}
 	pending := make([]int, len(refs))
 	for i := range pending {
 		pending[i] = i
@@ -287,7 +455,7 @@ func pollMoved(ctx context.Context, refs []troupe.Ref, since time.Time, dead str
 	var last error
 	for len(pending) > 0 {
 		if !sleepCtx(ctx, 10*time.Millisecond) {
-			return nil, fmt.Errorf("%d of %d sampled actors did not answer elsewhere (last error: %v): %w", len(pending), len(refs), last, ctx.Err())
+			return nil, nil, fmt.Errorf("%d of %d sampled actors did not answer (last error: %v): %w", len(pending), len(refs), last, ctx.Err())
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
 		futs := make([]*troupe.Future[string], len(pending))
@@ -300,18 +468,19 @@ func pollMoved(ctx context.Context, refs []troupe.Ref, since time.Time, dead str
 		next := pending[:0]
 		for j, i := range pending {
 			where, err := futs[j].Await(rctx)
-			if err != nil || where == dead {
+			if err != nil || !ok(where) {
 				last = err
 				next = append(next, i)
 				continue
 			}
 			<-timed[j]
 			lat.add(at[i].Sub(since))
+			from[where]++
 		}
 		cancel()
 		pending = next
 	}
-	return &lat, nil
+	return &lat, from, nil
 }
 
 // parallel runs fn(i) for i in [0, n) on k goroutines and returns the

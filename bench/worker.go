@@ -99,6 +99,8 @@ const (
 	envDir  = "TROUPE_BENCH_DIR"  // directory with ca.pem, NAME.pem, NAME-key.pem
 	envLog  = "TROUPE_BENCH_LOG"  // "1": log warnings to stderr
 	envProf = "TROUPE_BENCH_PROF" // directory for this worker's CPU profile; empty: none
+	envData = "TROUPE_BENCH_DATA" // the node's DataDir; empty: in-memory Raft stores
+	envAddr = "TROUPE_BENCH_ADDR" // the node's address; empty: 127.0.0.1:0
 )
 
 // workerMain runs one node of the cluster scenarios in this process: it
@@ -126,7 +128,12 @@ func workerMain() int {
 		defer stopProf()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	n, err := troupe.Start(sctx, nodeConfig(dir, name, members, os.Getenv(envLog) == "1"))
+	cfg := nodeConfig(dir, name, members, os.Getenv(envLog) == "1")
+	cfg.DataDir = os.Getenv(envData)
+	if addr := os.Getenv(envAddr); addr != "" {
+		cfg.Addr = addr
+	}
+	n, err := troupe.Start(sctx, cfg)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench worker %s: %v\n", name, err)
@@ -240,8 +247,14 @@ func newCluster(e *env) (*cluster, error) {
 	return c, nil
 }
 
+// issue writes name's certificate and key, unless they exist: a node
+// started again (restart-at-scale) keeps its identity, as a restarted
+// production node keeps its key files.
 func (c *cluster) issue(name string) error {
 	f := tlsFiles(c.dir, name)
+	if _, err := os.Stat(f.KeyFile); err == nil {
+		return nil
+	}
 	return c.ca.IssueFiles(name, 0, f.CertFile, f.KeyFile)
 }
 
@@ -255,6 +268,12 @@ func (c *cluster) startWorker(ctx context.Context, name string) (*worker, error)
 // join (or bootstraps a new cluster when join is empty), and waits until it
 // has registered Bench.
 func (c *cluster) startWorkerJoin(ctx context.Context, name, join string) (*worker, error) {
+	return c.startWorkerEnv(ctx, name, join)
+}
+
+// startWorkerEnv is startWorkerJoin with more of the worker's environment
+// (envData, envAddr).
+func (c *cluster) startWorkerEnv(ctx context.Context, name, join string, env ...string) (*worker, error) {
 	if err := c.issue(name); err != nil {
 		return nil, err
 	}
@@ -264,6 +283,7 @@ func (c *cluster) startWorkerJoin(ctx context.Context, name, join string) (*work
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), workerEnv+"=1", envName+"="+name, envJoin+"="+join, envDir+"="+c.dir)
+	cmd.Env = append(cmd.Env, env...)
 	if c.e.o.verbose {
 		cmd.Env = append(cmd.Env, envLog+"=1")
 	}

@@ -18,6 +18,10 @@ type fsm struct {
 	// restoring, if set, is called before a snapshot replaces the state.
 	restoring func()
 
+	// snapCmds is machine.cmds as of the latest snapshot persisted or
+	// restored (replay.go).
+	snapCmds atomic.Uint64
+
 	waiters   atomic.Int64 // WaitNewer, WaitApplied and WaitLease calls in progress
 	changedMu sync.Mutex
 	changed   chan struct{} // closed and replaced after an apply while waiters > 0
@@ -92,7 +96,7 @@ func (f *fsm) publish(evs []Event) {
 // of the members and sessions); Persist encodes it on Raft's snapshot
 // goroutine while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{v: f.m.view()}, nil
+	return &fsmSnapshot{v: f.m.view(), f: f, cmds: f.m.cmds.Load()}, nil
 }
 
 // Restore replaces the state with a snapshot, or refuses it with an error
@@ -107,12 +111,17 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.restoring()
 	}
 	f.m.restore(b)
+	f.snapCmds.Store(f.m.cmds.Load())
 	f.publish([]Event{{Kind: Reset, Index: b.Index}})
 	f.wake()
 	return nil
 }
 
-type fsmSnapshot struct{ v *snapView }
+type fsmSnapshot struct {
+	v    *snapView
+	f    *fsm
+	cmds uint64 // machine.cmds at the view
+}
 
 // Persist encodes the view and writes it to sink, off the FSM goroutine.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
@@ -120,7 +129,16 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 		sink.Cancel()
 		return err
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	for s.f != nil { // snapshots persist one at a time; still, never go back
+		cur := s.f.snapCmds.Load()
+		if cur >= s.cmds || s.f.snapCmds.CompareAndSwap(cur, s.cmds) {
+			break
+		}
+	}
+	return nil
 }
 
 func (s *fsmSnapshot) Release() {}

@@ -25,6 +25,7 @@ type machine struct {
 	count   atomic.Int64  // entries in the directory
 	stopped atomic.Int64  // of which stopped
 	applied atomic.Uint64 // index of the last applied entry
+	cmds    atomic.Uint64 // commands applied by this process (replay.go)
 
 	mu      sync.RWMutex // guards members for readers
 	members map[string]*Member
@@ -254,6 +255,7 @@ func (m *machine) apply(index uint64, data []byte) (result, []Event) {
 	defer m.w.publish() // before applied: Owns reads applied, then the entry
 	var evs []Event
 	res := m.applyOne(index, 0, data, &evs)
+	m.cmds.Add(1)
 	return res, evs
 }
 
@@ -276,6 +278,7 @@ func (m *machine) applyEntry(index uint64, data []byte) (any, []Event) {
 	for pos, c := range cmds {
 		out[pos] = m.applyOne(index, uint64(pos), c, &evs)
 	}
+	m.cmds.Add(uint64(len(cmds)))
 	return out, evs
 }
 

@@ -94,7 +94,7 @@ type Registry struct {
 	// in the background (see New), and joined is closed once that ends,
 	// with joinErr its outcome.
 	stats struct {
-		leaderChanges, renewals, lapses, graces atomic.Uint64
+		leaderChanges, renewals, lapses, graces, replaySnaps atomic.Uint64
 	}
 
 	rehomeKick chan struct{} // wakes rehomeLoop
@@ -253,6 +253,9 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 		close(r.monDone) // closing already: Close must not wait for it
 	}
 	r.goFunc(r.rehomeLoop)
+	if r.cfg.DataDir != "" {
+		r.goFunc(r.snapshotLoop)
+	}
 	r.joined = make(chan struct{})
 	if r.restarted {
 		// A node restarted from its DataDir may be one of a whole cluster
@@ -534,20 +537,24 @@ type Counters struct {
 	LeaseRenewals uint64 // lease grants taken (own, as leader, or a leader's pong)
 	LeaseLapses   uint64 // times this node's lease ended without a renewal
 	RestartGraces uint64 // as leader: restarting members given RestartGrace
-	Active        int64  // actors active in the local replica
-	Stopped       int64  // actors stopped for good in the local replica
+	// ReplaySnapshots counts the snapshots a durable registry took to bound
+	// a restart's replay (replay.go), beside Raft's own.
+	ReplaySnapshots uint64
+	Active          int64 // actors active in the local replica
+	Stopped         int64 // actors stopped for good in the local replica
 }
 
 // Counters returns the running totals.
 func (r *Registry) Counters() Counters {
 	total, stopped := r.fsm.m.count.Load(), r.fsm.m.stopped.Load()
 	return Counters{
-		LeaderChanges: r.stats.leaderChanges.Load(),
-		LeaseRenewals: r.stats.renewals.Load(),
-		LeaseLapses:   r.stats.lapses.Load(),
-		RestartGraces: r.stats.graces.Load(),
-		Active:        total - stopped,
-		Stopped:       stopped,
+		LeaderChanges:   r.stats.leaderChanges.Load(),
+		LeaseRenewals:   r.stats.renewals.Load(),
+		LeaseLapses:     r.stats.lapses.Load(),
+		RestartGraces:   r.stats.graces.Load(),
+		ReplaySnapshots: r.stats.replaySnaps.Load(),
+		Active:          total - stopped,
+		Stopped:         stopped,
 	}
 }
 

@@ -50,6 +50,21 @@ func (r *Registry) WaitOwns(ctx context.Context, id string, epoch uint64) (Place
 		// Take the channel before testing: a wake between the test and
 		// the select then closes the channel already held.
 		ch := r.fsm.changes()
+		if epoch/maxBatch > r.fsm.m.applied.Load() {
+			// The entry that placed the actor at epoch is not applied
+			// yet (epochs are log-ordered), so Owns cannot admit: wait
+			// for more applies without the lookup. Hundreds of calls
+			// parked on a replica that replays its log after a restart
+			// would each look up their actor after every entry.
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return p, fmt.Errorf("%w (waited: %w)", err, ctx.Err())
+			case <-r.done:
+				return p, ErrClosed
+			}
+		}
 		p, err = r.Owns(id, epoch)
 		if err == nil || !r.mayBecomeOwner(p, epoch, err) {
 			return p, r.finalOwnsErr(p, err)
