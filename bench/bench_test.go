@@ -267,16 +267,17 @@ func TestClusterScenarios(t *testing.T) {
 	}
 }
 
-// TestFailoverAtScaleScenario runs failover-at-scale with a few thousand
-// actors, killing a host and then (another cluster) the leader: the kill
-// under load must fail no call to the hosts that stay, and every actor of
-// the dead host must answer elsewhere.
+// TestFailoverAtScaleScenario runs the at-scale scenarios with a few
+// thousand actors, killing a host, then (another cluster) the leader, then
+// (a third, durable) a host that starts again at once: the kill under load
+// must fail no call to the hosts that stay; every actor of a dead host
+// must answer elsewhere, and every actor of the restarted one from it.
 func TestFailoverAtScaleScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
 	path := filepath.Join(t.TempDir(), "r.json")
-	code, out, errOut := runSuite(t, "-quick", "-duration", "50ms", "-actors", "3000", "-scenario", "^failover-at-scale(/leader)?$", "-json", path)
+	code, out, errOut := runSuite(t, "-quick", "-duration", "50ms", "-actors", "3000", "-scenario", "^(failover|restart)-at-scale(/leader)?$", "-json", path)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -288,8 +289,8 @@ func TestFailoverAtScaleScenario(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Results) != 2 {
-		t.Fatalf("%d results, want 2 (a host, the leader)", len(rep.Results))
+	if len(rep.Results) != 3 {
+		t.Fatalf("%d results, want 3 (a host killed, the leader killed, a host restarted)", len(rep.Results))
 	}
 	for _, r := range rep.Results {
 		if r.Error != "" {
@@ -300,12 +301,18 @@ func TestFailoverAtScaleScenario(t *testing.T) {
 		for _, f := range r.Figures {
 			got[f.Name] = f.Value
 		}
-		for _, name := range []string{"failed-calls", "unmoved"} {
-			if v, ok := got[name]; !ok || v != 0 {
-				t.Errorf("%s: %s = %v (reported: %v), want 0; setup: %s", r.Scenario, name, v, ok, r.Setup)
+		want := map[string]float64{"failed-calls": 0, "unmoved": 0}
+		timed := "moved max"
+		if r.Scenario == "restart-at-scale" {
+			// Back at once, within FailTimeout: its actors stay on it.
+			want, timed = map[string]float64{"failed-calls": 0, "stayed": 1}, "serving max"
+		}
+		for name, w := range want {
+			if v, ok := got[name]; !ok || v != w {
+				t.Errorf("%s: %s = %v (reported: %v), want %v; setup: %s", r.Scenario, name, v, ok, w, r.Setup)
 			}
 		}
-		if got["moved max"] <= 0 || got["spawn rate"] <= 0 {
+		if got[timed] <= 0 || got["spawn rate"] <= 0 {
 			t.Errorf("%s: figures %v", r.Scenario, got)
 		}
 		if r.Setup.Ops == 0 {
