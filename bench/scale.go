@@ -451,19 +451,22 @@ func pollAnswer(ctx context.Context, refs []troupe.Ref, since time.Time, ok func
 	for i := range pending {
 		pending[i] = i
 	}
-	at := make([]time.Time, len(refs))
 	var last error
 	for len(pending) > 0 {
 		if !sleepCtx(ctx, 10*time.Millisecond) {
 			return nil, nil, fmt.Errorf("%d of %d sampled actors did not answer (last error: %v): %w", len(pending), len(refs), last, ctx.Err())
 		}
 		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		// Per round: a call of an earlier round may still complete (its
+		// retry ran past the round) and time itself into its own round's
+		// slot, which nobody reads any more.
 		futs := make([]*troupe.Future[string], len(pending))
 		timed := make([]chan struct{}, len(pending))
+		at := make([]time.Time, len(pending))
 		for j, i := range pending {
 			futs[j] = troupe.Call[string](rctx, refs[i].With(troupe.Idempotent()), "Where")
 			timed[j] = make(chan struct{})
-			futs[j].OnDone(func() { at[i] = time.Now(); close(timed[j]) })
+			futs[j].OnDone(func() { at[j] = time.Now(); close(timed[j]) })
 		}
 		next := pending[:0]
 		for j, i := range pending {
@@ -474,7 +477,7 @@ func pollAnswer(ctx context.Context, refs []troupe.Ref, since time.Time, ok func
 				continue
 			}
 			<-timed[j]
-			lat.add(at[i].Sub(since))
+			lat.add(at[j].Sub(since))
 			from[where]++
 		}
 		cancel()
