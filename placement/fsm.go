@@ -15,6 +15,10 @@ type fsm struct {
 	subMu sync.Mutex
 	subs  map[*Subscription]struct{}
 
+	// closing, once closed (the registry's done), makes a snapshot being
+	// persisted give up.
+	closing <-chan struct{}
+
 	// restoring, if set, is called before a snapshot replaces the state.
 	restoring func()
 
@@ -96,7 +100,9 @@ func (f *fsm) publish(evs []Event) {
 // of the members and sessions); Persist encodes it on Raft's snapshot
 // goroutine while applies go on.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	return &fsmSnapshot{v: f.m.view(), f: f, cmds: f.m.cmds.Load()}, nil
+	v := f.m.view()
+	v.abort = f.closing
+	return &fsmSnapshot{v: v, f: f, cmds: f.m.cmds.Load()}, nil
 }
 
 // Restore replaces the state with a snapshot, or refuses it with an error

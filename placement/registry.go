@@ -223,6 +223,7 @@ func New(ctx context.Context, cfg Config) (*Registry, error) {
 	// FailTimeout as the margin for clock drift and scheduling.
 	r.grace = cfg.LeaseTimeout + (cfg.FailTimeout-cfg.LeaseTimeout)/4
 	r.fsm.m.moving, r.fsm.restoring = r.fence, r.fenceAll
+	r.fsm.closing = r.done
 	r.az.kick = make(chan struct{}, 1)
 	r.rehomeKick = make(chan struct{}, 1)
 	r.fsm.m.onExpel = r.kickAuthz

@@ -63,7 +63,8 @@ func (r *Registry) snapshotLoop() {
 			if afterReplaySnapshot != nil {
 				afterReplaySnapshot(r)
 			}
-		case errors.Is(err, raft.ErrNothingNewToSnapshot), errors.Is(err, raft.ErrRaftShutdown):
+		case errors.Is(err, raft.ErrNothingNewToSnapshot), errors.Is(err, raft.ErrRaftShutdown),
+			errors.Is(err, errSnapshotAborted), r.closed.Load():
 		default:
 			r.log.Warn("placement: snapshot failed", "err", err)
 		}

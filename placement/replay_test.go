@@ -2,6 +2,7 @@ package placement
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,5 +102,36 @@ func TestSnapshotBoundsReplay(t *testing.T) {
 	}
 	if replayed := r.fsm.m.cmds.Load() - r.fsm.snapCmds.Load(); replayed >= replayBudget {
 		t.Fatalf("the restart replayed %d commands after its snapshot, want fewer than %d", replayed, replayBudget)
+	}
+}
+
+// TestSnapshotPersistAbortsOnClose: a snapshot being persisted gives up
+// once its registry closes (Raft's Shutdown waits for it), and cancels its
+// sink; a snapshot of an open registry persists whole.
+func TestSnapshotPersistAbortsOnClose(t *testing.T) {
+	closing := make(chan struct{})
+	f := &fsm{m: bigMachine(t, 1<<12), subs: map[*Subscription]struct{}{}, closing: closing}
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := &memSink{}
+	if err := snap.Persist(whole); err != nil {
+		t.Fatalf("persist while open: %v", err)
+	}
+	close(closing)
+	snap, err = f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := &memSink{}
+	if err := snap.Persist(cut); !errors.Is(err, errSnapshotAborted) {
+		t.Fatalf("persist after close: %v, want errSnapshotAborted", err)
+	}
+	if !cut.canceled || cut.Len() != 0 {
+		t.Fatalf("aborted sink: canceled %v, %d bytes written", cut.canceled, cut.Len())
+	}
+	if whole.Len() == 0 {
+		t.Fatal("nothing persisted while open")
 	}
 }

@@ -61,7 +61,13 @@ type snapView struct {
 	sessions map[string]*session
 	root     *hnode
 	count    int
+	abort    <-chan struct{} // closed: writeTo gives up (the registry closes)
 }
+
+// errSnapshotAborted ends a snapshot's Persist when its registry closes:
+// a million entries take most of a second to write, ten million several,
+// and Raft's Shutdown waits for the snapshot in progress.
+var errSnapshotAborted = errors.New("placement: snapshot aborted: registry closing")
 
 // view captures the state; it must not run concurrently with apply.
 func (m *machine) view() *snapView {
@@ -116,7 +122,7 @@ func (v *snapView) writeTo(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sum := &crcCounter{}
+	sum := &crcCounter{abort: v.abort}
 	if err := v.writeBody(sum, head.Bytes(), tail.Bytes()); err != nil {
 		return err
 	}
@@ -128,7 +134,7 @@ func (v *snapView) writeTo(w io.Writer) error {
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
-	check := &crcCounter{w: w}
+	check := &crcCounter{w: w, abort: v.abort}
 	if err := v.writeBody(check, head.Bytes(), tail.Bytes()); err != nil {
 		return err
 	}
@@ -228,12 +234,20 @@ func appendInt(b []byte, v int64) []byte {
 
 // crcCounter counts and checksums what passes through to w (if set).
 type crcCounter struct {
-	w   io.Writer
-	n   int64
-	crc uint32
+	w     io.Writer
+	n     int64
+	crc   uint32
+	abort <-chan struct{}
 }
 
 func (c *crcCounter) Write(p []byte) (int, error) {
+	if c.abort != nil {
+		select {
+		case <-c.abort:
+			return 0, errSnapshotAborted
+		default:
+		}
+	}
 	if c.w != nil {
 		if n, err := c.w.Write(p); err != nil {
 			return n, err
