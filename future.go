@@ -75,25 +75,23 @@ func Tell(ctx context.Context, r Ref, method string, args ...any) error {
 	if err == nil && isVirtual(r) {
 		r, err = n.ensureVirtual(ctx, r)
 	}
-	if err == nil {
-		err = n.stopped(r, method)
-	}
 	if err != nil {
 		return err
 	}
-	return n.ep.Tell(ctx, r.Ref, method, args...)
-}
-
-// stopped fails a call at once when the local replica says the actor
-// stopped (a map read), rather than sending it to a host that may not know
-// yet.
-func (n *Node) stopped(r Ref, method string) error {
-	if p, ok := n.dir.Lookup(r.ID); ok && p.State == placement.Stopped {
+	// One read of the replica, as in Call: whether the actor stopped, and
+	// where the message goes.
+	p, found := n.dir.Lookup(r.ID)
+	if !found {
+		return n.ep.Tell(ctx, r.Ref, method, args...)
+	}
+	if p.State == placement.Stopped {
 		return stoppedError(n, r, method, p)
 	}
-	return nil
+	return n.ep.TellAt(ctx, r.Ref, (*resolver)(n).location(p), method, args...)
 }
 
+// stoppedError fails a call at once when the local replica says the actor
+// stopped, rather than sending it to a host that may not know yet.
 func stoppedError(n *Node, r Ref, method string, p placement.Placement) error {
 	return &Error{Code: remote.CodeNotFound, Message: "actor stopped: " + p.Reason, Node: n.id, Actor: r.ID, Method: method}
 }

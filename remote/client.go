@@ -256,6 +256,17 @@ func (e *Endpoint) hostDown(node string) bool {
 // passes first. A send that certainly did not leave (host unreachable) is
 // retried after a refresh, within ctx.
 func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any) error {
+	return e.tellAt(ctx, ref, nil, method, args)
+}
+
+// TellAt is Tell for a caller that has just read the actor's location
+// from the same Resolver: loc is used instead of a second lookup (a retry
+// still asks the Resolver).
+func (e *Endpoint) TellAt(ctx context.Context, ref Ref, loc Location, method string, args ...any) error {
+	return e.tellAt(ctx, ref, &loc, method, args)
+}
+
+func (e *Endpoint) tellAt(ctx context.Context, ref Ref, at *Location, method string, args []any) error {
 	if ctx == nil {
 		return &Error{Code: CodeInternal, Actor: ref.ID, Method: method, Message: "nil context"}
 	}
@@ -266,7 +277,7 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 		span = trace.SpanFromContext(ctx)
 		tc = traceContextOf(span.SpanContext())
 	}
-	err := e.tell(ctx, ref, method, tc, args)
+	err := e.tell(ctx, ref, at, method, tc, args)
 	if span != nil {
 		endSpan(span, "", method, err)
 	}
@@ -276,7 +287,7 @@ func (e *Endpoint) Tell(ctx context.Context, ref Ref, method string, args ...any
 
 // tell is Tell once the span is started (no defers around it: Tell is on
 // the one-way hot path, where open-coded defers pay).
-func (e *Endpoint) tell(ctx context.Context, ref Ref, method string, tc *TraceContext, args []any) (err error) {
+func (e *Endpoint) tell(ctx context.Context, ref Ref, at *Location, method string, tc *TraceContext, args []any) (err error) {
 	if e.isClosed() {
 		return ErrClosed
 	}
@@ -287,9 +298,14 @@ func (e *Endpoint) tell(ctx context.Context, ref Ref, method string, tc *TraceCo
 	if err != nil {
 		return err
 	}
-	loc, ok := e.resolve(ref)
-	if !ok {
-		return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
+	var loc Location
+	if at != nil {
+		loc = *at
+	} else {
+		var ok bool
+		if loc, ok = e.resolve(ref); !ok {
+			return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
+		}
 	}
 	if e.hostDown(loc.Node) {
 		down := loc.Node
