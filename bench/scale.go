@@ -31,13 +31,13 @@ const (
 // host processes, keeps a call load on the two hosts that stay, and kills
 // the third (SIGKILL) halfway: fs3, or with leader fs1, the Raft leader
 // (then the cluster elects a new leader before it can declare fs1 failed).
-// What it measures is what a healthy node
-// does while a third of the registry moves: failed-calls counts the calls
-// to actors on the surviving hosts that failed (no retry by the bench, a
-// deadline of scaleCallTime each), which should be none. Beside it: how
-// long the victim's actors take to answer elsewhere (a sample of
-// scaleSample polled from the kill on), and a sweep afterwards that calls
-// every one of them and counts those that never answered (unmoved).
+// What it measures is what a healthy node does while a third of the
+// registry moves: failed-calls counts the calls to actors on the surviving
+// hosts that failed (no retry by the bench, a deadline of scaleCallTime
+// each), which should be none. Beside it: how long the victim's actors
+// take to answer elsewhere (a sample of scaleSample polled from the kill
+// on), and a sweep afterwards that calls every one of them and counts
+// those that never answered (unmoved).
 //
 // Its cluster is its own: fs1 (a worker process that bootstraps it, so the
 // Raft leader), fsc (the caller, in the suite's process, hosting nothing),
@@ -126,15 +126,9 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 // FailTimeout + RestartGrace keeps them: stayed), and, as in
 // failover-at-scale, the calls to fs1 and fs2 that failed.
 func restartAtScale(ctx context.Context, e *env) (*Result, error) {
-	var dataDir func(name string) string
+	dataDir := func(c *cluster, name string) string { return filepath.Join(c.dir, "data-"+name) }
 	sc, err := startScale(ctx, e, "restart-at-scale", func(c *cluster, name string) []string {
-		if dataDir == nil {
-			dataDir = func(name string) string { return filepath.Join(c.dir, "data-"+name) }
-		}
-		if name == "fsc" {
-			return nil
-		}
-		return []string{envData + "=" + dataDir(name)}
+		return []string{envData + "=" + dataDir(c, name)}
 	})
 	if err != nil {
 		return nil, err
@@ -155,7 +149,7 @@ func restartAtScale(ctx context.Context, e *env) (*Result, error) {
 		return nil, fmt.Errorf("kill %s: %w", name, err)
 	}
 	e.logf("      restart-at-scale: %s killed (hosting %d actors), starting it again", name, len(own))
-	back, err := sc.cl.startWorkerEnv(ctx, name, sc.workers[0].addr, envData+"="+dataDir(name), envAddr+"="+victim.addr)
+	back, err := sc.cl.startWorkerEnv(ctx, name, sc.workers[0].addr, envData+"="+dataDir(sc.cl, name), envAddr+"="+victim.addr)
 	if err != nil {
 		return nil, fmt.Errorf("restart %s: %w", name, err)
 	}
