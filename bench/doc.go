@@ -13,6 +13,7 @@
 //	go run ./bench -json new.json -compare old.json
 //	go run ./bench -list                 # the scenarios
 //	go run ./bench -v -scenario failover # with the nodes' warnings
+//	go run ./bench -scenario at-scale -actors 100000 # kill -9 and restart at scale
 //
 // Progress goes to stderr, the table to stdout. The exit status is non-zero
 // only when a scenario fails, never because of a figure.
