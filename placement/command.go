@@ -144,18 +144,10 @@ type command struct {
 	Floor uint64 `msgpack:"f,omitempty"`
 }
 
+// encodeCommand encodes c: its type, the version, and its fields as the
+// msgpack map msgpack would make of them (cmdcodec.go).
 func encodeCommand(c command) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(64)
-	buf.WriteByte(byte(c.Type))
-	buf.WriteByte(cmdVersion)
-	enc := msgpack.GetEncoder()
-	defer msgpack.PutEncoder(enc)
-	enc.Reset(&buf)
-	if err := enc.Encode(&c); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return appendCommandBody(append(make([]byte, 0, 96), byte(c.Type), cmdVersion), &c), nil
 }
 
 // decodeCommand decodes one command. The body is validated first
@@ -176,9 +168,27 @@ func decodeCommand(b []byte) (command, error) {
 	if err := checkBody(b[2:], maxItems); err != nil {
 		return c, fmt.Errorf("%w: type %d: %w", ErrBadCommand, b[0], err)
 	}
+	var ok bool
+	if c, ok = decodeCommandFast(b[2:]); !ok {
+		var err error
+		if c, err = decodeCommandMsgpack(b[2:]); err != nil {
+			return command{}, err
+		}
+	}
+	if len(c.Types) > maxTypes {
+		return command{}, fmt.Errorf("%w: %d types", ErrBadCommand, len(c.Types))
+	}
+	c.Type = t
+	return c, nil
+}
+
+// decodeCommandMsgpack decodes a validated command body with msgpack:
+// the layouts decodeCommandFast does not take.
+func decodeCommandMsgpack(body []byte) (command, error) {
+	var c command
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
-	r := bytes.NewReader(b[2:])
+	r := bytes.NewReader(body)
 	dec.Reset(r)
 	if err := dec.Decode(&c); err != nil {
 		return command{}, fmt.Errorf("%w: %v", ErrBadCommand, err)
@@ -186,10 +196,6 @@ func decodeCommand(b []byte) (command, error) {
 	if r.Len() != 0 {
 		return command{}, fmt.Errorf("%w: %d trailing bytes", ErrBadCommand, r.Len())
 	}
-	if len(c.Types) > maxTypes {
-		return command{}, fmt.Errorf("%w: %d types", ErrBadCommand, len(c.Types))
-	}
-	c.Type = t
 	return c, nil
 }
 
