@@ -15,7 +15,7 @@ import (
 func codecCommands() []command {
 	full := command{Type: cmdSpawn, Node: "n1", Addr: "127.0.0.1:7400", Types: []string{"A", "B"}, Voter: 2, Takeover: true,
 		Spawn: SpawnRequest{ID: "x", Type: "T", Strategy: OnNode, Node: "n2", Policy: RestartPolicy{MaxRestarts: -1, Backoff: 3 * time.Second}, Owner: "c1"},
-		ID: "a", Epoch: math.MaxUint64, Reason: "why", Origin: "n3", Inc: 1 << 40, Seq: 1 << 20, Floor: 200}
+		ID:    "a", Epoch: math.MaxUint64, Reason: "why", Origin: "n3", Inc: 1 << 40, Seq: 1 << 20, Floor: 200}
 	long := string(make([]byte, 70000))
 	out := append(seedCommands(), full,
 		command{Type: cmdJoin},
