@@ -29,8 +29,9 @@ const (
 
 // failoverAtScale fills a cluster with actors spread evenly over three
 // host processes, keeps a call load on the two hosts that stay, and kills
-// the third (SIGKILL) halfway: fs3, or with leader fs1, the Raft leader
-// (then the cluster elects a new leader before it can declare fs1 failed).
+// the third (SIGKILL) halfway: a host that does not lead (fs3, unless an
+// election moved the lead there), or with leader set the Raft leader
+// (then the cluster elects a new leader before it can declare it failed).
 // What it measures is what a healthy node does while a third of the
 // registry moves: failed-calls counts the calls to actors on the surviving
 // hosts that failed (no retry by the bench, a deadline of scaleCallTime
@@ -40,7 +41,7 @@ const (
 // those that never answered (unmoved).
 //
 // Its cluster is its own: fs1 (a worker process that bootstraps it, so the
-// Raft leader), fsc (the caller, in the suite's process, hosting nothing),
+// first Raft leader), fsc (the caller, in the suite's process, hosting nothing),
 // fs2 and fs3 (worker processes); fs1, fs2 and fs3 host the actors. The
 // voters are fs1, fsc and fs2 (Voters 3, in the order they joined).
 func failoverAtScale(leader bool) func(ctx context.Context, e *env) (*Result, error) {
@@ -53,9 +54,9 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 		return nil, err
 	}
 	defer sc.cl.close()
-	vi := 2 // the victim's index in hosts
-	if leader {
-		vi = 0
+	vi, err := sc.victim(leader)
+	if err != nil {
+		return nil, err
 	}
 	victim, dead, moved := sc.workers[vi], sc.hosts[vi], sc.refs[vi]
 	load := sc.startLoad(ctx, vi)
@@ -119,12 +120,13 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 }
 
 // restartAtScale fills the failover-at-scale cluster, every host with a
-// DataDir (raft-boltdb), keeps the call load on fs1 and fs2, kills fs3
-// (SIGKILL) and starts it again at once from its DataDir at its address.
-// It measures how long fs3 takes to serve its actors again (a sample
+// DataDir (raft-boltdb), keeps the call load on the other two, kills a
+// host that does not lead (fs3, unless an election moved the lead there;
+// SIGKILL) and starts it again at once from its DataDir at its address.
+// It measures how long that host takes to serve its actors again (a sample
 // polled from the kill on), whether they stayed on it (a restart within
 // FailTimeout + RestartGrace keeps them: stayed), and, as in
-// failover-at-scale, the calls to fs1 and fs2 that failed.
+// failover-at-scale, the calls to the other two that failed.
 func restartAtScale(ctx context.Context, e *env) (*Result, error) {
 	dataDir := func(c *cluster, name string) string { return filepath.Join(c.dir, "data-"+name) }
 	sc, err := startScale(ctx, e, "restart-at-scale", func(c *cluster, name string) []string {
@@ -134,7 +136,10 @@ func restartAtScale(ctx context.Context, e *env) (*Result, error) {
 		return nil, err
 	}
 	defer sc.cl.close()
-	const vi = 2
+	vi, err := sc.victim(false)
+	if err != nil {
+		return nil, err
+	}
 	victim, name, own := sc.workers[vi], sc.hosts[vi], sc.refs[vi]
 	load := sc.startLoad(ctx, vi)
 	defer load.stop()
@@ -201,6 +206,7 @@ type scale struct {
 	hosts     []string       // fs1, fs2, fs3
 	workers   []*worker      // their processes, in hosts' order
 	refs      [][]troupe.Ref // each host's actors
+	leader    string         // the Raft leader once filled
 	total     int
 	spawnTime time.Duration
 }
@@ -272,17 +278,35 @@ func startScale(ctx context.Context, e *env, tag string, env func(c *cluster, na
 	}
 	sc.spawnTime = time.Since(t0)
 	e.logf("      %s: %d actors spawned in %s", tag, total, sc.spawnTime.Round(time.Millisecond))
-	if l := cl.main.Leader(); l != "fs1" {
-		return nil, fmt.Errorf("leader is %q, not the bootstrapping fs1", l)
-	}
+	sc.leader = cl.main.Leader()
 	ok = true
 	return sc, nil
 }
 
+// victim returns the index in hosts of the host to kill: the leader's
+// (leader set) or the last host that does not lead. fs1 bootstrapped the
+// cluster and so led it first, but an election under the fill's load
+// (two cores, four processes) may have moved the lead.
+func (sc *scale) victim(leader bool) (int, error) {
+	li := slices.Index(sc.hosts, sc.leader)
+	if leader {
+		if li < 0 {
+			return 0, fmt.Errorf("the leader is %q, not a host process", sc.leader)
+		}
+		return li, nil
+	}
+	for h := len(sc.hosts) - 1; h >= 0; h-- {
+		if h != li {
+			return h, nil
+		}
+	}
+	return 0, errors.New("no host but the leader")
+}
+
 // about describes the filled cluster.
 func (sc *scale) about() string {
-	return fmt.Sprintf("%d actors spawned from fsc (suite's process, hosting none, a voter) evenly over fs1 (leader), fs2 and fs3 (worker processes) in %s",
-		sc.total, sc.spawnTime.Round(time.Millisecond))
+	return fmt.Sprintf("%d actors spawned from fsc (suite's process, hosting none, a voter) evenly over fs1, fs2 and fs3 (worker processes; fs1 bootstrapped) in %s; leader then %s",
+		sc.total, sc.spawnTime.Round(time.Millisecond), sc.leader)
 }
 
 // callLoad is the at-scale scenarios' call load: scaleInFlight callers in
