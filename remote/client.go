@@ -216,15 +216,10 @@ func (e *Endpoint) startCall(c *Call, ctx context.Context, ref Ref, at *Location
 		c.finish(nil, ctxError(ctx))
 		return
 	}
-	var loc Location
-	if at != nil {
-		loc = *at
-	} else {
-		var ok bool
-		if loc, ok = e.resolve(ref); !ok {
-			c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
-			return
-		}
+	loc, ok := e.locate(ref, at)
+	if !ok {
+		c.finish(nil, &Error{Code: CodeNotFound, Message: "no location for actor"})
+		return
 	}
 	if e.hostDown(loc.Node) {
 		// Not sent: wait for the actor's new place (the request never
@@ -298,14 +293,9 @@ func (e *Endpoint) tell(ctx context.Context, ref Ref, at *Location, method strin
 	if err != nil {
 		return err
 	}
-	var loc Location
-	if at != nil {
-		loc = *at
-	} else {
-		var ok bool
-		if loc, ok = e.resolve(ref); !ok {
-			return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
-		}
+	loc, ok := e.locate(ref, at)
+	if !ok {
+		return &Error{Code: CodeNotFound, Actor: ref.ID, Method: method, Message: "no location for actor"}
 	}
 	if e.hostDown(loc.Node) {
 		down := loc.Node
@@ -394,6 +384,15 @@ func (e *Endpoint) checkSize(q *Request, traced bool, args int) error {
 	}
 	return &Error{Code: CodeTooLarge, Actor: q.Target, Method: q.Method,
 		Message: fmt.Sprintf("request of %d bytes exceeds the frame limit of %d bytes", size, e.cfg.MaxFrameSize)}
+}
+
+// locate is at, when the caller has just read the location (StartCallAt,
+// TellAt), else resolve's answer.
+func (e *Endpoint) locate(ref Ref, at *Location) (Location, bool) {
+	if at != nil {
+		return *at, true
+	}
+	return e.resolve(ref)
 }
 
 // resolve finds where ref lives: the Resolver first, the ref's hint second.
