@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,7 +91,8 @@ func BenchmarkRemoteCall(b *testing.B) {
 				name = "deadline/" + name
 			}
 			b.Run(name, func(b *testing.B) {
-				_, r := benchNodes(b, 2)
+				nodes, r := benchNodes(b, 2)
+				defer reportPackets(b, nodes)()
 				ctx := context.Background()
 				if deadline {
 					var cancel context.CancelFunc
@@ -147,6 +149,7 @@ func roundTrips(b *testing.B, inflight int, call func(worker int) error) {
 	var mu sync.Mutex
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	var wg sync.WaitGroup
 	per := (b.N + inflight - 1) / inflight
 	for w := range inflight {
@@ -176,6 +179,45 @@ func roundTrips(b *testing.B, inflight int, call func(worker int) error) {
 	}
 }
 
+// reportCPU reads the process's CPU time (user and system, every
+// goroutine of both nodes) and returns a func that reports it per op as
+// cpu-µs/op: on a shared machine it moves less than the throughput does,
+// so changes to the per-call path are compared by it.
+func reportCPU(b *testing.B) func() {
+	t0 := processCPU()
+	return func() {
+		b.ReportMetric(float64((processCPU()-t0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	}
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportPackets reads the QUIC packets the first node (the caller) sent
+// to the last (the host) and back, and returns a func that reports them
+// per op as caller-pkts/op and host-pkts/op: how well the wire coalesces.
+func reportPackets(b *testing.B, nodes []*Node) func() {
+	caller, host := nodes[0], nodes[len(nodes)-1]
+	sent := func(from, to *Node) uint64 {
+		for _, s := range from.tr.Stats() {
+			if s.Peer == to.ID() {
+				return s.PacketsSent
+			}
+		}
+		return 0
+	}
+	c0, h0 := sent(caller, host), sent(host, caller)
+	return func() {
+		b.ReportMetric(float64(sent(caller, host)-c0)/float64(b.N), "caller-pkts/op")
+		b.ReportMetric(float64(sent(host, caller)-h0)/float64(b.N), "host-pkts/op")
+	}
+}
+
 // tellWindow is how many one-way sends the Tell benchmark lets run ahead of
 // the actor before it waits for a round trip (flow control: mailboxes are
 // bounded, and a full one drops one-way messages).
@@ -186,14 +228,16 @@ const tellWindow = 4 << 10
 // at most that many are queued; the clock stops once the actor has taken
 // every message.
 func BenchmarkRemoteTell(b *testing.B) {
-	_, r := benchNodes(b, 2)
+	nodes, r := benchNodes(b, 2)
 	ctx := context.Background()
 	before, err := Call[int](ctx, r, "Count").Await(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer reportPackets(b, nodes)()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for i := range b.N {
 		if err := Tell(ctx, r, "Take", payload); err != nil {
 			b.Fatal(err)
@@ -226,6 +270,7 @@ func BenchmarkLocalCall(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer reportCPU(b)()
 	for range b.N {
 		if _, err := Call[int](ctx, r, "Take", payload).Await(ctx); err != nil {
 			b.Fatal(err)

@@ -18,18 +18,22 @@ import (
 // Most methods never call Done, so most calls pay for neither.
 type jobCtx struct {
 	parent   context.Context // the peer's ctx
-	deadline time.Time       // zero: none
+	deadline int64           // unix nanoseconds; 0: none
 
 	errp atomic.Pointer[error] // set once: Canceled or DeadlineExceeded
-	// armed is set, under mu, by the first Done (AfterFunc calls it):
-	// until then ending c only sets errp, with no lock (see end).
-	armed      atomic.Bool
-	doneClosed bool // under mu
+	// arm is made, once, by the first Done (AfterFunc calls it): until then
+	// ending c only sets errp, with no lock (see end). Kept out of the ctx
+	// itself, which every job embeds, since most jobs never arm it.
+	arm atomic.Pointer[jobArm]
+}
 
-	mu    sync.Mutex
-	done  chan struct{} // made by the first Done
-	timer *time.Timer   // armed by Done when there is a deadline
-	stop  func() bool   // stops the callback on parent, armed by Done
+// jobArm is what a jobCtx's Done arms; all of it under mu.
+type jobArm struct {
+	mu         sync.Mutex
+	done       chan struct{} // made by the first Done
+	doneClosed bool
+	timer      *time.Timer // armed by Done when there is a deadline
+	stop       func() bool // stops the callback on parent, armed by Done
 
 	afters map[*after]struct{} // AfterFunc callbacks still to run
 }
@@ -42,7 +46,15 @@ func newJobCtx(parent context.Context, deadline time.Time) *jobCtx {
 
 // init readies a zero jobCtx (one embedded in a job).
 func (c *jobCtx) init(parent context.Context, deadline time.Time) {
-	c.parent, c.deadline = parent, deadline
+	c.parent = parent
+	if !deadline.IsZero() {
+		c.deadline = deadline.UnixNano()
+	}
+}
+
+// expired reports whether c's deadline has passed.
+func (c *jobCtx) expired() bool {
+	return c.deadline != 0 && time.Now().UnixNano() >= c.deadline
 }
 
 var (
@@ -54,7 +66,7 @@ var (
 // the caller's deadline passed must not beat the callee's own deadline to
 // it: the method sees context.DeadlineExceeded, as the caller does.
 func (c *jobCtx) cancelByCaller() {
-	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+	if c.expired() {
 		c.end(errDeadline)
 		return
 	}
@@ -62,7 +74,12 @@ func (c *jobCtx) cancelByCaller() {
 }
 
 // Deadline returns the caller's deadline.
-func (c *jobCtx) Deadline() (time.Time, bool) { return c.deadline, !c.deadline.IsZero() }
+func (c *jobCtx) Deadline() (time.Time, bool) {
+	if c.deadline == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, c.deadline), true
+}
 
 // Value returns the peer ctx's value for key.
 func (c *jobCtx) Value(key any) any { return c.parent.Value(key) }
@@ -76,7 +93,7 @@ func (c *jobCtx) Err() error {
 	switch {
 	case c.parent.Err() != nil:
 		c.end(errCanceled)
-	case !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+	case c.expired():
 		c.end(errDeadline)
 	default:
 		return nil
@@ -87,28 +104,37 @@ func (c *jobCtx) Err() error {
 // Done returns a channel closed when Err becomes non-nil; the first call
 // arms the deadline's timer and the watch of the peer's ctx.
 func (c *jobCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done != nil {
-		return c.done
+	a := c.arming()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.done != nil {
+		return a.done
 	}
-	c.done = make(chan struct{})
-	c.armed.Store(true) // before errp is read: see end
-	if c.errp.Load() != nil {
-		close(c.done)
-		c.doneClosed = true
-		return c.done
+	a.done = make(chan struct{})
+	if c.errp.Load() != nil { // after arm was stored: see end
+		close(a.done)
+		a.doneClosed = true
+		return a.done
 	}
-	if !c.deadline.IsZero() {
-		d := time.Until(c.deadline)
+	if c.deadline != 0 {
+		d := time.Until(time.Unix(0, c.deadline))
 		if d <= 0 {
-			c.endLocked(errDeadline)
-			return c.done
+			c.endLocked(a, errDeadline)
+			return a.done
 		}
-		c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
+		a.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
 	}
-	c.stop = context.AfterFunc(c.parent, func() { c.end(context.Canceled) })
-	return c.done
+	a.stop = context.AfterFunc(c.parent, func() { c.end(context.Canceled) })
+	return a.done
+}
+
+// arming returns c's arm, making it the first time.
+func (c *jobCtx) arming() *jobArm {
+	if a := c.arm.Load(); a != nil {
+		return a
+	}
+	c.arm.CompareAndSwap(nil, new(jobArm))
+	return c.arm.Load()
 }
 
 // AfterFunc arranges for f to run in a goroutine of its own once c ends,
@@ -117,25 +143,25 @@ func (c *jobCtx) Done() <-chan struct{} {
 // reports whether it kept f from running.
 func (c *jobCtx) AfterFunc(f func()) (stop func() bool) {
 	c.Done() // arm the timer and the watch of the peer's ctx
-	a := &after{f: f}
-	c.mu.Lock()
+	a, fn := c.arm.Load(), &after{f: f}
+	a.mu.Lock()
 	if c.errp.Load() != nil {
-		c.mu.Unlock()
+		a.mu.Unlock()
 		go f()
 		return func() bool { return false }
 	}
-	if c.afters == nil {
-		c.afters = make(map[*after]struct{})
+	if a.afters == nil {
+		a.afters = make(map[*after]struct{})
 	}
-	c.afters[a] = struct{}{}
-	c.mu.Unlock()
+	a.afters[fn] = struct{}{}
+	a.mu.Unlock()
 	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if _, ok := c.afters[a]; !ok {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if _, ok := a.afters[fn]; !ok {
 			return false
 		}
-		delete(c.afters, a)
+		delete(a.afters, fn)
 		return true
 	}
 }
@@ -147,26 +173,30 @@ type after struct{ f func() }
 func (c *jobCtx) cancel() { c.end(errCanceled) }
 
 // end ends c with err, once. A ctx nobody asked Done of — most jobs, which
-// end when their call does — only records err: no lock. Done sets armed
-// before it reads errp and end reads armed after it set errp, so either
-// Done sees the error and closes its channel itself, or end sees armed and
+// end when their call does — only records err: no lock. Done stores arm
+// before it reads errp and end reads arm after it set errp, so either Done
+// sees the error and closes its channel itself, or end sees the arm and
 // releases what Done armed.
 func (c *jobCtx) end(err error) {
 	if c.errp.Load() != nil {
 		return
 	}
-	if !c.armed.Load() {
-		if !c.errp.CompareAndSwap(nil, errPtr(err)) || !c.armed.Load() {
+	a := c.arm.Load()
+	if a == nil {
+		if !c.errp.CompareAndSwap(nil, errPtr(err)) {
 			return
 		}
-		c.mu.Lock()
-		c.releaseLocked()
-		c.mu.Unlock()
+		if a = c.arm.Load(); a == nil {
+			return
+		}
+		a.mu.Lock()
+		a.releaseLocked()
+		a.mu.Unlock()
 		return
 	}
-	c.mu.Lock()
-	c.endLocked(err)
-	c.mu.Unlock()
+	a.mu.Lock()
+	c.endLocked(a, err)
+	a.mu.Unlock()
 }
 
 // errPtr points to the package variable of err: ending a ctx allocates
@@ -178,30 +208,31 @@ func errPtr(err error) *error {
 	return &errDeadline
 }
 
-func (c *jobCtx) endLocked(err error) {
+// endLocked is end under a.mu, a being c's arm.
+func (c *jobCtx) endLocked(a *jobArm, err error) {
 	if !c.errp.CompareAndSwap(nil, errPtr(err)) {
 		return
 	}
-	c.releaseLocked()
+	a.releaseLocked()
 }
 
 // releaseLocked closes Done's channel and stops what Done and AfterFunc
-// armed, once errp is set; it may run more than once.
-func (c *jobCtx) releaseLocked() {
-	if c.done != nil && !c.doneClosed {
-		close(c.done)
-		c.doneClosed = true
+// armed, once its ctx's errp is set; it may run more than once.
+func (a *jobArm) releaseLocked() {
+	if a.done != nil && !a.doneClosed {
+		close(a.done)
+		a.doneClosed = true
 	}
-	if c.timer != nil {
-		c.timer.Stop()
+	if a.timer != nil {
+		a.timer.Stop()
 	}
-	if c.stop != nil {
-		c.stop()
+	if a.stop != nil {
+		a.stop()
 	}
-	for a := range c.afters {
-		go a.f()
+	for f := range a.afters {
+		go f.f()
 	}
-	c.afters = nil
+	a.afters = nil
 }
 
 func (c *jobCtx) String() string { return "remote.jobCtx" }

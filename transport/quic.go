@@ -417,11 +417,13 @@ func (q *QUIC) PeerAddr(id string) string {
 func (q *QUIC) Stats() []PeerStats {
 	q.mu.RLock()
 	out := make([]PeerStats, 0, len(q.stats))
-	byPeer := make(map[string][2]int, len(q.stats))
+	byPeer := make(map[string][4]uint64, len(q.stats))
 	for pc := range q.all {
 		if pc.usable() {
 			v := byPeer[pc.peer]
-			byPeer[pc.peer] = [2]int{v[0] + 1, v[1] + int(pc.streams.Load()) + pc.writerCount()}
+			cs := pc.conn.ConnectionStats()
+			byPeer[pc.peer] = [4]uint64{v[0] + 1, v[1] + uint64(pc.streams.Load()) + uint64(pc.writerCount()),
+				v[2] + cs.PacketsSent, v[3] + cs.PacketsReceived}
 		}
 	}
 	for id, c := range q.stats {
@@ -429,7 +431,9 @@ func (q *QUIC) Stats() []PeerStats {
 		if pc := q.conns[id]; pc != nil {
 			s.QueuedBytes = int(pc.queuedBytes())
 		}
-		s.Connections, s.Streams = byPeer[id][0], byPeer[id][1]
+		v := byPeer[id]
+		s.Connections, s.Streams = int(v[0]), int(v[1])
+		s.PacketsSent, s.PacketsReceived = v[2], v[3]
 		out = append(out, s)
 	}
 	q.mu.RUnlock()

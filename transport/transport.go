@@ -148,6 +148,11 @@ type PeerStats struct {
 	// Raft's incoming ones. Zero on transports without connections (Mem).
 	Connections int
 	Streams     int
+	// PacketsSent and PacketsReceived count the QUIC packets of the usable
+	// connections to this peer (ACK-only ones included): frames per
+	// packet is how well sends were coalesced. Zero on Mem.
+	PacketsSent     uint64
+	PacketsReceived uint64
 }
 
 func sortStats(s []PeerStats) {
