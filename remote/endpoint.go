@@ -480,8 +480,10 @@ func (e *Endpoint) isClosed() bool {
 func (e *Endpoint) handleFrame(from string, frame []byte) {
 	var env Envelope
 	var names *interner
+	var p *peerState // nil for this node
 	if from != e.self {
-		names = &e.peer(from).names
+		p = e.peer(from)
+		names = &p.names
 	}
 	if err := decodeEnvelope(frame, &env, names); err != nil {
 		e.log("dropped malformed frame", "peer", from, "err", err)
@@ -493,7 +495,7 @@ func (e *Endpoint) handleFrame(from string, frame []byte) {
 	}
 	switch env.Type {
 	case FrameRequest:
-		e.serve(from, &env.Request, 0)
+		e.serve(from, p, &env.Request, 0)
 	case FrameReply:
 		e.onReply(from, &env.Reply)
 	case FrameCancel:
@@ -543,7 +545,7 @@ func (h oneWayHandler) HandleFrames(from string, frames [][]byte) {
 		}
 		j := &slab[0]
 		slab = slab[1:]
-		e.initJob(j, from, q, at)
+		e.initJob(j, from, p, q, at)
 		j.block = true
 		run = append(run, j)
 	}
@@ -592,7 +594,7 @@ func (e *Endpoint) serveLocal(q *Request, at int64) error {
 	if e.isClosed() {
 		return ErrClosed
 	}
-	e.serve(e.self, q, at)
+	e.serve(e.self, nil, q, at)
 	return nil
 }
 

@@ -156,17 +156,18 @@ func (j *job) stopWait() {
 // a request the host may serve once its replica catches up (no lease yet,
 // replica behind the caller's epoch, a move's fence) is parked on a
 // goroutine of its own until then (see park), so no frame delays the next.
-// at is the request's arrival (monoNow), 0 for now.
-func (e *Endpoint) serve(from string, q *Request, at int64) {
+// at is the request's arrival (monoNow), 0 for now; p is from's state, nil
+// when from is this node.
+func (e *Endpoint) serve(from string, p *peerState, q *Request, at int64) {
 	if e.cfg.Owner == nil {
 		e.fail(from, q, &Error{Code: CodeNotFound, Message: "this node hosts no actors"})
 		return
 	}
-	j := e.newJob(from, q, at)
+	j := e.newJob(from, p, q, at)
 	if e.parkedBehind(from, q.Target) && e.park(j) {
 		return // the caller's earlier calls to this actor are parked: keep the order
 	}
-	if q.After > 0 && from != e.self && !e.peer(from).oneWayReached(q.After) && e.park(j) {
+	if q.After > 0 && p != nil && !p.oneWayReached(q.After) && e.park(j) {
 		return // the sender's earlier one-way requests go first
 	}
 	typeName, err := e.cfg.Owner.Owns(q.Target, q.Epoch)
@@ -188,7 +189,11 @@ func (e *Endpoint) serveOneWay(from string, q *Request, wait context.Context) er
 	if e.cfg.Owner == nil {
 		return &Error{Code: CodeNotFound, Message: "this node hosts no actors"}
 	}
-	j := e.newJob(from, q, 0)
+	var p *peerState
+	if from != e.self {
+		p = e.peer(from)
+	}
+	j := e.newJob(from, p, q, 0)
 	j.block = true
 	j.wait = wait
 	typeName, err := e.cfg.Owner.Owns(q.Target, q.Epoch)
@@ -243,19 +248,23 @@ func (e *Endpoint) serveOneWays(from string, run []*job) {
 // newJob makes the job of request q from node from, with its ctx: the
 // caller's deadline, cancellable by a cancel frame, and cancelled when the
 // caller's connection ends. at is the monoNow reading of its arrival; 0
-// means now.
-func (e *Endpoint) newJob(from string, q *Request, at int64) *job {
+// means now. p is from's state (e.peer), nil when from is this node.
+func (e *Endpoint) newJob(from string, p *peerState, q *Request, at int64) *job {
 	j := new(job)
-	e.initJob(j, from, q, at)
+	e.initJob(j, from, p, q, at)
 	return j
 }
 
 // initJob is newJob into j, a zero job.
-func (e *Endpoint) initJob(j *job, from string, q *Request, at int64) {
+func (e *Endpoint) initJob(j *job, from string, p *peerState, q *Request, at int64) {
 	if at == 0 { // else a local caller's reading, or the burst's, as good as ours
 		at = monoNow()
 	}
-	j.from, j.req, j.ctx, j.start = from, *q, e.peerCtx(from), at
+	ctx := e.ctx
+	if p != nil {
+		ctx = p.ctx
+	}
+	j.from, j.req, j.ctx, j.start = from, *q, ctx, at
 	e.jobCtx(j)
 	if e.tracer != nil {
 		e.startServerSpan(j)
@@ -810,17 +819,10 @@ func (e *Endpoint) reply(to string, frame []byte) {
 // (its connection was gone or full).
 func (e *Endpoint) RepliesDropped() uint64 { return e.repliesDropped.Load() }
 
-// peerCtx returns the ctx of the calls node from sent: it is cancelled when
-// that node's connection ends or the registry says it failed or left, so
-// that its queued calls are dropped and its running ones see ctx done.
-func (e *Endpoint) peerCtx(from string) context.Context {
-	if from == e.self {
-		return e.ctx
-	}
-	return e.peer(from).ctx
-}
-
-// peer returns the state of calls from node from, making it if needed. It
+// peer returns the state of calls from node from, making it if needed. Its
+// ctx, the parent of every job from that node, is cancelled when that
+// node's connection ends or the registry says it failed or left, so that
+// its queued calls are dropped and its running ones see ctx done. It
 // is on the path of every frame: a lock-free read once the peer is known.
 func (e *Endpoint) peer(from string) *peerState {
 	if v, ok := e.peers.Load(from); ok {
