@@ -36,9 +36,20 @@ func benchNodes(b *testing.B, n int) ([]*Node, Ref) {
 	return benchNodesIn(b, n, "")
 }
 
+// benchMailbox is the mailbox of the benchmarks' nodes but where one says
+// otherwise: room for the fan-outs of BenchmarkPoolMap and the like.
+const benchMailbox = 8 << 10
+
 // benchNodesIn is benchNodes with each node's DataDir under dir (raft-boltdb
 // logs on disk), or in memory for "".
 func benchNodesIn(b *testing.B, n int, dir string) ([]*Node, Ref) {
+	b.Helper()
+	return benchNodesWith(b, n, dir, benchMailbox)
+}
+
+// benchNodesWith is benchNodesIn with the nodes' MailboxSize (0: the
+// default).
+func benchNodesWith(b *testing.B, n int, dir string, mailbox int) ([]*Node, Ref) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -51,7 +62,7 @@ func benchNodesIn(b *testing.B, n int, dir string) ([]*Node, Ref) {
 	for i := range n {
 		// A long FailTimeout (lease 1.9s): the benchmarks saturate a shared
 		// 2-core machine, and they measure calls, not failure detection.
-		cfg := Config{Name: fmt.Sprintf("b%d", i+1), MailboxSize: 2 * tellWindow, FailTimeout: 5 * time.Second}
+		cfg := Config{Name: fmt.Sprintf("b%d", i+1), MailboxSize: mailbox, FailTimeout: 5 * time.Second}
 		if dir != "" {
 			cfg.DataDir = filepath.Join(dir, cfg.Name)
 		}
@@ -218,45 +229,51 @@ func reportPackets(b *testing.B, nodes []*Node) func() {
 	}
 }
 
-// tellWindow is how many one-way sends the Tell benchmark lets run ahead of
-// the actor before it waits for a round trip (flow control: mailboxes are
-// bounded, and a full one drops one-way messages).
-const tellWindow = 4 << 10
-
 // BenchmarkRemoteTell: one-way sends from one node to an actor on another
-// over QUIC; every tellWindow sends the sender waits for one round trip, so
-// at most that many are queued; the clock stops once the actor has taken
-// every message.
+// over QUIC, as fast as the sender can make them, with the default mailbox
+// (1024): the runtime's flow control paces the sender (the host stops
+// reading the one-way stream while the mailbox is full), and the clock
+// stops once the actor has taken every message — a lost one fails the
+// benchmark. ctx=deadline sends with a ctx that has a deadline, as real
+// callers do; ctx=background with one that never ends.
 func BenchmarkRemoteTell(b *testing.B) {
-	nodes, r := benchNodes(b, 2)
-	ctx := context.Background()
-	before, err := Call[int](ctx, r, "Count").Await(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reportPackets(b, nodes)()
-	b.ReportAllocs()
-	b.ResetTimer()
-	defer reportCPU(b)()
-	for i := range b.N {
-		if err := Tell(ctx, r, "Take", payload); err != nil {
-			b.Fatal(err)
+	for _, deadline := range []bool{false, true} {
+		name := "ctx=background"
+		if deadline {
+			name = "ctx=deadline"
 		}
-		if i%tellWindow == tellWindow-1 {
-			if _, err := Call[int](ctx, r, "Count").Await(ctx); err != nil {
+		b.Run(name, func(b *testing.B) {
+			nodes, r := benchNodesWith(b, 2, "", 0)
+			ctx := context.Background()
+			if deadline {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Hour)
+				defer cancel()
+			}
+			before, err := Call[int](ctx, r, "Count").Await(ctx)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
+			defer reportPackets(b, nodes)()
+			b.ReportAllocs()
+			b.ResetTimer()
+			defer reportCPU(b)()
+			for range b.N {
+				if err := Tell(ctx, r, "Take", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			got, err := Call[int](ctx, r, "Count").Await(ctx) // ordered after every Tell
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got-before != b.N {
+				b.Fatalf("actor took %d of %d messages", got-before, b.N)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
 	}
-	got, err := Call[int](ctx, r, "Count").Await(ctx) // ordered after every Tell
-	b.StopTimer()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if got-before != b.N {
-		b.Fatalf("actor took %d of %d messages", got-before, b.N)
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
 // BenchmarkLocalCall: round trips through a Ref to an actor on the same
