@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -736,6 +737,12 @@ type peerConn struct {
 	retired atomic.Bool
 	dead    atomic.Bool
 	streams atomic.Int64 // open streams, incoming and outgoing (Raft's included)
+	// burst has bit k set by the reader of the peer's stream of kind k
+	// when it handles a frame while more are buffered behind it: the
+	// answers to a burst, and the calls of the callers its replies wake,
+	// are coming. While it is set, senders of kind k leave their frames to
+	// the writer, which lets them all queue before it writes (see run).
+	burst atomic.Uint64
 
 	mu      sync.Mutex
 	queued  int                // bytes in writers' buffers, all kinds
@@ -817,7 +824,7 @@ func (pc *peerConn) enqueue(ctx context.Context, k Kind, payload []byte, wait bo
 	w.push(payload)
 	w.queued += n
 	pc.queued += n
-	if k != KindOneWay && !w.writing && w.s != nil {
+	if k != KindOneWay && !w.writing && w.s != nil && pc.burst.Load()&kindBit(k) == 0 {
 		w.flush() // unlocks pc.mu
 		return nil
 	}
@@ -977,6 +984,9 @@ func (pc *peerConn) serveStream(s *quic.Stream) {
 		}
 		bh, ok := b.h.(BatchHandler)
 		if !ok || !fr.ready() {
+			if bit := kindBit(k); bit != 0 && pc.burst.Load()&bit == 0 && fr.ready() {
+				pc.burst.Or(bit)
+			}
 			b.h.HandleFrame(pc.peer, f)
 			continue
 		}
@@ -1111,6 +1121,15 @@ func frames(out []chunk) uint64 {
 	return uint64(n)
 }
 
+// kindBit is k's bit in peerConn.burst; 0 for kinds past 63, which never
+// count as a burst.
+func kindBit(k Kind) uint64 {
+	if k >= 64 {
+		return 0
+	}
+	return 1 << k
+}
+
 func (w *streamWriter) wakeUp() {
 	select {
 	case w.wake <- struct{}{}:
@@ -1194,6 +1213,14 @@ func (w *streamWriter) run() {
 			w.fail(context.Cause(ctx))
 			return
 		}
+		burst := pc.burst.Load()&kindBit(w.kind) != 0
+		if burst {
+			// A burst: the senders its frames woke are runnable now, and
+			// each will queue a frame. Yield once so they do before this
+			// write takes the queue: one write (and a few packets) for
+			// the burst instead of a write and a packet per sender.
+			runtime.Gosched()
+		}
 		for {
 			pc.mu.Lock()
 			if w.writing {
@@ -1215,6 +1242,15 @@ func (w *streamWriter) run() {
 			out := w.take()
 			w.writing = true
 			pc.mu.Unlock()
+			if burst {
+				if frames(out) <= 1 {
+					// The yield gathered nothing: the senders are not in
+					// a burst any more. Their frames go out on their own
+					// goroutines again until the reader sees the next.
+					pc.burst.And(^kindBit(w.kind))
+				}
+				burst = false
+			}
 			// Counted before the write: the peer may read (and answer) a
 			// frame before Write returns, and a reader of the stats must
 			// never see an answer to a frame not yet counted as sent.

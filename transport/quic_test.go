@@ -968,3 +968,66 @@ func TestQUICAbortDials(t *testing.T) {
 		t.Fatalf("dial after AbortDials = %v, want ErrClosed", err)
 	}
 }
+
+// TestQUICBurstWrites: while the reader of a peer's stream of a kind has
+// seen a burst, frames of that kind to the peer go out through the writer
+// (which yields first so a burst's answers share writes): they still
+// arrive whole and in order, and the first write that gathered only one
+// frame ends the burst, so a lone frame is flushed by its sender again.
+func TestQUICBurstWrites(t *testing.T) {
+	a := newNode(t, "a", nil)
+	b := newNode(t, "b", nil)
+	echoes := newCollector()
+	a.Handle(KindCalls, echoes)
+	b.Handle(KindCalls, HandlerFunc(func(from string, f []byte) {
+		if err := b.Send(context.Background(), Peer{ID: from}, KindCalls, f); err != nil {
+			t.Errorf("echo: %v", err)
+		}
+	}))
+	ctx := t.Context()
+	send := func(i int) {
+		t.Helper()
+		if err := a.Send(ctx, Peer{ID: "b", Addr: b.Addr()}, KindCalls, fmt.Appendf(nil, "m%05d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(0)
+	echoes.wait(t, 1, 10*time.Second)
+	b.mu.RLock()
+	pc := b.conns["a"]
+	b.mu.RUnlock()
+	if pc == nil {
+		t.Fatal("b has no connection to a")
+	}
+	bit := kindBit(KindCalls)
+
+	// b's echoes start in burst mode, whatever its reader sees.
+	pc.burst.Or(bit)
+	const n = 2000
+	for i := 1; i <= n; i++ {
+		send(i)
+	}
+	echoes.wait(t, n, 10*time.Second)
+	for i, f := range echoes.snapshot() {
+		if want := fmt.Sprintf("m%05d", i); f != want {
+			t.Fatalf("echo %d = %q, want %q", i, f, want)
+		}
+	}
+
+	// A lone frame in burst mode: the writer sends it, gathers nothing
+	// else, and ends the burst before the write.
+	pc.burst.Or(bit)
+	send(n + 1)
+	echoes.wait(t, 1, 10*time.Second)
+	if pc.burst.Load()&bit != 0 {
+		t.Error("a write of one frame left b in burst mode")
+	}
+	send(n + 2) // flushed by b's handler itself
+	echoes.wait(t, 1, 10*time.Second)
+	if got := echoes.snapshot(); got[len(got)-1] != fmt.Sprintf("m%05d", n+2) {
+		t.Fatalf("last echo %q", got[len(got)-1])
+	}
+	if kindBit(Kind(64)) != 0 || kindBit(KindOneWay) == kindBit(KindCalls) {
+		t.Error("kindBit maps kinds wrongly")
+	}
+}
