@@ -16,14 +16,14 @@ import (
 type Future[R any] struct {
 	call *remote.Call // nil when the call failed before it was sent
 	err  error        // the early failure
-	once sync.Once
 	val  R
 	derr error
+	ws   []watch // WaitAny calls waiting on f; each removes its own on return; under wmu
 
+	once   sync.Once
 	wmu    sync.Mutex
-	hooked bool    // fire is registered on call
-	fired  bool    // call completed and ws was handed out
-	ws     []watch // WaitAny calls waiting on f; each removes its own on return
+	hooked bool // fire is registered on call
+	fired  bool // call completed and ws was handed out
 }
 
 // closedCh is the Done channel of futures that failed before sending.

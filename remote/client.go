@@ -21,35 +21,37 @@ type Call struct {
 	ctx      context.Context
 	ref      Ref
 	method   string
-	flags    Flags
 	args     []byte // encoded argument array, kept for a retry
 	deadline int64
-	argsBuf  [48]byte // holds args when they are small: one allocation less
+	argsBuf  [40]byte // holds args when they are small (a 32-byte []byte fits): one allocation less
 	t0       int64    // monoNow when Call began, for the latency histogram
 
 	// Set by start; loc is guarded by the pending shard of id while the
 	// call is pending.
-	id       atomic.Uint64
-	loc      Location
-	attempts int32     // retries so far
-	busy     int32     // retries after ErrBackpressure so far
-	begin    time.Time // first send, for the retry budget
+	id    atomic.Uint64
+	loc   Location
+	begin int64 // first send (unix nanoseconds), for the retry budget
 
+	// The small fields together, so that a Call and its Future fit a 448-byte
+	// size class.
+	flags    Flags
+	state    atomic.Bool // completed
+	watched  bool        // its ctx is watched (ctxwatch.go); under mu
+	attempts int32       // retries so far
+	busy     int32       // retries after ErrBackpressure so far
 	// sending is 1 while the request is being written to the transport,
 	// and 2 once NodeFailed came for its host meanwhile: whether the
 	// request left is known only when the send returns.
 	sending atomic.Int32
+	widx    int32 // c's index in watch.calls
 
-	state  atomic.Bool // completed
 	done   chan struct{}
 	result []byte
 	err    error
 	mu     sync.Mutex
 	cbs    []func()
 
-	watched bool      // its ctx is watched (ctxwatch.go); under mu
-	watch   *ctxWatch // under Endpoint.watches.mu; nil once it fired
-	widx    int       // c's index in watch.calls
+	watch *ctxWatch // under Endpoint.watches.mu; nil once it fired
 }
 
 // Target returns the id of the actor called.
@@ -571,8 +573,8 @@ const (
 // completes with cause.
 func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 	r := e.cfg.Resolver
-	if c.begin.IsZero() {
-		c.begin = time.Now()
+	if c.begin == 0 {
+		c.begin = time.Now().UnixNano()
 	}
 	if r == nil || c.attempts >= maxRetries || (cause.Code == CodeBackpressure && c.busy >= maxBusy) {
 		c.finish(nil, cause)
@@ -586,7 +588,7 @@ func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 	ok := e.goTracked(func() {
 		ctx, cancel := context.WithCancel(c.ctx)
 		if _, ok := c.ctx.Deadline(); !ok {
-			ctx, cancel = context.WithDeadline(c.ctx, c.begin.Add(retryBudget))
+			ctx, cancel = context.WithDeadline(c.ctx, time.Unix(0, c.begin).Add(retryBudget))
 		}
 		defer cancel()
 		stop := context.AfterFunc(e.ctx, cancel)

@@ -56,7 +56,7 @@ func (ws *ctxWatches) add(e *Endpoint, c *Call) {
 	} else if w.idle {
 		ws.unidle(w)
 	}
-	c.watch, c.widx = w, len(w.calls)
+	c.watch, c.widx = w, int32(len(w.calls))
 	w.calls = append(w.calls, c)
 }
 
