@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -187,3 +188,84 @@ func TestLifecycleHooksNotCallable(t *testing.T) {
 type badHook struct{}
 
 func (*badHook) OnActivate() {}
+
+// Lingerer is an actor whose OnDeactivate waits for the test: it records
+// whether two of its activations were ever live together.
+type Lingerer struct{ h *lingerHooks }
+
+type lingerHooks struct {
+	live, overlaps, activated atomic.Int64
+	deactivating              chan struct{} // told of the first OnDeactivate
+	release                   chan struct{} // closed to let OnDeactivate return
+}
+
+func (l *Lingerer) OnActivate(context.Context) error {
+	l.h.activated.Add(1)
+	if l.h.live.Add(1) > 1 {
+		l.h.overlaps.Add(1)
+	}
+	return nil
+}
+
+func (l *Lingerer) OnDeactivate(context.Context) error {
+	select {
+	case l.h.deactivating <- struct{}{}:
+	default: // the test waits for the first only
+	}
+	<-l.h.release
+	l.h.live.Add(-1)
+	return nil
+}
+
+func (l *Lingerer) Ping() int { return 1 }
+
+// TestDeactivatedThenPlacedAgainWaits: an activation stopped because its
+// entry went (Deactivate: the registry forgot it, or moved it away) is
+// still running its OnDeactivate when the actor is placed on the same node
+// again at a newer epoch; the new activation's OnActivate waits for it, so
+// two activations of one actor are never live together — the call to the
+// new one is served once the old one is gone.
+func TestDeactivatedThenPlacedAgainWaits(t *testing.T) {
+	for _, epochOnly := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			h := &lingerHooks{deactivating: make(chan struct{}, 1), release: make(chan struct{})}
+			var once sync.Once
+			release := func() { once.Do(func() { close(h.release) }) }
+			c := newClusterOn(t, false, 2, func(ts *Types, _ int) {
+				if _, err := Register(ts, "Lingerer", func() *Lingerer { return &Lingerer{h: h} }); err != nil {
+					t.Fatal(err)
+				}
+			}, nil)
+			t.Cleanup(release) // before the cluster's Close: a failed check must not leave it waiting on the hook
+			ctx := context.Background()
+			ref := c.reg.place("l1", "Lingerer", "n2", 1)
+			if _, err := c.nodes[0].Call(ctx, ref, "Ping", CallOptions{}).Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if epochOnly {
+				c.nodes[1].DeactivateEpoch("l1", 1)
+			} else {
+				c.nodes[1].Deactivate("l1")
+			}
+			<-h.deactivating // the old activation is in its OnDeactivate
+			ref = c.reg.place("l1", "Lingerer", "n2", 2)
+			call := c.nodes[0].Call(ctx, ref, "Ping", CallOptions{})
+			synctest.Wait()
+			if n := h.activated.Load(); n != 1 {
+				t.Fatalf("OnActivate ran %d times while the old activation was deactivating, want 1", n)
+			}
+			select {
+			case <-call.Done():
+				t.Fatal("the new activation served a call before the old one was gone")
+			default:
+			}
+			release()
+			if _, err := call.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h.activated.Load() != 2 || h.overlaps.Load() != 0 {
+				t.Fatalf("activated %d, overlaps %d; want 2 and 0", h.activated.Load(), h.overlaps.Load())
+			}
+		})
+	}
+}

@@ -28,7 +28,7 @@ type activation struct {
 	last       atomic.Int64  // monoNow of the latest call delivered (passivate.go)
 	asked      atomic.Bool   // a passivate message is queued
 	passivated atomic.Bool   // stopped for idleness: dead letters go to a fresh activation
-	leave      *leaving      // set with passivated, under Endpoint.mu
+	leave      *leaving      // set with passivated, or by a deactivation (see leaveLocked), under Endpoint.mu
 	gone       chan struct{} // closed once stopped, if a replacement waits for it (bmu)
 	stoppedAll bool          // its actor has stopped (bmu)
 	// admitting counts the admissions that hold this activation and have
@@ -754,8 +754,9 @@ func (e *Endpoint) terminated(act *activation, t actor.Terminated) {
 		close(act.gone)
 	}
 	act.stoppedAll = true // a replacement made from now on need not wait
+	lv := act.leave       // after stoppedAll, under bmu: see leaveLocked
 	act.bmu.Unlock()
-	if lv := act.leave; lv != nil {
+	if lv != nil {
 		e.passivationDone(act, lv) // must not block here
 	}
 	if act.retired.Load() || t.Reason == nil {
@@ -776,10 +777,30 @@ func (e *Endpoint) Deactivate(id string) {
 	e.mu.Lock()
 	act := e.actors[id]
 	delete(e.actors, id)
+	if act != nil {
+		e.leaveLocked(act)
+	}
 	e.mu.Unlock()
 	if act != nil {
 		e.retire(act)
 	}
+}
+
+// leaveLocked marks act, just taken out of e.actors to be stopped, as
+// leaving (under e.mu): its actor stops in its own turn, after its
+// OnDeactivate, and a new activation of the id made here meanwhile (the
+// actor placed here again, at a newer epoch) must wait for that before its
+// OnActivate, as after a passivation — two activations of one actor are
+// never live together on a node. Nothing to wait for once it has stopped.
+func (e *Endpoint) leaveLocked(act *activation) {
+	act.bmu.Lock()
+	defer act.bmu.Unlock()
+	if act.stoppedAll || act.leave != nil {
+		return
+	}
+	lv := &leaving{done: make(chan struct{})}
+	act.leave = lv // terminated reads it after it set stoppedAll under bmu
+	e.leaving[act.ref.ID] = lv
 }
 
 func (e *Endpoint) retire(act *activation) {
@@ -920,6 +941,7 @@ func (e *Endpoint) DeactivateEpoch(id string, epoch uint64) {
 		return
 	}
 	delete(e.actors, id)
+	e.leaveLocked(act)
 	e.mu.Unlock()
 	e.retire(act)
 }
