@@ -303,6 +303,16 @@ func (r *Registry) AllowPeer(id string) error {
 // of the latest Raft configuration this node knows, or, while this node
 // joins, the leader it sent its join to (the leader starts replicating to
 // a joiner before it answers the join).
+//
+// The cache follows committed configuration entries (StoreConfiguration),
+// but Raft counts a server from the moment the entry adding it is in the
+// log. A follower that has that entry and not yet its commit when the
+// leader dies (a join committed by the leader and the joiner alone) must
+// still take the joiner's vote requests: the joiner's log is then the
+// longer one, so it is the only server that can win, and refusing it left
+// the two live voters of three without a leader until the dead one came
+// back. A miss therefore asks Raft's own latest configuration (an atomic
+// copy, never Raft's main loop).
 func (r *Registry) AllowRaft(id string) bool {
 	if r.fsm.m.isDenied(id) {
 		return false
@@ -311,6 +321,9 @@ func (r *Registry) AllowRaft(id string) bool {
 		if _, ok := p.byID[id]; ok {
 			return true
 		}
+	}
+	if r.inLatestRaftConfig(id) {
+		return true
 	}
 	if !r.az.joining.Load() {
 		return false
@@ -389,6 +402,25 @@ func (r *Registry) refreshRaftPeers() {
 	}
 	r.az.peers.Store(p)
 	r.fsm.wake() // Expel waits for the configuration to drop the id
+}
+
+// inLatestRaftConfig reports whether id is a server of Raft's latest
+// configuration, committed or not.
+func (r *Registry) inLatestRaftConfig(id string) bool {
+	ra := r.az.raft.Load()
+	if ra == nil {
+		return false
+	}
+	cf := ra.GetConfiguration()
+	if cf.Error() != nil {
+		return false
+	}
+	for _, s := range cf.Configuration().Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Registry) inRaftConfig(id string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 )
 
 // TestDedupToleratesReorder applies one node's requests out of seq order,
@@ -59,36 +60,44 @@ func TestDedupToleratesReorder(t *testing.T) {
 // sessionWindow seqs or more; the next one waits until the oldest returns,
 // and carries the raised floor.
 func TestSeqWindowBoundsInFlight(t *testing.T) {
-	var w seqWindow
-	closed := make(chan struct{})
-	ctx := context.Background()
-	for want := uint64(1); want <= sessionWindow; want++ {
-		seq, floor, err := w.acquire(ctx, closed)
-		if err != nil || seq != want || floor != 1 {
-			t.Fatalf("acquire = %d, %d, %v; want %d, 1", seq, floor, err, want)
+	synctest.Test(t, func(t *testing.T) {
+		var w seqWindow
+		closed := make(chan struct{})
+		ctx := context.Background()
+		for want := uint64(1); want <= sessionWindow; want++ {
+			seq, floor, err := w.acquire(ctx, closed)
+			if err != nil || seq != want || floor != 1 {
+				t.Fatalf("acquire = %d, %d, %v; want %d, 1", seq, floor, err, want)
+			}
 		}
-	}
-	w.release(3) // out of order: the floor stays at 1
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, _, err := w.acquire(cancelled, closed); !errors.Is(err, context.Canceled) {
-		t.Fatalf("acquire with a full window = %v, want it to wait", err)
-	}
-	got := make(chan [2]uint64, 1)
-	go func() {
-		seq, floor, _ := w.acquire(ctx, closed)
-		got <- [2]uint64{seq, floor}
-	}()
-	w.release(1)
-	w.release(2)
-	if g := <-got; g != [2]uint64{sessionWindow + 1, 4} {
-		t.Fatalf("after releasing 1 and 2: seq, floor = %v, want %d, 4", g, sessionWindow+1)
-	}
-	close(closed)
-	for seq := uint64(4); seq <= sessionWindow+1; seq++ {
-		w.release(seq)
-	}
-	if w.floor != sessionWindow+2 || len(w.done) != 0 {
-		t.Fatalf("floor %d, %d released above it", w.floor, len(w.done))
-	}
+		w.release(3) // out of order: the floor stays at 1
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, _, err := w.acquire(cancelled, closed); !errors.Is(err, context.Canceled) {
+			t.Fatalf("acquire with a full window = %v, want it to wait", err)
+		}
+		w.release(2) // still out of order
+		got := make(chan [2]uint64, 1)
+		go func() {
+			seq, floor, _ := w.acquire(ctx, closed)
+			got <- [2]uint64{seq, floor}
+		}()
+		synctest.Wait()
+		select {
+		case g := <-got:
+			t.Fatalf("acquire returned %v with seq 1 still in flight", g)
+		default:
+		}
+		w.release(1) // the floor passes 1, 2 and 3 at once
+		if g := <-got; g != [2]uint64{sessionWindow + 1, 4} {
+			t.Fatalf("after releasing 1: seq, floor = %v, want %d, 4", g, sessionWindow+1)
+		}
+		close(closed)
+		for seq := uint64(4); seq <= sessionWindow+1; seq++ {
+			w.release(seq)
+		}
+		if w.floor != sessionWindow+2 || len(w.done) != 0 {
+			t.Fatalf("floor %d, %d released above it", w.floor, len(w.done))
+		}
+	})
 }

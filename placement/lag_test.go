@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/transport"
 )
 
 // TestLaggingFollowerServes: a follower whose replica falls behind (its
@@ -90,5 +92,61 @@ func TestLaggingFollowerServes(t *testing.T) {
 	}
 	if _, err := f.Owns("a", a.Epoch); err == nil {
 		t.Fatal("the stopped actor is served after the follower caught up")
+	}
+}
+
+// TestLaggingFollowerTakesJoinersVotes: a follower that has the entry
+// adding a joiner in its log, but has not applied it (its FSM stalled, or
+// the leader died before it sent the commit), takes Raft streams from the
+// joiner, as Raft itself counts the joiner from that entry on. Refusing
+// them could leave two live voters of three without a leader: the joiner,
+// whose log is the longer one, is then the only server that can win.
+func TestLaggingFollowerTakesJoinersVotes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var block atomic.Bool
+	release := make(chan struct{})
+	defer close(release)
+	net := transport.NewMemNetwork()
+	regs := startMemOn(t, net, 2, func(i int, cfg *Config) {
+		if i == 1 {
+			cfg.applyGate = func() {
+				if block.Load() {
+					<-release
+				}
+			}
+		}
+	})
+	lag := regs[1]
+	block.Store(true)
+	// An entry for the lagging follower's FSM to stall on.
+	if _, err := regs[0].Spawn(ctx, SpawnRequest{ID: "a", Type: "T"}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := net.Join("n3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joiner, err := New(ctx, Config{Transport: tr, Types: []string{"T"}, Join: []string{transport.MemAddrPrefix + "n1"}})
+	if err != nil {
+		tr.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { joiner.Close(); tr.Close() })
+	// Raft on the follower has the entry (the change committed with
+	// the joiner or the follower acknowledging it; wait for the latter).
+	for !lag.inLatestRaftConfig("n3") {
+		if err := lag.pause(ctx, lag.cfg.HeartbeatTimeout/10); err != nil {
+			t.Fatal("the follower's Raft never had the joiner's entry")
+		}
+	}
+	if lag.inRaftConfig("n3") {
+		t.Fatal("the follower applied the joiner's entry: the test did not stall it")
+	}
+	if !lag.AllowRaft("n3") {
+		t.Fatal("a follower with the joiner's entry in its log refuses the joiner's Raft streams")
+	}
+	if lag.AllowRaft("n9") {
+		t.Fatal("a stranger may open Raft streams")
 	}
 }
