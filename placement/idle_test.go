@@ -61,7 +61,7 @@ func settle(tb testing.TB, ctx context.Context, regs []*Registry) {
 		target = max(target, r.AppliedIndex())
 	}
 	for _, r := range regs {
-		if err := r.waitFor(ctx, func() bool { return r.AppliedIndex() >= target }); err != nil {
+		if err := r.WaitApplied(ctx, target); err != nil {
 			tb.Fatalf("%s never applied the cluster's formation (index %d): %v", r.id, target, err)
 		}
 	}

@@ -97,14 +97,13 @@ func (c *Cluster) Settle() {
 		}
 	}
 	c.mu.Unlock()
-	c.Eventually(30*time.Second, "every replica to apply the cluster's formation", func() bool {
-		for _, r := range regs {
-			if r.AppliedIndex() < target {
-				return false
-			}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range regs {
+		if err := r.WaitApplied(ctx, target); err != nil {
+			c.t.Fatalf("placementtest: %s never applied the cluster's formation (index %d): %v", r.ID(), target, err)
 		}
-		return true
-	})
+	}
 }
 
 func (c *Cluster) start(nd *Node, join bool) error {
