@@ -637,14 +637,15 @@ func (e *Endpoint) retry(c *Call, cause *Error, how retryHow) {
 }
 
 // onCallCtxDone runs when a pending call's ctx is done: it completes the
-// call and tells the callee to cancel.
-func (e *Endpoint) onCallCtxDone(c *Call) {
+// call and returns the cancel its callee is to be sent (sendCancels), or
+// ok false if the call was no longer pending.
+func (e *Endpoint) onCallCtxDone(c *Call) (cancel callCancel, ok bool) {
 	id := c.id.Load() // the latest attempt's: the shard's entry tells whether it is pending
 	sh := e.shard(id)
 	sh.mu.Lock()
 	if sh.m[id] != c {
 		sh.mu.Unlock()
-		return
+		return callCancel{}, false
 	}
 	loc := c.loc
 	delete(sh.m, id)
@@ -652,11 +653,27 @@ func (e *Endpoint) onCallCtxDone(c *Call) {
 	cerr := ctxError(c.ctx)
 	cerr.sent = true // the request left: the method may have started
 	c.finish(nil, cerr)
-	e.goTracked(func() {
-		if err := e.send(e.ctx, loc, AppendCancel(nil, id)); err != nil {
-			e.log("cancel not sent", "actor", c.ref.ID, "method", c.method, "err", err)
-		}
-	})
+	return callCancel{c: c, loc: loc, id: id}, true
+}
+
+// callCancel is the cancel frame owed to the host of a call that ended
+// with its ctx.
+type callCancel struct {
+	c   *Call
+	loc Location
+	id  uint64
+}
+
+// sendCancels tells the hosts, each from a goroutine of its own (a slow
+// peer holds no other's cancel).
+func (e *Endpoint) sendCancels(cs []callCancel) {
+	for _, cc := range cs {
+		e.goTracked(func() {
+			if err := e.send(e.ctx, cc.loc, AppendCancel(nil, cc.id)); err != nil {
+				e.log("cancel not sent", "actor", cc.c.ref.ID, "method", cc.c.method, "err", err)
+			}
+		})
+	}
 }
 
 // onReply completes the pending call the reply answers. Replies from a node

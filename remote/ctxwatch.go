@@ -118,9 +118,17 @@ func (ws *ctxWatches) fire(e *Endpoint, w *ctxWatch) {
 		c.watch = nil
 	}
 	ws.mu.Unlock()
+	// Every call completes before the first cancel leaves: a cancel that
+	// ends a running method lets the next call queued on that actor run,
+	// and if that call is one of these, its reply must not beat this loop
+	// to it (it succeeded although its ctx had ended before it started).
+	cancels := make([]callCancel, 0, len(calls))
 	for _, c := range calls {
-		e.onCallCtxDone(c)
+		if cc, ok := e.onCallCtxDone(c); ok {
+			cancels = append(cancels, cc)
+		}
 	}
+	e.sendCancels(cancels)
 }
 
 // close stops the idle watches (Endpoint.Close: no call is pending).
