@@ -287,7 +287,8 @@ func (t cmdType) String() string {
 }
 
 // Gate: the transport asks these on handshakes and Raft streams. They read
-// cached copies only (the deny set, the Raft configuration), never Raft.
+// copies only (the deny set, the cached Raft configuration, Raft's atomic
+// copy of its latest one), never wait on Raft's main loop.
 
 var _ transport.Gate = (*Registry)(nil)
 
