@@ -14,6 +14,7 @@
 //	go run ./bench -list                 # the scenarios
 //	go run ./bench -v -scenario failover # with the nodes' warnings
 //	go run ./bench -scenario at-scale -actors 100000 # kill -9 and restart at scale
+//	go run ./bench -scenario failover -fail-timeout 2s # nodes' FailTimeout (800ms)
 //
 // Progress goes to stderr, the table to stdout. The exit status is non-zero
 // only when a scenario fails, never because of a figure.

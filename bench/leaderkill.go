@@ -41,7 +41,7 @@ func leaderKill(ctx context.Context, e *env) (*Result, error) {
 		return nil, err
 	}
 	e.logf("      leader-kill: starting node lkc in this process")
-	if cl.main, err = troupe.Start(ctx, nodeConfig(cl.dir, "lkc", []string{leader.addr}, e.o.verbose)); err != nil {
+	if cl.main, err = troupe.Start(ctx, nodeConfig(cl.dir, "lkc", []string{leader.addr}, e.o.verbose, e.o.failTimeout)); err != nil {
 		return nil, fmt.Errorf("start lkc: %w", err)
 	}
 	if err := register(cl.main); err != nil {
@@ -161,7 +161,7 @@ func leaderKill(ctx context.Context, e *env) (*Result, error) {
 		Setup: Setup{Nodes: 3, Processes: 3, InFlight: leaderKillInFlight, Payload: len(arg),
 			Duration: (2 * window).Round(time.Millisecond).String(), Ops: int64(len(before.samples)+len(after.samples)) + failed,
 			Notes: fmt.Sprintf("Calls (no retry by the bench, %s deadline each) from lkc (suite's process) to %d actors on lk2 (a worker), %s of load, SIGKILL of the leader lk1's process, %s more; new leader %q; p99 %.1f ms before, %.1f ms after; max %.1f ms before, %.1f ms after; %d calls failed; election timeout (HeartbeatTimeout) %s, FailTimeout %s%s",
-				leaderKillCallTime, leaderKillActors, window, window, newLeader, pre, post, ms(worstPre), ms(worstPost), failed, heartbeatTimeout, failTimeout, errNote)},
+				leaderKillCallTime, leaderKillActors, window, window, newLeader, pre, post, ms(worstPre), ms(worstPost), failed, heartbeatTimeout, e.o.failTimeout, errNote)},
 		Figures: []Figure{
 			{Name: "failed-calls", Value: float64(failed), Unit: "calls"},
 			{Name: "added-p99", Value: post - pre, Unit: "ms"},

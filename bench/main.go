@@ -39,6 +39,8 @@ type options struct {
 	verbose  bool
 	profile  string // directory for CPU profiles of every process, "" for none
 	actors   int    // actors of failover-at-scale, 0 for its default
+	// FailTimeout of the cluster scenarios' nodes
+	failTimeout time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -53,6 +55,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.list, "list", false, "list the scenarios and exit")
 	fs.BoolVar(&o.verbose, "v", false, "log the cluster nodes' warnings to stderr")
 	fs.IntVar(&o.actors, "actors", 0, "actors spawned by failover-at-scale (zero means 1 M, or 20 k with -quick)")
+	fs.DurationVar(&o.failTimeout, "fail-timeout", defaultFailTimeout, "FailTimeout of the cluster scenarios' nodes (the leader fails a node not heard for that long; LeaseTimeout is 3/8 of it)")
 	fs.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the suite's process (main.cpu.pprof) and of each worker process (NAME.cpu.pprof) to this directory")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -73,6 +76,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.actors < 0 {
 		return nil, errors.New("bench: -actors must not be negative")
+	}
+	if o.failTimeout <= 2*heartbeatTimeout {
+		return nil, fmt.Errorf("bench: -fail-timeout must be above %v (twice HeartbeatTimeout)", 2*heartbeatTimeout)
 	}
 	if o.duration < 0 {
 		return nil, errors.New("bench: -duration must be positive")

@@ -378,7 +378,7 @@ func failover(ctx context.Context, e *env) (*Result, error) {
 	figs = append(figs, Figure{Name: "failover max", Value: float64(worst) / float64(time.Millisecond), Unit: "ms"})
 	return &Result{
 		Setup: Setup{Nodes: 4, Processes: 4, InFlight: 1, Payload: 0, Duration: lat.total().Round(time.Millisecond).String(), Ops: int64(trials),
-			Notes: fmt.Sprintf("%d trials: actor on a 4th process, SIGKILL, then Idempotent Calls (1s timeout each) until it answers elsewhere; HeartbeatTimeout %s, FailTimeout %s", trials, heartbeatTimeout, failTimeout)},
+			Notes: fmt.Sprintf("%d trials: actor on a 4th process, SIGKILL, then Idempotent Calls (1s timeout each) until it answers elsewhere; HeartbeatTimeout %s, FailTimeout %s", trials, heartbeatTimeout, e.o.failTimeout)},
 		Figures: figs,
 	}, nil
 }
@@ -422,7 +422,7 @@ func inproc(ctx context.Context, n int, disk bool) ([]*troupe.Node, func(), erro
 		}
 	}
 	for i := range n {
-		cfg := troupe.Config{Name: fmt.Sprintf("r%d", i+1), HeartbeatTimeout: heartbeatTimeout, FailTimeout: failTimeout}
+		cfg := troupe.Config{Name: fmt.Sprintf("r%d", i+1), HeartbeatTimeout: heartbeatTimeout, FailTimeout: defaultFailTimeout}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].Addr()}
 		}

@@ -108,7 +108,7 @@ func failoverAt(ctx context.Context, e *env, leader bool) (*Result, error) {
 			Notes: fmt.Sprintf("%s; %s of load, SIGKILL of %s, load until %d sampled actors of %s answered elsewhere, %s more; new leader %q; %s; sweep of all %d moved actors in %s, now on %s; HeartbeatTimeout %s, FailTimeout %s",
 				sc.about(), window, dead, len(sample), dead, window,
 				sc.cl.main.Leader(), load.about(), len(moved), sweepTime.Round(time.Millisecond),
-				spread(sc.hosts, where), heartbeatTimeout, failTimeout)},
+				spread(sc.hosts, where), heartbeatTimeout, e.o.failTimeout)},
 		Figures: []Figure{
 			{Name: "failed-calls", Value: float64(load.failed), Unit: "calls"},
 			{Name: "moved p50", Value: percentile(moveLat, "p50"), Unit: "ms"},
@@ -188,7 +188,7 @@ func restartAtScale(ctx context.Context, e *env) (*Result, error) {
 			Duration: loadTime.Round(time.Millisecond).String(), Ops: load.calls,
 			Notes: fmt.Sprintf("%s, each host with a DataDir (raft-boltdb); %s of load, SIGKILL of %s and at once a new process from its DataDir at its address (ready %s after the kill), load until %d sampled actors of %s answered, %s more; %s; afterwards %s's actors are on %s (%d did not answer); HeartbeatTimeout %s, FailTimeout %s, RestartGrace default",
 				sc.about(), window, name, ready.Round(time.Millisecond), len(sample), name, window,
-				load.about(), name, spread(sc.hosts, where), unanswered, heartbeatTimeout, failTimeout)},
+				load.about(), name, spread(sc.hosts, where), unanswered, heartbeatTimeout, e.o.failTimeout)},
 		Figures: []Figure{
 			{Name: "failed-calls", Value: float64(load.failed), Unit: "calls"},
 			{Name: "ready", Value: ms(ready), Unit: "ms"},
@@ -248,7 +248,7 @@ func startScale(ctx context.Context, e *env, tag string, env func(c *cluster, na
 		return nil, err
 	}
 	e.logf("      %s: starting node fsc in this process", tag)
-	if cl.main, err = troupe.Start(ctx, nodeConfig(cl.dir, "fsc", []string{first.addr}, e.o.verbose)); err != nil {
+	if cl.main, err = troupe.Start(ctx, nodeConfig(cl.dir, "fsc", []string{first.addr}, e.o.verbose, e.o.failTimeout)); err != nil {
 		return nil, fmt.Errorf("start fsc: %w", err)
 	}
 	for _, name := range sc.hosts[1:] {

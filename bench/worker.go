@@ -60,11 +60,13 @@ func register(n *troupe.Node) error {
 
 // Timeouts of every node of the cluster scenarios: the defaults, written
 // out so the failover and leader-kill figures can be read against them.
-// HeartbeatTimeout is also Raft's election timeout. Mailboxes are the
-// default (Config.MailboxSize zero: 1024 calls per actor).
+// HeartbeatTimeout is also Raft's election timeout. -fail-timeout sets
+// FailTimeout (the suite's tests raise it, so that a host restarted under
+// their load is back before it). Mailboxes are the default
+// (Config.MailboxSize zero: 1024 calls per actor).
 const (
-	heartbeatTimeout = 200 * time.Millisecond
-	failTimeout      = 800 * time.Millisecond
+	heartbeatTimeout   = 200 * time.Millisecond
+	defaultFailTimeout = 800 * time.Millisecond
 )
 
 // tlsFiles are the PEM files of one node in the cluster's directory.
@@ -76,7 +78,7 @@ func tlsFiles(dir, name string) troupe.TLS {
 	}
 }
 
-func nodeConfig(dir, name string, join []string, verbose bool) troupe.Config {
+func nodeConfig(dir, name string, join []string, verbose bool, failTimeout time.Duration) troupe.Config {
 	var logger *slog.Logger
 	if verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -101,6 +103,7 @@ const (
 	envProf = "TROUPE_BENCH_PROF" // directory for this worker's CPU profile; empty: none
 	envData = "TROUPE_BENCH_DATA" // the node's DataDir; empty: in-memory Raft stores
 	envAddr = "TROUPE_BENCH_ADDR" // the node's address; empty: 127.0.0.1:0
+	envFail = "TROUPE_BENCH_FAIL" // FailTimeout (time.ParseDuration); empty: defaultFailTimeout
 )
 
 // workerMain runs one node of the cluster scenarios in this process: it
@@ -128,7 +131,17 @@ func workerMain() int {
 		defer stopProf()
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	cfg := nodeConfig(dir, name, members, os.Getenv(envLog) == "1")
+	failTimeout := defaultFailTimeout
+	if v := os.Getenv(envFail); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			cancel()
+			fmt.Fprintf(os.Stderr, "bench worker %s: %s: %v\n", name, envFail, err)
+			return 2
+		}
+		failTimeout = d
+	}
+	cfg := nodeConfig(dir, name, members, os.Getenv(envLog) == "1", failTimeout)
 	cfg.DataDir = os.Getenv(envData)
 	if addr := os.Getenv(envAddr); addr != "" {
 		cfg.Addr = addr
@@ -215,7 +228,7 @@ func startCluster(ctx context.Context, e *env) (*cluster, error) {
 		return nil, err
 	}
 	e.logf("      cluster: starting node main in this process")
-	if c.main, err = troupe.Start(ctx, nodeConfig(dir, "main", nil, e.o.verbose)); err != nil {
+	if c.main, err = troupe.Start(ctx, nodeConfig(dir, "main", nil, e.o.verbose, e.o.failTimeout)); err != nil {
 		return nil, fmt.Errorf("start main: %w", err)
 	}
 	if err := register(c.main); err != nil {
@@ -282,7 +295,7 @@ func (c *cluster) startWorkerEnv(ctx context.Context, name, join string, env ...
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), workerEnv+"=1", envName+"="+name, envJoin+"="+join, envDir+"="+c.dir)
+	cmd.Env = append(os.Environ(), workerEnv+"=1", envName+"="+name, envJoin+"="+join, envDir+"="+c.dir, envFail+"="+c.e.o.failTimeout.String())
 	cmd.Env = append(cmd.Env, env...)
 	if c.e.o.verbose {
 		cmd.Env = append(cmd.Env, envLog+"=1")
