@@ -335,12 +335,16 @@ func (r *Registry) AllowRaft(id string) bool {
 	return ok
 }
 
-// RaftPeerID returns the id of the Raft server at addr, or "".
+// RaftPeerID returns the id of the Raft server at addr, or "": from the
+// cache, else from Raft's latest configuration (as AllowRaft).
 func (r *Registry) RaftPeerID(addr string) string {
 	if p := r.az.peers.Load(); p != nil {
-		return p.byAddr[addr]
+		if id, ok := p.byAddr[addr]; ok {
+			return id
+		}
 	}
-	return ""
+	s, _ := r.latestRaftServer(func(s raft.Server) bool { return string(s.Address) == addr })
+	return string(s.ID)
 }
 
 // toldJoiner reports, on the leader with joinMu held, whether joiner id
@@ -408,20 +412,27 @@ func (r *Registry) refreshRaftPeers() {
 // inLatestRaftConfig reports whether id is a server of Raft's latest
 // configuration, committed or not.
 func (r *Registry) inLatestRaftConfig(id string) bool {
+	_, ok := r.latestRaftServer(func(s raft.Server) bool { return string(s.ID) == id })
+	return ok
+}
+
+// latestRaftServer returns the first server of Raft's latest configuration
+// (an atomic copy: it never waits on Raft's main loop) that match accepts.
+func (r *Registry) latestRaftServer(match func(raft.Server) bool) (raft.Server, bool) {
 	ra := r.az.raft.Load()
 	if ra == nil {
-		return false
+		return raft.Server{}, false
 	}
 	cf := ra.GetConfiguration()
 	if cf.Error() != nil {
-		return false
+		return raft.Server{}, false
 	}
 	for _, s := range cf.Configuration().Servers {
-		if string(s.ID) == id {
-			return true
+		if match(s) {
+			return s, true
 		}
 	}
-	return false
+	return raft.Server{}, false
 }
 
 func (r *Registry) inRaftConfig(id string) bool {

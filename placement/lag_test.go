@@ -146,6 +146,9 @@ func TestLaggingFollowerTakesJoinersVotes(t *testing.T) {
 	if !lag.AllowRaft("n3") {
 		t.Fatal("a follower with the joiner's entry in its log refuses the joiner's Raft streams")
 	}
+	if got := lag.RaftPeerID(tr.Addr()); got != "n3" {
+		t.Fatalf("the follower maps the joiner's Raft address to %q, want n3", got)
+	}
 	if lag.AllowRaft("n9") {
 		t.Fatal("a stranger may open Raft streams")
 	}
