@@ -877,6 +877,18 @@ func (pc *peerConn) watch() {
 			until: time.Now().Add(q.cfg.HandshakeTimeout)}
 		q.mu.Unlock()
 	}
+	if errors.As(cause, &terr) && terr.Remote && terr.ErrorCode.IsCryptoError() {
+		// In TLS 1.3 a client's handshake ends before the server has
+		// checked the client's certificate: the server's refusal (a TLS
+		// alert) comes as this close, just after the dial succeeded.
+		// Dialling again at once would only be refused again (and each
+		// attempt counted as a refusal there).
+		reason := "our certificate refused at the handshake: " + terr.Error()
+		q.log(slog.LevelWarn, "transport: refused by peer", "addr", pc.addr, "peer", pc.peer, "reason", reason)
+		q.mu.Lock()
+		q.refusedBy[pc.addr] = refusal{reason: reason, until: time.Now().Add(q.cfg.HandshakeTimeout)}
+		q.mu.Unlock()
+	}
 	// Only now is the connection marked dead: a sender that sees it dead
 	// and dials again must find the refusal recorded above, or it would
 	// open a fresh connection that the peer refuses in turn and report

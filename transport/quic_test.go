@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -254,6 +255,55 @@ func TestQUICRefusals(t *testing.T) {
 			t.Errorf("client Refused = %d, want 1", n)
 		}
 	})
+}
+
+// TestQUICRefusedClientLearnsIt: a node whose certificate a peer refuses
+// is told so (ErrRefused, naming the handshake) by the next Send, which
+// does not dial again: in TLS 1.3 the client's handshake ends before the
+// server checks the client's certificate, so the refusal comes as the
+// close of a connection already established, and each new dial would be
+// refused (and counted) once more.
+func TestQUICRefusedClientLearnsIt(t *testing.T) {
+	ca := devCA(t)
+	other, err := NewCA("other", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := issue(t, other, "mallory")
+	foreign.CAs = issue(t, ca, "x").CAs
+	server := newNode(t, "server", nil)
+	got := newCollector()
+	server.Handle(KindCalls, got)
+	c, err := NewQUIC(Config{Identity: foreign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	gone := make(chan string, 1)
+	c.OnDisconnect(func(peer string) { gone <- peer })
+	to := Peer{Addr: server.Addr()}
+	if err := c.Send(t.Context(), to, KindCalls, []byte("let me in")); err == nil {
+		// Queued before the refusal came: wait for the connection's end.
+		select {
+		case <-gone:
+		case <-t.Context().Done():
+			t.Fatal("the refused connection never ended")
+		}
+	} else if !errors.Is(err, ErrRefused) {
+		t.Fatalf("first Send = %v, want nil or ErrRefused", err)
+	}
+	for i := range 3 {
+		err := c.Send(t.Context(), to, KindCalls, []byte("let me in"))
+		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "certificate refused") {
+			t.Fatalf("Send %d after the refusal = %v, want ErrRefused naming the certificate", i, err)
+		}
+	}
+	if n := server.Refused(); n != 1 {
+		t.Errorf("server refused %d handshakes, want 1 (no redial)", n)
+	}
+	if f := got.snapshot(); len(f) != 0 {
+		t.Errorf("frames delivered from a refused peer: %q", f)
+	}
 }
 
 // sendFrom starts a node with ident and makes it send a frame to server.
