@@ -58,10 +58,12 @@ func (r *Registry) handleLookup(from string, c *ctrl) {
 	if c.ID == "" {
 		if c.Wait && r.fsm.m.memberRev.Load() <= c.After && r.lookups.take(from) {
 			if !r.goFunc(func() {
-				defer r.lookups.done(from)
 				ctx, cancel := context.WithTimeout(r.ctx, lookupWait)
-				defer cancel()
 				_ = r.waitFor(ctx, func() bool { return r.fsm.m.memberRev.Load() > c.After })
+				cancel()
+				// The slot is free before the peer has the answer: it
+				// may ask again the moment it does.
+				r.lookups.done(from)
 				r.replyMembers(from, c.Req)
 			}) {
 				r.lookups.done(from)
@@ -74,10 +76,10 @@ func (r *Registry) handleLookup(from string, c *ctrl) {
 	p, ok := r.fsm.m.lookup(c.ID)
 	if c.Wait && (!ok || (p.State == Active && p.Epoch <= c.After)) && r.lookups.take(from) {
 		if !r.goFunc(func() {
-			defer r.lookups.done(from)
 			ctx, cancel := context.WithTimeout(r.ctx, lookupWait)
-			defer cancel()
 			p, err := r.WaitNewer(ctx, c.ID, c.After)
+			cancel()
+			r.lookups.done(from) // before the answer, as above
 			r.replyLookup(from, c.Req, c.ID, p, err)
 		}) {
 			r.lookups.done(from)
